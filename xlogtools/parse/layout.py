@@ -141,9 +141,9 @@ def rmgr_name(rmid: int) -> str:
 
 
 def rmgr_id_valid(rmid: int, major: int) -> bool:
-    """RmgrIdIsValid(): builtin ids (LogicalMessage is 14+), and custom ids from 15 on."""
+    """RmgrIdIsValid(): builtin ids, and custom ids from 15 on."""
     if rmid <= RM_MAX_BUILTIN_ID:
-        return major >= 14 or rmid < RM_LOGICALMSG_ID
+        return True
     return major >= 15 and rmid >= RM_MIN_CUSTOM_ID
 
 

@@ -1,0 +1,111 @@
+"""Reading PostgreSQL's own answers: pg_waldump -b output, recovery log lines, pg_controldata."""
+from __future__ import annotations
+
+import re
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+from xlogtools.lsn import Lsn
+from xlogtools.parse.record import Record
+
+REC_RE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+), "
+                    r"lsn: ([0-9A-F]+/[0-9A-F]+), prev ([0-9A-F]+/[0-9A-F]+), desc: ")
+BLK_RE = re.compile(r"^\tblkref #(\d+): rel (\d+)/(\d+)/(\d+) fork (\w+) blk (\d+)"
+                    r"(?: \((FPW[^)]*)\))?(?:; hole: offset: (\d+), length: (\d+)"
+                    r"(?:, compression saved: (\d+))?(?:, method: (\w+))?)?$")
+
+
+@dataclass(frozen=True)
+class Row:
+    rmgr: str
+    rec_len: int
+    tot_len: int
+    xid: int
+    lsn: str
+    prev: str
+    blocks: tuple[tuple[object, ...], ...]
+
+
+def parse_waldump_b(text: str) -> list[Row]:
+    """Records of `pg_waldump -b` output with their block references."""
+    rows: list[Row] = []
+    cur: list[object] | None = None
+    blocks: list[tuple[object, ...]] = []
+    for line in text.splitlines():
+        m = REC_RE.match(line)
+        if m:
+            if cur is not None:
+                rows.append(Row(*cur, tuple(blocks)))  # type: ignore[arg-type]
+            g = m.groups()
+            cur = [g[0], int(g[1]), int(g[2]), int(g[3]), g[4], g[5]]
+            blocks = []
+            continue
+        b = BLK_RE.match(line)
+        if b and cur is not None:
+            bid, spc, db, rel, fork, blk, fpw, hoff, hlen, saved, method = b.groups()
+            blocks.append((int(bid), int(spc), int(db), int(rel), fork, int(blk), fpw,
+                           int(hoff) if hoff else None, int(hlen) if hlen else None,
+                           int(saved) if saved else None, method))
+    if cur is not None:
+        rows.append(Row(*cur, tuple(blocks)))  # type: ignore[arg-type]
+    return rows
+
+
+def our_row(rec: Record, major: int) -> Row:
+    """The same fields from our reader, as pg_waldump -b of `major` would print them."""
+    blocks = []
+    for b in rec.blocks:
+        fpw = hoff = hlen = saved = method = None
+        if b.has_image:
+            fpw = "FPW" if b.apply_image else "FPW for WAL verification"
+            hoff, hlen = b.hole_offset, b.hole_length
+            if b.compression:
+                saved = rec.block_size - b.image_len - b.hole_length
+                method = b.compression if major >= 15 else None
+        blocks.append((b.block_id, b.spc, b.db, b.rel, b.fork_name, b.blk, fpw, hoff, hlen,
+                       saved, method))
+    return Row(rec.rmgr_name, rec.rec_len, rec.tot_len, rec.xid, rec.lsn.waldump(),
+               rec.prev.waldump(), tuple(blocks))
+
+
+def run_waldump(waldump: Path, pg_wal: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pg_waldump over a directory. With -s in args it reads from there to the end of WAL;
+    without, it reads from the first to the last segment file present."""
+    files: list[str] = []
+    if "-s" not in args and not any(a.startswith("--start") for a in args):
+        segs = sorted(p.name for p in pg_wal.iterdir() if len(p.name) == 24)
+        files = [segs[0], segs[-1]]
+    return subprocess.run([str(waldump), *args, "-p", str(pg_wal), *files],
+                          capture_output=True, text=True, timeout=600)
+
+
+def first_diff(ours: list[Row], theirs: list[Row]) -> str:
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        if a != b:
+            return f"record {i}: ours {a} != pg_waldump {b}"
+    return f"lengths differ: ours {len(ours)}, pg_waldump {len(theirs)}"
+
+
+REDO_DONE_RE = re.compile(r"redo done at ([0-9A-F]+/[0-9A-F]+)")
+
+
+def redo_done_at(log: str) -> Lsn | None:
+    m = REDO_DONE_RE.findall(log)
+    return Lsn(m[-1]) if m else None
+
+
+def controldata(pg_controldata: Path, datadir: Path) -> dict[str, str]:
+    """pg_controldata's fields (it only reads a file, so it may run as root)."""
+    out = subprocess.run([str(pg_controldata), "-D", str(datadir)], capture_output=True,
+                         text=True, timeout=60, env={"LC_ALL": "C", "PATH": "/usr/bin:/bin"}).stdout
+    return {k.strip(): v.strip() for k, v in (ln.split(":", 1) for ln in out.splitlines() if ":" in ln)}
+
+
+def controldata_tool(major: int) -> Path:
+    """pg_controldata of the major, else Debian 15's (13's server-only build has none; the
+    control file layout of 13 and 15 is the same, PG_CONTROL_VERSION 1300)."""
+    from xlogtools.testing import pgbin
+
+    own = pgbin.bindir(major) / "pg_controldata"
+    return own if own.exists() else pgbin.bindir(15) / "pg_controldata"

@@ -1,0 +1,220 @@
+"""The reader against PostgreSQL itself: pg_waldump's record lists, pg_waldump 16+'s saved
+full-page images, and the end of WAL that a server's own crash recovery finds."""
+from __future__ import annotations
+
+import json
+import random
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from xlogtools.lsn import Lsn
+from xlogtools.parse import layout as L
+from xlogtools.parse.api import open_wal
+from xlogtools.parse.reader import EndReason
+from xlogtools.testing import pgbin
+from xlogtools.testing.cluster import Cluster
+from xlogtools.testing.workload import EVERY_RMGR_CONF, run_every_rmgr
+
+from oracle import (controldata, controldata_tool, first_diff, our_row, parse_waldump_b, redo_done_at,
+                     run_waldump)
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+FIXTURE_MAJORS = sorted(int(p.name[2:]) for p in FIXTURES.glob("pg*") if (p / "meta.json").exists())
+
+
+def assert_chain(records: list) -> None:
+    """Every record links to the one before it and starts where it ended (CRC checked on read)."""
+    for a, b in zip(records, records[1:]):
+        assert b.prev == a.lsn, f"{b.lsn}: prev {b.prev} != {a.lsn}"
+        gap = b.lsn - a.end
+        # the next record starts right after the previous one, or after a page header
+        assert gap in (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD), f"{a.lsn} -> {b.lsn}: gap {gap}"
+
+
+# -- committed fixtures (no server needed) ---------------------------------------------------------
+@pytest.mark.parametrize("major", FIXTURE_MAJORS, ids=[f"pg{m}" for m in FIXTURE_MAJORS])
+def test_fixture_records_equal_pg_waldump(major: int) -> None:
+    import zstandard
+
+    d = FIXTURES / f"pg{major}"
+    meta = json.loads((d / "meta.json").read_text())
+    reader = open_wal(d / "wal", start=Lsn(meta["start_lsn"]))
+    records = list(reader)
+    assert reader.end_of_wal is not None
+    assert reader.end_of_wal.reason in (EndReason.INVALID_LENGTH, EndReason.ZERO_PAGE)
+    # The workload ended at end_lsn; the clean shutdown's checkpoint is the last record.
+    last = records[-1]
+    assert last.lsn >= Lsn(meta["end_lsn"])
+    assert (last.rmid, last.info & 0xF0) == (L.RM_XLOG_ID, L.XLOG_CHECKPOINT_SHUTDOWN)
+    assert reader.end_of_wal.lsn == last.end
+    assert_chain(records)
+    assert all(r.pg_major == major for r in records)
+    oracle = d / "waldump-b.txt.zst"
+    if not oracle.exists():  # PostgreSQL 13: no pg_waldump here; chain and CRC are the check
+        assert len({r.rmid for r in records}) >= 15
+        return
+    theirs = parse_waldump_b(zstandard.ZstdDecompressor().decompress(oracle.read_bytes()).decode())
+    ours = [our_row(r, major) for r in records]
+    assert ours == theirs, first_diff(ours, theirs)
+
+
+# -- live clusters ---------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def every_rmgr(module_cluster_factory):
+    """get(major, compression): a stopped cluster that ran the every-rmgr workload, made once.
+
+    Keyed by major explicitly: pytest does not re-create a module-scoped fixture when the
+    module-scoped pg_major parameter changes, so nothing here may capture pg_major."""
+    made: dict[tuple[int, str], tuple[Cluster, Lsn]] = {}
+
+    def get(major: int, compression: str) -> tuple[Cluster, Lsn]:
+        if major < 15 and compression in ("lz4", "zstd"):
+            pytest.skip(f"PostgreSQL {major} has no wal_compression={compression}")
+        if (major, compression) not in made:
+            c = module_cluster_factory(major, name=f"rmgr{major}-{compression}",
+                                       wal_compression=compression, conf=EVERY_RMGR_CONF)
+            res = run_every_rmgr(c)
+            c.stop()
+            made[(major, compression)] = (c, Lsn(res.start_lsn))
+        return made[(major, compression)]
+
+    return get
+
+
+COMPRESSIONS = ["off", "pglz", "lz4", "zstd"]
+
+
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_every_rmgr_records_equal_pg_waldump(pg_major: int, compression: str, every_rmgr) -> None:
+    cluster, start = every_rmgr(pg_major, compression)
+    reader = open_wal(cluster.pg_wal, start=start)
+    records = list(reader)
+    assert_chain(records)
+    if compression != "off":
+        methods = {b.compression for r in records for b in r.blocks if b.has_image}
+        assert compression in methods, f"no {compression} images among {methods}"
+    try:
+        waldump = pgbin.tool(pg_major, "pg_waldump")
+    except pgbin.Unavailable:
+        assert pg_major == 13
+        return
+    proc = run_waldump(waldump, cluster.pg_wal, "-b", "-s", str(start))
+    theirs = parse_waldump_b(proc.stdout)
+    ours = [our_row(r, pg_major) for r in records]
+    assert len(ours) > 1000
+    assert ours == theirs, first_diff(ours, theirs)
+    # Both stop at the same place, for the same reason.
+    assert f"error in WAL record at {reader.end_of_wal.last_record_lsn}" in proc.stderr
+
+
+@pytest.mark.pg_majors(16, 17, 18)
+@pytest.mark.parametrize("compression", COMPRESSIONS)
+def test_restored_images_equal_save_fullpage(pg_major: int, compression: str, every_rmgr,
+                                             tmp_path: Path) -> None:
+    cluster, start = every_rmgr(pg_major, compression)
+    out = tmp_path / "fpw"
+    out.mkdir()
+    run_waldump(pgbin.tool(pg_major, "pg_waldump"), cluster.pg_wal, f"--save-fullpage={out}",
+                "-s", str(start))
+    saved = {p.name: p for p in out.iterdir()}
+    assert saved, "pg_waldump saved no page"
+    compared = 0
+    for rec in open_wal(cluster.pg_wal, start=start):
+        for b in rec.blocks:
+            if not b.has_image:
+                continue
+            name = (f"{rec.timeline:08X}-{rec.lsn.hi:08X}-{rec.lsn.lo:08X}."
+                    f"{b.spc}.{b.db}.{b.rel}.{b.blk}_{b.fork_name}")
+            assert rec.restore_page(b) == saved[name].read_bytes(), name
+            compared += 1
+    assert compared == len(saved)
+
+
+def _spawn_pgbench(cluster: Cluster, args: list[str]) -> subprocess.Popen[bytes]:
+    argv = [str(cluster.tool("pgbench")), "-h", cluster.host, "-p", str(cluster.port),
+            "-U", "postgres", *args, "postgres"]
+    user = pgbin.server_user()
+    kw = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    return subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            cwd=cluster.base, env=pgbin.runtime_env(argv[0]), **kw)
+
+
+BIG_RECORDS = ("SELECT pg_logical_emit_message(false, 'big', "
+               "repeat(md5(random()::text), 300 + (random() * 3000)::int));\n")
+
+
+def copy_cluster(crashed: Cluster, base: Path) -> Cluster:
+    copy = Cluster(crashed.major, base, conf=crashed.conf, name=base.name)
+    copy._mkdir(base)  # noqa: SLF001
+    shutil.copytree(crashed.datadir, copy.datadir, symlinks=True)
+    user = pgbin.server_user()
+    if user:
+        for p in [copy.datadir, *copy.datadir.rglob("*")]:
+            shutil.chown(p, user.pw_uid, user.pw_gid)
+    return copy
+
+
+@pytest.mark.parametrize("round_", range(2), ids=["crash1", "crash2"])
+def test_crash_end_equals_recovery_and_pg_waldump(pg_major: int, round_: int, cluster_factory,
+                                                  pg_cluster_root: Path) -> None:
+    """A busy primary (pgbench plus records spanning pages) killed by SIGSTOP+SIGKILL: we stop
+    at the record where its own crash recovery says 'redo done at', and where pg_waldump stops."""
+    rng = random.Random(pg_major * 100 + round_)
+    c = cluster_factory(conf={"max_wal_size": "64MB", "checkpoint_timeout": "30s"})
+    c.pgbench(["-i", "-s", "2", "-q"])
+    script = c.base / "big.sql"
+    script.write_text(BIG_RECORDS)
+    script.chmod(0o644)
+    load = [_spawn_pgbench(c, ["-c", "3", "-T", "60"]),
+            _spawn_pgbench(c, ["-c", "1", "-T", "60", "-f", str(script)])]
+    try:
+        time.sleep(1.5 + rng.random() * 2)
+        c.crash()
+    finally:
+        for p in load:
+            p.kill()
+            p.wait()
+    # Start where crash recovery starts: the last checkpoint's redo point (older segments
+    # may have holes: a checkpoint removing them was interrupted by the crash).
+    redo = Lsn(controldata(controldata_tool(pg_major), c.datadir)["Latest checkpoint's REDO location"])
+    reader = open_wal(c.pg_wal, start=redo)
+    n = sum(1 for _ in reader)
+    eow = reader.end_of_wal
+    assert n > 1000 and eow is not None and eow.is_damage
+    try:
+        waldump = pgbin.tool(pg_major, "pg_waldump")
+    except pgbin.Unavailable:
+        waldump = None
+    if waldump is not None:
+        proc = run_waldump(waldump, c.pg_wal, "-q", "-s", str(redo))
+        if eow.reason is EndReason.MISSING_SEGMENT:
+            assert f'could not find file "{eow.segment}"' in proc.stderr, proc.stderr
+        else:
+            assert f"error in WAL record at {eow.last_record_lsn}:" in proc.stderr, proc.stderr
+            # 16+ name the LSN of the damage; 13-15 name the segment offset for page errors.
+            assert str(eow.error_lsn) in proc.stderr or f"offset {eow.offset}" in proc.stderr, \
+                (proc.stderr, eow)
+    # The server's own crash recovery, on a copy.
+    copy = copy_cluster(c, pg_cluster_root / f"recover-{pg_major}-{rng.randrange(10**6)}")
+    cluster_factory.clusters.append(copy)
+    copy.start()
+    copy.stop()
+    log = copy.log_text()
+    assert redo_done_at(log) == eow.last_record_lsn, log[-3000:]
+    # The first record the recovered server wrote follows our last record: at our end_lsn,
+    # or, when the last record was cut off mid-way (14+), as an OVERWRITE_CONTRECORD at the
+    # first missing page.
+    after = open_wal(copy.pg_wal, start=eow.last_record_lsn)
+    first_two = [r for _, r in zip(range(2), after)]
+    assert first_two[0].lsn == eow.last_record_lsn
+    nxt = first_two[1]
+    assert nxt.prev == eow.last_record_lsn
+    headers = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)
+    if nxt.rmid == L.RM_XLOG_ID and nxt.info & 0xF0 == L.XLOG_OVERWRITE_CONTRECORD:
+        assert nxt.lsn - eow.error_lsn in headers, (nxt, eow)
+    else:
+        assert nxt.lsn - eow.lsn in headers, (nxt, eow)

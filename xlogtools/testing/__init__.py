@@ -1,0 +1,1 @@
+"""Test support: locate/install real PostgreSQL binaries (`pgbin`) and run throwaway clusters (`cluster`)."""
