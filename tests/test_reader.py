@@ -218,3 +218,56 @@ def test_crash_end_equals_recovery_and_pg_waldump(pg_major: int, round_: int, cl
         assert nxt.lsn - eow.error_lsn in headers, (nxt, eow)
     else:
         assert nxt.lsn - eow.lsn in headers, (nxt, eow)
+
+
+@pytest.mark.parametrize("segsize_mb", [4, 64])
+@pytest.mark.pg_majors(15, 18)
+def test_other_segment_sizes(pg_major: int, segsize_mb: int, cluster_factory) -> None:
+    c = cluster_factory(wal_segsize_mb=segsize_mb, conf={"min_wal_size": f"{2 * segsize_mb}MB",
+                                                        "max_wal_size": f"{4 * segsize_mb}MB"})
+    c.pgbench(["-i", "-s", "1", "-q"])
+    c.execute("SELECT pg_switch_wal(); CHECKPOINT;")
+    c.pgbench(["-t", "300", "-c", "2"])
+    c.stop()
+    reader = open_wal(c.pg_wal)
+    assert reader.seg_size == segsize_mb << 20
+    records = list(reader)
+    assert_chain(records)
+    proc = run_waldump(pgbin.tool(pg_major, "pg_waldump"), c.pg_wal, "-b")
+    ours = [our_row(r, pg_major) for r in records]
+    assert ours == parse_waldump_b(proc.stdout)
+    assert {r.segment for r in records} <= {p.name for p in c.pg_wal.iterdir()}
+
+
+def test_reading_across_a_timeline_switch(pg_major: int, primary_standby) -> None:
+    """Promote a standby, write more: reading its pg_wal follows the history file from
+    timeline 1 into timeline 2 with an unbroken chain; both parts equal what PostgreSQL has."""
+    primary, standby = primary_standby()
+    primary.pgbench(["-i", "-s", "1", "-q"])
+    lsn = primary.current_lsn()
+    from xlogtools.testing.cluster import wait_until
+    wait_until(lambda: standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == [("t",)],
+               60, what="standby to catch up")
+    standby.promote()
+    standby.pgbench(["-t", "200"])
+    standby.execute("CHECKPOINT;")
+    standby.stop()
+    primary.stop()
+    history = (standby.pg_wal / "00000002.history").read_text().split()
+    switch = Lsn(history[1])
+    reader = open_wal(standby.pg_wal)
+    assert reader.timeline == 2
+    records = list(reader)
+    assert_chain(records)
+    before = [r for r in records if r.lsn < switch]
+    after = [r for r in records if r.lsn >= switch]
+    assert before and after and {r.timeline for r in before} == {1} and {r.timeline for r in after} == {2}
+    # The part before the switch is the primary's WAL, record for record.
+    prim = {int(r.lsn): our_row(r, pg_major) for r in open_wal(primary.pg_wal, timeline=1)}
+    assert [our_row(r, pg_major) for r in before] == [prim[int(r.lsn)] for r in before]
+    try:
+        waldump = pgbin.tool(pg_major, "pg_waldump")
+    except pgbin.Unavailable:
+        return
+    proc = run_waldump(waldump, standby.pg_wal, "-b", "-t", "2", "-s", str(after[0].lsn))
+    assert [our_row(r, pg_major) for r in after] == parse_waldump_b(proc.stdout)

@@ -7,13 +7,14 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .pglz import PglzError, pglz_decompress
+from ..errors import WalFormatError
+from .pglz import pglz_decompress
 
 if TYPE_CHECKING:
     from .record import BlockRef, Record
 
 
-class ImageError(ValueError):
+class ImageError(WalFormatError):
     """An image that cannot be restored; message in PostgreSQL's words."""
 
 
@@ -41,7 +42,7 @@ def restore_block_image(rec: "Record", b: "BlockRef") -> bytes:
         want = blcksz - b.hole_length
         try:
             img = decompress_image(b.compression, img, want)
-        except (PglzError, RuntimeError, ValueError, Exception) as exc:  # lz4/zstd raise their own
+        except Exception as exc:  # pglz, lz4 and zstd each raise their own kinds
             raise ImageError(f"could not decompress image at {rec.lsn}, block {b.block_id}") from exc
         if len(img) != want:
             raise ImageError(f"could not decompress image at {rec.lsn}, block {b.block_id}")

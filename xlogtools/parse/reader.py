@@ -123,11 +123,13 @@ class WalReader:
         # validated page state
         self._page = -1  # LSN of the last validated page
         self._page_hdr = 0
-        self._page_tli = 0
         self._latest_page = -1
         self._latest_tli = 0
         self._page_info = 0
         self._page_rem = 0
+        self._tli = self.timeline
+        self._tli_lo = 0
+        self._tli_hi = 0
 
     # -- segments -----------------------------------------------------------------------------
     def _first_segment_start(self) -> int:
@@ -217,7 +219,6 @@ class WalReader:
         self._page = pageptr
         self._page_hdr = hdr
         self._page_info = info
-        self._page_tli = tli
         self._page_rem = rem_len
         return hdr
 
@@ -295,7 +296,6 @@ class WalReader:
                             f"invalid record offset at {Lsn(rp)}: expected at least {hdr}, got {rp % blcksz}")
         elif rp == pageptr:  # cannot happen: a validated page has its header before any record
             rp += self._page_hdr
-        page_tli = self._page_tli
         buf = self._buf
         pos = rp % seg_size
         page_off = rp % blcksz
@@ -333,7 +333,9 @@ class WalReader:
             nxt = nxt + seg_size - 1
             nxt -= nxt % seg_size
         seg = self._seg
-        rec = Record(Lsn(rp), Lsn(nxt), Lsn(xprev), xid, info, rmid, tot_len, crc, page_tli,
+        if not self._tli_lo <= rp < self._tli_hi:
+            self._set_tli_range(rp)
+        rec = Record(Lsn(rp), Lsn(nxt), Lsn(xprev), xid, info, rmid, tot_len, crc, self._tli,
                      seg.name if seg is not None else "", self._major, data,
                      block_size=blcksz)
         try:
@@ -341,6 +343,17 @@ class WalReader:
         except DecodeError as exc:
             raise _Stop(EndReason.INVALID_RECORD, rp, f"{exc} at {Lsn(rp)}") from None
         return rec
+
+    def _set_tli_range(self, lsn: int) -> None:
+        """The timeline a position belongs to, by the history: [begin, switchpoint) of each
+        (a page header's xlp_tli is the timeline the page was first written on, which for the
+        page holding a switch point is the old one)."""
+        for tli, begin, end in self.expected:
+            if begin <= lsn and (end is None or lsn < end):
+                self._tli, self._tli_lo = tli, int(begin)
+                self._tli_hi = int(end) if end is not None else 1 << 64
+                return
+        self._tli, self._tli_lo, self._tli_hi = self.expected[-1][0], lsn, lsn + 1
 
     def _check_header(self, rp: int, tot_len: int, xprev: int, rmid: int, prev: int, rand: bool) -> None:
         """ValidXLogRecordHeader()."""

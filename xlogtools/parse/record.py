@@ -76,7 +76,7 @@ class Record:
     rmid: int
     tot_len: int
     crc: int
-    timeline: int
+    timeline: int  # by the timeline history: the timeline whose range holds lsn
     segment: str
     pg_major: int
     data: bytes  # the whole record, header included (xl_tot_len bytes)
