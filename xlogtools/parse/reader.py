@@ -83,6 +83,9 @@ class _Stop(Exception):
 
 
 _RECHDR = L.RECORD_HEADER.unpack_from
+_lsn = int.__new__  # _lsn(Lsn, value): an Lsn without Lsn.__new__'s parsing (hot path)
+_SZREC = L.SIZE_OF_XLOG_RECORD
+_RM_MAX_BUILTIN = L.RM_MAX_BUILTIN_ID
 _PAGEHDR = L.PAGE_HEADER.unpack_from
 _U32 = L.U32.unpack_from
 
@@ -246,6 +249,7 @@ class WalReader:
             return
         rand = True
         prev = 0
+        start = int(self.start)
         # Skip records before the requested start, as pg_waldump does.
         while True:
             try:
@@ -260,11 +264,11 @@ class WalReader:
                 continue
             if rec is None:
                 return
-            nxt = rec.end
-            prev = rec.lsn
+            nxt = int(rec.end)
+            prev = int(rec.lsn)
             rand = False
             self.last_record_lsn = rec.lsn
-            if rec.lsn >= self.start:
+            if prev >= start:
                 self.records_read += 1
                 yield rec
 
@@ -303,7 +307,8 @@ class WalReader:
             raise _Stop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
         if page_off <= blcksz - L.SIZE_OF_XLOG_RECORD:
             tot_len, xid, xprev, info, rmid, crc = _RECHDR(buf, pos)
-            self._check_header(rp, tot_len, xprev, rmid, prev, rand)
+            if tot_len < _SZREC or rmid > _RM_MAX_BUILTIN or (xprev >= rp if rand else xprev != prev):
+                self._check_header(rp, tot_len, xprev, rmid, prev, rand)  # raises, or custom rmgr
             gotheader = True
         else:
             tot_len = _U32(buf, pos)[0]
@@ -335,8 +340,8 @@ class WalReader:
         seg = self._seg
         if not self._tli_lo <= rp < self._tli_hi:
             self._set_tli_range(rp)
-        rec = Record(Lsn(rp), Lsn(nxt), Lsn(xprev), xid, info, rmid, tot_len, crc, self._tli,
-                     seg.name if seg is not None else "", self._major, data,
+        rec = Record(_lsn(Lsn, rp), _lsn(Lsn, nxt), _lsn(Lsn, xprev), xid, info, rmid, tot_len,
+                     crc, self._tli, seg.name if seg is not None else "", self._major, data,
                      block_size=blcksz)
         try:
             decode_fragments(rec)

@@ -123,141 +123,106 @@ class Record:
         return restore_block_image(self, b)
 
 
+_BH = L.BLOCK_HEADER.unpack_from  # fork_flags, data_length
+_SZREC = L.SIZE_OF_XLOG_RECORD
+_DATA_SHORT = L.XLR_BLOCK_ID_DATA_SHORT
+_DATA_LONG = L.XLR_BLOCK_ID_DATA_LONG
+_ORIGIN = L.XLR_BLOCK_ID_ORIGIN
+_TOPXID = L.XLR_BLOCK_ID_TOPLEVEL_XID
+_MAX_BLOCK_ID = L.XLR_MAX_BLOCK_ID
+_HAS_DATA = L.BKPBLOCK_HAS_DATA
+_HAS_IMAGE = L.BKPBLOCK_HAS_IMAGE
+_SAME_REL = L.BKPBLOCK_SAME_REL
+
+
+def _short() -> DecodeError:
+    return DecodeError("record with invalid length")
+
+
 def decode_fragments(rec: Record) -> None:
     """Parse the fragment headers after the record header; fill rec.blocks etc.
 
-    Raises DecodeError with PostgreSQL's wording when the headers are inconsistent.
-    Does not assume how many blocks a record type has.
+    Raises DecodeError with PostgreSQL's wording when the headers are inconsistent
+    (DecodeXLogRecord). Does not assume how many blocks a record type has.
     """
     data = rec.data
-    pos = L.SIZE_OF_XLOG_RECORD
-    end = rec.tot_len
-    remaining = end - pos
+    pos = _SZREC
+    remaining = rec.tot_len - pos
     datatotal = 0
     blocks: list[BlockRef] = []
     max_block_id = -1
-    pre15 = rec.pg_major < 15
-    blcksz = rec.block_size
     last_rel: tuple[int, int, int] | None = None
     while remaining > datatotal:
         block_id = data[pos]
         pos += 1
         remaining -= 1
-        if block_id == L.XLR_BLOCK_ID_DATA_SHORT:
+        if block_id <= _MAX_BLOCK_ID:
+            if block_id <= max_block_id:
+                raise DecodeError(f"out-of-order block_id {block_id}")
+            max_block_id = block_id
+            if remaining < 3:
+                raise _short()
+            fork_flags, data_len = _BH(data, pos)
+            pos += 3
+            remaining -= 3
+            if fork_flags & _HAS_DATA:
+                if data_len == 0:
+                    raise DecodeError("BKPBLOCK_HAS_DATA set, but no data included")
+            elif data_len != 0:
+                raise DecodeError(f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}")
+            datatotal += data_len
+            b = BlockRef(block_id, fork_flags, 0, 0, 0, 0, data_len)
+            if fork_flags & _HAS_IMAGE:
+                pos, remaining, img_len = _decode_image_header(rec, b, data, pos, remaining)
+                datatotal += img_len
+            if not fork_flags & _SAME_REL:
+                if remaining < 12:
+                    raise _short()
+                last_rel = _RELFILE(data, pos)
+                pos += 12
+                remaining -= 12
+            elif last_rel is None:
+                raise DecodeError("BKPBLOCK_SAME_REL set but no previous rel")
+            b.spc, b.db, b.rel = last_rel
+            if remaining < 4:
+                raise _short()
+            b.blk = _U32(data, pos)[0]
+            pos += 4
+            remaining -= 4
+            blocks.append(b)
+        elif block_id == _DATA_SHORT:
             if remaining < 1:
-                raise DecodeError("record with invalid length")
+                raise _short()
             rec.main_data_len = data[pos]
             pos += 1
             remaining -= 1
             datatotal += rec.main_data_len
-            break
-        if block_id == L.XLR_BLOCK_ID_DATA_LONG:
+            break  # by convention the main data fragment is the last one
+        elif block_id == _DATA_LONG:
             if remaining < 4:
-                raise DecodeError("record with invalid length")
+                raise _short()
             rec.main_data_len = _U32(data, pos)[0]
             pos += 4
             remaining -= 4
             datatotal += rec.main_data_len
             break
-        if block_id == L.XLR_BLOCK_ID_ORIGIN:
+        elif block_id == _ORIGIN:
             if remaining < 2:
-                raise DecodeError("record with invalid length")
+                raise _short()
             rec.origin = _U16(data, pos)[0]
             pos += 2
             remaining -= 2
-            continue
-        if block_id == L.XLR_BLOCK_ID_TOPLEVEL_XID and rec.pg_major >= 14:
+        elif block_id == _TOPXID and rec.pg_major >= 14:
             if remaining < 4:
-                raise DecodeError("record with invalid length")
+                raise _short()
             rec.toplevel_xid = _U32(data, pos)[0]
             pos += 4
             remaining -= 4
-            continue
-        if block_id > L.XLR_MAX_BLOCK_ID:
+        else:
             raise DecodeError(f"invalid block_id {block_id}")
-        if block_id <= max_block_id:
-            raise DecodeError(f"out-of-order block_id {block_id}")
-        max_block_id = block_id
-        if remaining < 3:
-            raise DecodeError("record with invalid length")
-        fork_flags = data[pos]
-        data_len = _U16(data, pos + 1)[0]
-        pos += 3
-        remaining -= 3
-        has_data = fork_flags & L.BKPBLOCK_HAS_DATA
-        if has_data and data_len == 0:
-            raise DecodeError("BKPBLOCK_HAS_DATA set, but no data included")
-        if not has_data and data_len != 0:
-            raise DecodeError(f"BKPBLOCK_HAS_DATA not set, but data length is {data_len}")
-        datatotal += data_len
-        b = BlockRef(block_id, fork_flags, 0, 0, 0, 0, data_len)
-        if fork_flags & L.BKPBLOCK_HAS_IMAGE:
-            if remaining < 5:
-                raise DecodeError("record with invalid length")
-            bimg_len, hole_offset, bimg_info = _IMAGE(data, pos)
-            pos += 5
-            remaining -= 5
-            b.has_image = True
-            b.image_len = bimg_len
-            b.hole_offset = hole_offset
-            b.bimg_info = bimg_info
-            if pre15:
-                b.apply_image = bool(bimg_info & L.BKPIMAGE_APPLY_PRE15)
-                compressed = bool(bimg_info & L.BKPIMAGE_IS_COMPRESSED_PRE15)
-                if compressed:
-                    b.compression = "pglz"
-            else:
-                b.apply_image = bool(bimg_info & L.BKPIMAGE_APPLY)
-                if bimg_info & L.BKPIMAGE_COMPRESS_PGLZ:
-                    b.compression = "pglz"
-                elif bimg_info & L.BKPIMAGE_COMPRESS_LZ4:
-                    b.compression = "lz4"
-                elif bimg_info & L.BKPIMAGE_COMPRESS_ZSTD:
-                    b.compression = "zstd"
-                compressed = b.compression is not None
-            has_hole = bimg_info & L.BKPIMAGE_HAS_HOLE
-            if compressed:
-                if has_hole:
-                    if remaining < 2:
-                        raise DecodeError("record with invalid length")
-                    b.hole_length = _U16(data, pos)[0]
-                    pos += 2
-                    remaining -= 2
-            else:
-                b.hole_length = blcksz - bimg_len
-            datatotal += bimg_len
-            if has_hole and (hole_offset == 0 or b.hole_length == 0 or bimg_len == blcksz):
-                raise DecodeError(
-                    f"BKPIMAGE_HAS_HOLE set, but hole offset {hole_offset} length "
-                    f"{b.hole_length} block image length {bimg_len}")
-            if not has_hole and (hole_offset != 0 or b.hole_length != 0):
-                raise DecodeError(
-                    f"BKPIMAGE_HAS_HOLE not set, but hole offset {hole_offset} length "
-                    f"{b.hole_length}")
-            if compressed and bimg_len == blcksz:
-                raise DecodeError(f"BKPIMAGE_COMPRESSED set, but block image length {bimg_len}")
-            if not has_hole and not compressed and bimg_len != blcksz:
-                raise DecodeError(
-                    "neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block image "
-                    f"length is {bimg_len}")
-        if not fork_flags & L.BKPBLOCK_SAME_REL:
-            if remaining < 12:
-                raise DecodeError("record with invalid length")
-            last_rel = _RELFILE(data, pos)
-            pos += 12
-            remaining -= 12
-        elif last_rel is None:
-            raise DecodeError("BKPBLOCK_SAME_REL set but no previous rel")
-        b.spc, b.db, b.rel = last_rel
-        if remaining < 4:
-            raise DecodeError("record with invalid length")
-        b.blk = _U32(data, pos)[0]
-        pos += 4
-        remaining -= 4
-        blocks.append(b)
     if remaining != datatotal:
-        raise DecodeError("record with invalid length")
-    # payloads follow the headers: per block image then data, then main data
+        raise _short()
+    # payloads follow the headers: per block its image then its data, then the main data
     for b in blocks:
         if b.has_image:
             b.image_off = pos
@@ -267,3 +232,54 @@ def decode_fragments(rec: Record) -> None:
             pos += b.data_len
     rec.main_data_off = pos
     rec.blocks = blocks
+
+
+def _decode_image_header(rec: Record, b: BlockRef, data: bytes, pos: int, remaining: int
+                         ) -> tuple[int, int, int]:
+    """XLogRecordBlockImageHeader (+ compress header); the meaning of bimg_info's bits
+    changed in 15 (lz4/zstd). Returns the new pos, remaining and the image length."""
+    if remaining < 5:
+        raise _short()
+    bimg_len, hole_offset, bimg_info = _IMAGE(data, pos)
+    pos += 5
+    remaining -= 5
+    blcksz = rec.block_size
+    b.has_image = True
+    b.image_len = bimg_len
+    b.hole_offset = hole_offset
+    b.bimg_info = bimg_info
+    if rec.pg_major < 15:
+        b.apply_image = bool(bimg_info & L.BKPIMAGE_APPLY_PRE15)
+        if bimg_info & L.BKPIMAGE_IS_COMPRESSED_PRE15:
+            b.compression = "pglz"
+    else:
+        b.apply_image = bool(bimg_info & L.BKPIMAGE_APPLY)
+        if bimg_info & L.BKPIMAGE_COMPRESS_PGLZ:
+            b.compression = "pglz"
+        elif bimg_info & L.BKPIMAGE_COMPRESS_LZ4:
+            b.compression = "lz4"
+        elif bimg_info & L.BKPIMAGE_COMPRESS_ZSTD:
+            b.compression = "zstd"
+    compressed = b.compression is not None
+    has_hole = bimg_info & L.BKPIMAGE_HAS_HOLE
+    if compressed:
+        if has_hole:
+            if remaining < 2:
+                raise _short()
+            b.hole_length = _U16(data, pos)[0]
+            pos += 2
+            remaining -= 2
+    else:
+        b.hole_length = blcksz - bimg_len
+    if has_hole and (hole_offset == 0 or b.hole_length == 0 or bimg_len == blcksz):
+        raise DecodeError(f"BKPIMAGE_HAS_HOLE set, but hole offset {hole_offset} length "
+                          f"{b.hole_length} block image length {bimg_len}")
+    if not has_hole and (hole_offset != 0 or b.hole_length != 0):
+        raise DecodeError(f"BKPIMAGE_HAS_HOLE not set, but hole offset {hole_offset} length "
+                          f"{b.hole_length}")
+    if compressed and bimg_len == blcksz:
+        raise DecodeError(f"BKPIMAGE_COMPRESSED set, but block image length {bimg_len}")
+    if not has_hole and not compressed and bimg_len != blcksz:
+        raise DecodeError("neither BKPIMAGE_HAS_HOLE nor BKPIMAGE_COMPRESSED set, but block "
+                          f"image length is {bimg_len}")
+    return pos, remaining, bimg_len
