@@ -1,0 +1,1 @@
+"""Row-level replay of heap records on full-page images (the startup process, for forensics). Not built yet."""
