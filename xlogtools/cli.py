@@ -1,58 +1,53 @@
-"""Command line: a click group, each command thin over a library function.
+"""Command line: a click group whose commands live in xlogtools.commands.<name> and are
+imported only when run (so `xlogtools --help` stays fast).
 
 Exit status: 0 success, 1 handled error (message on stderr, no traceback), 2 bad usage.
 """
 from __future__ import annotations
 
-import functools
-import sys
-from typing import Any, Callable
+import importlib
+import importlib.util
+from typing import Any
 
 import click
 
 from . import __version__
-from .errors import UsageError, XlogError
-from .lsn import Lsn
+
+# name -> one-line help. The module xlogtools.commands.<name> defines a click command <name>.
+COMMANDS: dict[str, str] = {
+    "dump": "Decode WAL records (text, pg_waldump text, JSON lines, CSV, Parquet).",
+    "locate": "Find the end of valid WAL in pg_wal or an archive, and why it ends there.",
+    "receive": "Stream WAL from a server into an archive directory (like pg_receivewal).",
+    "serve": "Serve an archive (or relay a live primary) to standbys over replication.",
+    "catalog": "Snapshot what replay needs (relations, columns, types) from a live server.",
+    "replay": "Reconstruct row changes (old and new values) from WAL, as rows or SQL.",
+    "gap": "Compare primary and standby after a failure: divergence, lost transactions.",
+}
 
 
-class LsnParam(click.ParamType):
-    name = "LSN"
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return [n for n in COMMANDS if self._available(n)]
 
-    def convert(self, value: Any, param: Any, ctx: Any) -> Lsn:
-        if isinstance(value, Lsn):
-            return value
-        try:
-            return Lsn(str(value))
-        except ValueError:
-            self.fail(f"invalid LSN {value!r}: expected X/X in hexadecimal, e.g. 0/16B3748", param, ctx)
+    @staticmethod
+    def _available(name: str) -> bool:
+        return importlib.util.find_spec(f"xlogtools.commands.{name}") is not None
 
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name not in COMMANDS or not self._available(name):
+            return None
+        module = importlib.import_module(f"xlogtools.commands.{name}")
+        cmd: click.Command = getattr(module, name)
+        return cmd
 
-LSN = LsnParam()
-
-
-def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn our errors into one line on stderr and exit 1; a broken pipe ends quietly."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return fn(*args, **kwargs)
-        except UsageError as exc:
-            raise click.UsageError(str(exc)) from None
-        except XlogError as exc:
-            click.echo(f"xlogtools: error: {exc}", err=True)
-            sys.exit(1)
-        except BrokenPipeError:
-            sys.stderr.close()
-            sys.exit(0)
-        except KeyboardInterrupt:
-            click.echo("xlogtools: interrupted", err=True)
-            sys.exit(130)
-
-    return wrapper
+    def format_commands(self, ctx: click.Context, formatter: Any) -> None:
+        rows = [(n, COMMANDS[n]) for n in self.list_commands(ctx)]
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="xlogtools")
 def main() -> None:
     """xlogtools: decode, locate, receive, serve and replay PostgreSQL WAL (13-18).
@@ -61,32 +56,6 @@ def main() -> None:
     Example:
       xlogtools dump /var/lib/postgresql/15/main/pg_wal -n 20
     """
-
-
-@main.command()
-@click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("-s", "--start", type=LSN, help="First record at or after this LSN.")
-@click.option("-e", "--end", type=LSN, help="Stop before records ending after this LSN.")
-@click.option("-t", "--timeline", type=int, help="Timeline to read (default: the newest found).")
-@click.option("-n", "--limit", type=int, help="Stop after this many records.")
-@click.option("-b", "--bkp-details", is_flag=True, help="Show each block reference on its own line.")
-@handled
-def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
-         limit: int | None, bkp_details: bool) -> None:
-    """Decode WAL records into readable lines.
-
-    PATHS are segment files and/or directories (a data directory means its pg_wal; with no
-    PATHS, $PGDATA). Reading stops at the end of valid WAL, which is reported on stderr.
-
-    \b
-    Example:
-      xlogtools dump fixtures/pg15/wal -n 10
-    """
-    from .export.text import dump_lines
-
-    status = dump_lines(list(paths), sys.stdout, start=start, end=end, timeline=timeline,
-                        limit=limit, bkp_details=bkp_details)
-    sys.exit(status)
 
 
 if __name__ == "__main__":  # pragma: no cover
