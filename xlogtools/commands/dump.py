@@ -1,4 +1,4 @@
-"""`xlogtools dump`: decode WAL records into readable lines."""
+"""`xlogtools dump`: decode WAL records as text, pg_waldump text, JSON lines, CSV or Parquet."""
 from __future__ import annotations
 
 import sys
@@ -8,28 +8,73 @@ import click
 from ..lsn import Lsn
 from . import LSN, handled
 
+FORMATS = ("text", "waldump", "table", "jsonl", "csv", "parquet")
+
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
 @click.option("-s", "--start", type=LSN, help="First record at or after this LSN.")
 @click.option("-e", "--end", type=LSN, help="Stop before records ending after this LSN.")
-@click.option("-t", "--timeline", type=int, help="Timeline to read (default: the newest found).")
-@click.option("-n", "--limit", type=int, help="Stop after this many records.")
-@click.option("-b", "--bkp-details", is_flag=True, help="Show each block reference on its own line.")
+@click.option("-t", "--timeline", type=int, help="Timeline to read (default: the newest found; "
+              "earlier segments are read from its ancestors, per its history file).")
+@click.option("-r", "--rmgr", "rmgrs", multiple=True, metavar="NAME",
+              help="Only records of this resource manager (repeatable), e.g. Heap, Btree.")
+@click.option("-x", "--xid", type=int, help="Only records of this transaction id.")
+@click.option("-R", "--relation", metavar="T/D/R",
+              help="Only records touching blocks of this relation (tablespace/db/relfilenode).")
+@click.option("-B", "--block", type=int, help="... only this block of it (with -R).")
+@click.option("-F", "--fork", metavar="FORK", help="... only blocks of this fork: main, fsm, vm, init.")
+@click.option("-w", "--fullpage", is_flag=True, help="Only records with a full-page image.")
+@click.option("-n", "--limit", type=click.IntRange(min=1), help="Stop after this many records.")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="text", show_default=True,
+              help="waldump: exactly pg_waldump's text for the WAL's major version.")
+@click.option("-o", "--output", metavar="PATH", help="Write to PATH (required for parquet).")
+@click.option("-b", "--bkp-details", is_flag=True, help="Block references one per line, with image details.")
+@click.option("-z", "--stats", type=click.Choice(["rmgr", "record"]), is_flag=False,
+              flag_value="rmgr", default=None,
+              help="Print statistics instead of records (--stats=record: per record type).")
+@click.option("-f", "--follow", is_flag=True, help="At the end of valid WAL, wait for more.")
+@click.option("-j", "--jobs", type=click.IntRange(min=1), default=1, show_default=True,
+              help="Decode segment ranges in this many processes (same output, same order).")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr (default: when stderr is a terminal and the run is long).")
 @handled
 def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
-         limit: int | None, bkp_details: bool) -> None:
-    """Decode WAL records into readable lines.
+         rmgrs: tuple[str, ...], xid: int | None, relation: str | None, block: int | None,
+         fork: str | None, fullpage: bool, limit: int | None, fmt: str, output: str | None,
+         bkp_details: bool, stats: str | None, follow: bool, jobs: int,
+         progress: bool | None) -> None:
+    """Decode WAL records.
 
-    PATHS are segment files and/or directories (a data directory means its pg_wal; with no
-    PATHS, $PGDATA). Reading stops at the end of valid WAL, which is reported on stderr.
+    PATHS are segment files and/or directories (a data directory means its pg_wal; archives of
+    Barman, pgBackRest and WAL-G; .partial, .gz, .zst, .lz4 segments); with no PATHS,
+    $PGDATA. Reading stops at the end of valid WAL, which is reported on stderr (exit 1, as
+    pg_waldump), or at --end / --limit (exit 0).
 
     \b
-    Example:
+    Examples:
       xlogtools dump fixtures/pg15/wal -n 10
+      xlogtools dump $PGDATA --format waldump -r Heap -r Heap2 -s 0/3000000
+      xlogtools dump /archive --format parquet -o wal.parquet --jobs 2
+      xlogtools dump pg_wal --stats=record
     """
-    from ..export.text import dump_lines
+    from ..export.dump import DumpOptions, dump as run_dump
+    from ..export.filters import RecordFilter, parse_fork, parse_relation, parse_rmgr
 
-    status = dump_lines(list(paths), sys.stdout, start=start, end=end, timeline=timeline,
-                        limit=limit, bkp_details=bkp_details)
-    sys.exit(status)
+    if block is not None and relation is None:
+        raise click.UsageError("option -B/--block needs -R/--relation")
+    flt = RecordFilter(
+        rmgrs=frozenset(parse_rmgr(r) for r in rmgrs) if rmgrs else None, xid=xid,
+        relation=parse_relation(relation) if relation else None, block=block,
+        fork=parse_fork(fork) if fork else None, fullpage=fullpage)
+    if fmt == "parquet" and not output:
+        raise click.UsageError("--format parquet needs -o/--output FILE")
+    opts = DumpOptions(format=fmt, output=output, start=start, end=end, timeline=timeline,
+                       limit=limit, filter=flt, bkp_details=bkp_details, stats=stats, jobs=jobs,
+                       follow=follow, progress=progress)
+    result = run_dump(list(paths), opts)
+    eow = result.end_of_wal
+    if eow is not None and eow.is_damage:
+        sys.stdout.flush()
+        click.echo(f"xlogtools: end of WAL: {eow.waldump_message()} [{eow.reason}]", err=True)
+    sys.exit(result.exit_status)

@@ -14,7 +14,7 @@ PathArg = str | os.PathLike[str]
 
 def open_wal(paths: Sequence[PathArg] | PathArg | None = None, *, start: Lsn | str | int | None = None,
              end: Lsn | str | int | None = None, timeline: int | None = None,
-             verify_crc: bool = True) -> WalReader:
+             verify_crc: bool = True, until: Lsn | int | None = None) -> WalReader:
     """A WalReader over segment files and/or directories (a data directory means its pg_wal;
     no paths: $PGDATA). Iterate it for records; afterwards `reader.end_of_wal` says why it
     stopped. Raises xlogtools.errors.InputError for inputs that are not WAL at all."""
@@ -25,7 +25,8 @@ def open_wal(paths: Sequence[PathArg] | PathArg | None = None, *, start: Lsn | s
         start = Lsn(start)
     if isinstance(end, str):
         end = Lsn(end)
-    return WalReader(source, start=start, end=end, timeline=timeline, verify_crc=verify_crc)
+    return WalReader(source, start=start, end=end, timeline=timeline, verify_crc=verify_crc,
+                     until=until)
 
 
 def read_records(paths: Sequence[PathArg] | PathArg | None = None, **kwargs: object) -> Iterator[Record]:

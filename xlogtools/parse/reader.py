@@ -94,14 +94,15 @@ class WalReader:
     """Iterate over the records of a WalSource on one timeline (and its ancestors).
 
     start: first record at or after this LSN (default: the first record of the earliest
-    segment). end: stop before a record that does not end at or before this LSN.
+    segment). end: stop before a record that does not end at or before this LSN (pg_waldump
+    -e). until: stop before the first record starting at or after this LSN.
     timeline: the target timeline (default: the newest one found); its history file, when
     present, says which ancestor timeline each earlier segment is read from.
     """
 
     def __init__(self, source: WalSource, start: Lsn | int | None = None,
                  end: Lsn | int | None = None, timeline: int | None = None,
-                 verify_crc: bool = True) -> None:
+                 verify_crc: bool = True, until: Lsn | int | None = None) -> None:
         self.source = source
         self.seg_size = source.seg_size
         self.blcksz = source.block_size
@@ -111,6 +112,9 @@ class WalReader:
         self.timeline = timeline if timeline is not None else max(tlis)
         self.expected = source.expected_timelines(self.timeline)
         self.end = Lsn(end) if end is not None else None
+        # until: stop before the first record that starts at or after it (a range boundary
+        # for parallel readers: each record belongs to the range it starts in)
+        self.until = int(until) if until is not None else None
         self.verify_crc = verify_crc
         if start is None:
             start = self._first_segment_start()
@@ -250,8 +254,13 @@ class WalReader:
         rand = True
         prev = 0
         start = int(self.start)
+        until = self.until
         # Skip records before the requested start, as pg_waldump does.
         while True:
+            if until is not None and nxt >= until:
+                self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
+                                   f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
+                return
             try:
                 rec = self._read(nxt, prev, rand)
             except _Stop as stop:
@@ -301,6 +310,7 @@ class WalReader:
         elif rp == pageptr:  # cannot happen: a validated page has its header before any record
             rp += self._page_hdr
         buf = self._buf
+        seg = self._seg  # the segment the record starts in (assembly may move on)
         pos = rp % seg_size
         page_off = rp % blcksz
         if end is not None and rp + L.SIZE_OF_XLOG_RECORD > end:
@@ -337,7 +347,6 @@ class WalReader:
             # The rest of the segment is unused: the next record starts in the next one.
             nxt = nxt + seg_size - 1
             nxt -= nxt % seg_size
-        seg = self._seg
         if not self._tli_lo <= rp < self._tli_hi:
             self._set_tli_range(rp)
         rec = Record(_lsn(Lsn, rp), _lsn(Lsn, nxt), _lsn(Lsn, xprev), xid, info, rmid, tot_len,

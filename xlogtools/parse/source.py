@@ -25,7 +25,7 @@ _SEG_FILE_RE = re.compile(
     r"(?:\.(?P<comp>gz|zst|lz4|bz2|br|lzma|zstd))?$")
 _HISTORY_RE = re.compile(r"^(?P<tli>[0-9A-F]{8})\.history(?:\.(?P<comp>gz|zst|lz4|bz2))?$")
 _COMP_ALIASES = {"zstd": "zst"}
-MAX_SCAN_DEPTH = 3
+MAX_SCAN_DEPTH = 6
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,279 @@
+"""The library behind `xlogtools dump`: read, filter, format and write records.
+
+    from xlogtools.export.dump import DumpOptions, dump
+    result = dump(["pg_wal"], DumpOptions(format="parquet", output="wal.parquet"))
+    result.records, result.end_of_wal
+
+`jobs > 1` splits the segments into ranges decoded by worker processes; each record belongs to
+the range it starts in, chunks are written in order, and the links between ranges are checked,
+so the output is the same as with one process (where a link is broken, the rest is read again
+sequentially, which stops exactly where one process would).
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import IO, Any, Iterator, Sequence
+
+from ..lsn import Lsn
+from ..parse.api import open_wal
+from ..parse.reader import EndOfWal, EndReason, WalReader
+from ..parse.record import Record
+from .filters import RecordFilter
+from .writers import CHUNK_RECORDS, Sink, format_chunk
+
+
+@dataclass(frozen=True)
+class DumpOptions:
+    format: str = "text"
+    output: str | None = None
+    start: Lsn | None = None
+    end: Lsn | None = None
+    timeline: int | None = None
+    limit: int | None = None
+    filter: RecordFilter = field(default_factory=RecordFilter)
+    bkp_details: bool = False
+    stats: str | None = None  # None | "rmgr" | "record"
+    jobs: int = 1
+    follow: bool = False
+    progress: bool | None = None  # None: when stderr is a terminal and the run is long
+
+
+@dataclass
+class DumpResult:
+    records: int
+    end_of_wal: EndOfWal | None
+
+    @property
+    def exit_status(self) -> int:
+        """0 when the requested range or limit was read; 1 when damage or the end of valid
+        WAL stopped reading (as pg_waldump)."""
+        eow = self.end_of_wal
+        return 1 if eow is not None and eow.is_damage else 0
+
+
+class _Progress:
+    def __init__(self, enabled: bool | None, total: int) -> None:
+        self.enabled = sys.stderr.isatty() if enabled is None else enabled
+        self.total = max(total, 1)
+        self.t0 = time.monotonic()
+        self.last = 0.0
+        self.shown = False
+
+    def update(self, done: int, records: int) -> None:
+        if not self.enabled:
+            return
+        now = time.monotonic()
+        if now - self.t0 < 2.0 or now - self.last < 0.5:
+            return
+        self.last = now
+        self.shown = True
+        pct = min(100.0, 100.0 * done / self.total)
+        sys.stderr.write(f"\rxlogtools dump: {done / 2**20:9.1f} of {self.total / 2**20:.1f} MB "
+                         f"({pct:5.1f}%), {records} records, {records / (now - self.t0):,.0f}/s ")
+        sys.stderr.flush()
+
+    def finish(self) -> None:
+        if self.shown:
+            sys.stderr.write("\n")
+
+
+def _matching(reader: WalReader, flt: RecordFilter) -> Iterator[Record]:
+    if not flt.active:
+        yield from reader
+    else:
+        yield from (r for r in reader if flt(r))
+
+
+def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None) -> DumpResult:
+    reader = open_wal(list(paths) or None, start=opts.start, end=opts.end, timeline=opts.timeline)
+    if opts.stats:
+        return _dump_stats(reader, opts, stdout)
+    sink = Sink(opts.format, opts.output, stdout)
+    try:
+        if opts.jobs > 1 and opts.limit is None and not opts.follow:
+            return _dump_parallel(paths, reader, opts, sink)
+        return _dump_sequential(paths, reader, opts, sink)
+    finally:
+        sink.close()
+
+
+def _span(reader: WalReader) -> tuple[int, int]:
+    segs = reader.source.segnos(reader.timeline) or [0]
+    lo = max(int(reader.start), min(segs) * reader.seg_size)
+    hi = (max(segs) + 1) * reader.seg_size
+    if reader.end is not None:
+        hi = min(hi, int(reader.end))
+    return lo, hi
+
+
+def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
+                     skip_first: bool = False, done: int = 0) -> DumpResult:
+    lo, hi = _span(reader)
+    progress = _Progress(opts.progress, hi - lo)
+    n = done
+    chunk: list[Record] = []
+    try:
+        while True:
+            for rec in _matching(reader, opts.filter):
+                if skip_first:
+                    skip_first = False
+                    continue
+                chunk.append(rec)
+                n += 1
+                if len(chunk) >= CHUNK_RECORDS or opts.follow:
+                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+                    chunk = []
+                    progress.update(int(rec.lsn) - lo, n)
+                if opts.limit is not None and n >= opts.limit:
+                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+                    return DumpResult(n, None)
+            eow = reader.end_of_wal
+            if not opts.follow or eow is None or eow.reason is EndReason.END_LSN_REACHED:
+                break
+            # --follow: wait for more WAL at the end, as pg_waldump -f does.
+            sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+            chunk = []
+            if sink._text is not None:
+                sink._text.flush()
+            time.sleep(1.0)
+            last = reader.last_record_lsn
+            reader = open_wal(list(paths) or None, start=last if last is not None else eow.lsn,
+                              end=opts.end, timeline=reader.timeline)
+            skip_first = last is not None
+        sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+        return DumpResult(n, reader.end_of_wal)
+    finally:
+        progress.finish()
+
+
+# --- parallel --------------------------------------------------------------------------------
+
+@dataclass
+class _Part:
+    chunks: list[Any]
+    records: int
+    first_lsn: int | None
+    first_prev: int | None
+    last_lsn: int | None
+    end_of_wal: EndOfWal | None
+
+
+def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
+    paths, opts, lo, until, timeline = args
+    reader = open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
+                      timeline=timeline, until=until)
+    chunks: list[Any] = []
+    chunk: list[Record] = []
+    n = 0
+    first_lsn = first_prev = last_lsn = None
+    for rec in reader:
+        if first_lsn is None:
+            first_lsn, first_prev = int(rec.lsn), int(rec.prev)
+        last_lsn = int(rec.lsn)
+        if opts.filter.active and not opts.filter(rec):
+            continue
+        chunk.append(rec)
+        n += 1
+        if len(chunk) >= CHUNK_RECORDS:
+            chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details)))
+            chunk = []
+    if chunk:
+        chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details)))
+    return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
+
+
+def _portable(chunk: Any) -> Any:
+    """Arrow batches travel between processes as IPC bytes."""
+    if isinstance(chunk, str):
+        return chunk
+    import pyarrow as pa
+
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, chunk.schema) as w:
+        w.write_batch(chunk)
+    return sink.getvalue().to_pybytes()
+
+
+def _unportable(chunk: Any) -> Any:
+    if isinstance(chunk, bytes):
+        import pyarrow as pa
+
+        return pa.ipc.open_stream(chunk).read_next_batch()
+    return chunk
+
+
+def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink
+                   ) -> DumpResult:
+    seg_size = reader.seg_size
+    segs = reader.source.segnos(reader.timeline)
+    first = max(int(reader.start), (min(segs) if segs else 0) * seg_size)
+    last_seg = max(segs) if segs else first // seg_size
+    if reader.end is not None:
+        last_seg = min(last_seg, int(reader.end) // seg_size)
+    nseg = last_seg - first // seg_size + 1
+    per = max(1, min(8, nseg // (opts.jobs * 4) or 1))
+    bounds = [first] + [s * seg_size for s in range(first // seg_size + per, last_seg + 1, per)]
+    ranges = [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
+    if len(ranges) < 2:
+        return _dump_sequential(paths, reader, opts, sink)
+    wopts = replace(opts, progress=False)
+    args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
+    progress = _Progress(opts.progress, (last_seg + 1) * seg_size - first)
+    n = 0
+    prev_last: int | None = None
+    try:
+        with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+            for i, part in enumerate(pool.map(_work, args)):
+                if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
+                    # A broken link at a range boundary: read on sequentially from the last
+                    # good record, which stops exactly where one process would.
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
+                                    end=opts.end, timeline=reader.timeline)
+                    return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n)
+                for c in part.chunks:
+                    sink.write(_unportable(c))
+                n += part.records
+                if part.last_lsn is not None:
+                    prev_last = part.last_lsn
+                progress.update((ranges[i][1] or ranges[i][0]) - first, n)
+                eow = part.end_of_wal
+                if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
+                    pool.shutdown(wait=False, cancel_futures=True)
+                    return DumpResult(n, eow)
+                if i == len(ranges) - 1:
+                    return DumpResult(n, eow)
+    finally:
+        progress.finish()
+    return DumpResult(n, None)
+
+
+# --- statistics ------------------------------------------------------------------------------
+
+def _dump_stats(reader: WalReader, opts: DumpOptions, stdout: IO[str] | None) -> DumpResult:
+    from .waldump import format_stats
+
+    counted = 0
+
+    def counting() -> Iterator[Record]:
+        nonlocal counted
+        for rec in _matching(reader, opts.filter):
+            counted += 1
+            yield rec
+            if opts.limit is not None and counted >= opts.limit:
+                return
+
+    major = reader.source.cluster.pg_major if reader.source.cluster else 15
+    text = format_stats(counting(), major, per_record=opts.stats == "record")
+    out = stdout or sys.stdout
+    if opts.output not in (None, "-"):
+        with open(opts.output, "w", encoding="utf-8") as f:  # type: ignore[arg-type]
+            f.write(text)
+    else:
+        out.write(text)
+    eow = reader.end_of_wal if opts.limit is None or counted < opts.limit else None
+    return DumpResult(counted, eow)

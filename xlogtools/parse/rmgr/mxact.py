@@ -1,0 +1,36 @@
+"""MultiXact (RM_MULTIXACT_ID): multixact SLRU records, access/multixact.h, PostgreSQL 13-18.
+Page numbers are int64 from 17 on."""
+from __future__ import annotations
+
+from ..record import Record
+from ._util import main, table_identify
+
+ZERO_OFF_PAGE = 0x00
+ZERO_MEM_PAGE = 0x10
+CREATE_ID = 0x20
+TRUNCATE_ID = 0x30
+
+identify = table_identify({ZERO_OFF_PAGE: "ZERO_OFF_PAGE", ZERO_MEM_PAGE: "ZERO_MEM_PAGE",
+                           CREATE_ID: "CREATE_ID", TRUNCATE_ID: "TRUNCATE_ID"})
+
+# MultiXactStatus values, as out_member() prints them
+_STATUS = {0: "(keysh) ", 1: "(sh) ", 2: "(fornokeyupd) ", 3: "(forupd) ", 4: "(nokeyupd) ",
+           5: "(upd) "}
+
+
+def describe(rec: Record) -> str:
+    info = rec.info & 0xF0
+    d = main(rec)
+    if info in (ZERO_OFF_PAGE, ZERO_MEM_PAGE):
+        return str(d.i64(0) if rec.pg_major >= 17 else d.i32(0))
+    if info == CREATE_ID:  # mid, moff, nmembers, members[] {xid, status}
+        n = d.i32(8)
+        out = [f"{d.u32(0)} offset {d.u32(4)} nmembers {n}: "]
+        for i in range(max(n, 0)):
+            out.append(f"{d.u32(12 + 8 * i)} {_STATUS.get(d.i32(16 + 8 * i), '(unk) ')}")
+        return "".join(out)
+    if info == TRUNCATE_ID:
+        # oldestMultiDB, startTruncOff, endTruncOff, startTruncMemb, endTruncMemb
+        return (f"offsets [{d.u32(4)}, {d.u32(8)}), "
+                f"members [{d.u32(12)}, {d.u32(16)})")
+    return ""

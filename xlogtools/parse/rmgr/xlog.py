@@ -1,0 +1,91 @@
+"""XLOG (RM_XLOG_ID): checkpoints and other records of access/transam/xlog.c; layouts of
+catalog/pg_control.h (CheckPoint) and access/xlog_internal.h, PostgreSQL 13-18.
+
+17 added CHECKPOINT_REDO and the wal_level of checkpoints and end-of-recovery records.
+"""
+from __future__ import annotations
+
+from ..record import Record
+from ._util import lsn, main, timestamptz_to_str
+
+CHECKPOINT_SHUTDOWN = 0x00
+CHECKPOINT_ONLINE = 0x10
+NOOP = 0x20
+NEXTOID = 0x30
+SWITCH = 0x40
+BACKUP_END = 0x50
+PARAMETER_CHANGE = 0x60
+RESTORE_POINT = 0x70
+FPW_CHANGE = 0x80
+END_OF_RECOVERY = 0x90
+FPI_FOR_HINT = 0xA0
+FPI = 0xB0
+OVERWRITE_CONTRECORD = 0xD0  # in 13's later minor releases too
+CHECKPOINT_REDO = 0xE0  # 17+
+
+_NAMES = {
+    CHECKPOINT_SHUTDOWN: "CHECKPOINT_SHUTDOWN", CHECKPOINT_ONLINE: "CHECKPOINT_ONLINE",
+    NOOP: "NOOP", NEXTOID: "NEXTOID", SWITCH: "SWITCH", BACKUP_END: "BACKUP_END",
+    PARAMETER_CHANGE: "PARAMETER_CHANGE", RESTORE_POINT: "RESTORE_POINT",
+    FPW_CHANGE: "FPW_CHANGE", END_OF_RECOVERY: "END_OF_RECOVERY",
+    FPI_FOR_HINT: "FPI_FOR_HINT", FPI: "FPI", OVERWRITE_CONTRECORD: "OVERWRITE_CONTRECORD",
+}
+
+# wal_level_options: the first entry with the value wins ("replica" over its aliases)
+_WAL_LEVELS = {0: "minimal", 1: "replica", 2: "logical"}
+
+
+def wal_level_name(v: int) -> str:
+    return _WAL_LEVELS.get(v, "?")
+
+
+def identify(info: int, major: int) -> str | None:
+    info &= 0xF0
+    if info == CHECKPOINT_REDO:
+        return "CHECKPOINT_REDO" if major >= 17 else None
+    return _NAMES.get(info)
+
+
+def describe(rec: Record) -> str:
+    info = rec.info & 0xF0
+    d = main(rec)
+    major = rec.pg_major
+    if info in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE):
+        # redo 0, tli 8, prev tli 12, fpw 16, (17+: wal_level 20), nextXid 24, nextOid 32,
+        # nextMulti 36, nextMultiOffset 40, oldestXid 44, oldestXidDB 48, oldestMulti 52,
+        # oldestMultiDB 56, time 64, oldest/newest commit ts xid 72/76, oldestActiveXid 80
+        wal_level = f"wal_level {wal_level_name(d.i32(20))}; " if major >= 17 else ""
+        next_xid = d.u64(24)
+        return (f"redo {lsn(d.u64(0))}; tli {d.u32(8)}; prev tli {d.u32(12)}; "
+                f"fpw {'true' if d.u8(16) else 'false'}; {wal_level}"
+                f"xid {next_xid >> 32}:{next_xid & 0xFFFFFFFF}; oid {d.u32(32)}; "
+                f"multi {d.u32(36)}; offset {d.u32(40)}; "
+                f"oldest xid {d.u32(44)} in DB {d.u32(48)}; "
+                f"oldest multi {d.u32(52)} in DB {d.u32(56)}; "
+                f"oldest/newest commit timestamp xid: {d.u32(72)}/{d.u32(76)}; "
+                f"oldest running xid {d.u32(80)}; "
+                f"{'shutdown' if info == CHECKPOINT_SHUTDOWN else 'online'}")
+    if info == NEXTOID:
+        return str(d.u32(0))
+    if info == RESTORE_POINT:
+        return d.cstring(8)  # xl_restore_point: rp_time, rp_name
+    if info == BACKUP_END:
+        return lsn(d.u64(0))
+    if info == PARAMETER_CHANGE:
+        return (f"max_connections={d.i32(0)} max_worker_processes={d.i32(4)} "
+                f"max_wal_senders={d.i32(8)} max_prepared_xacts={d.i32(12)} "
+                f"max_locks_per_xact={d.i32(16)} wal_level={wal_level_name(d.i32(20))} "
+                f"wal_log_hints={'on' if d.u8(24) else 'off'} "
+                f"track_commit_timestamp={'on' if d.u8(25) else 'off'}")
+    if info == FPW_CHANGE:
+        return "true" if d.u8(0) else "false"
+    if info == END_OF_RECOVERY:
+        text = (f"tli {d.u32(8)}; prev tli {d.u32(12)}; time {timestamptz_to_str(d.i64(0))}")
+        if major >= 17:
+            text += f"; wal_level {wal_level_name(d.i32(16))}"
+        return text
+    if info == OVERWRITE_CONTRECORD:
+        return f"lsn {lsn(d.u64(0))}; time {timestamptz_to_str(d.i64(8))}"
+    if info == CHECKPOINT_REDO and major >= 17:
+        return f"wal_level {wal_level_name(d.i32(0))}"
+    return ""
