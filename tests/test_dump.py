@@ -235,3 +235,32 @@ def test_filters_equal_pg_waldump_filters(major: int, tmp_path: Path) -> None:
         assert ours.stdout == theirs.stdout, f
         assert theirs.stdout.count("\n") > 0 or f[0] == "-x", f
     assert segs
+
+
+def test_follow_prints_records_as_the_server_writes_them(cluster_factory) -> None:
+    """dump -f waits at the end of WAL and prints new records as they arrive (pg_waldump -f)."""
+    import time
+
+    c = cluster_factory(15)
+    start = c.current_lsn()
+    proc = subprocess.Popen([sys.executable, "-m", "xlogtools.cli", "dump", str(c.pg_wal),
+                             "-s", start, "-f", "--format", "waldump"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        time.sleep(2)
+        c.execute("CREATE TABLE followed (a int); INSERT INTO followed VALUES (42);")
+        c.execute("SELECT pg_logical_emit_message(false, 'follow', 'marker-after-insert');")
+        deadline = time.monotonic() + 30
+        seen = ""
+        import selectors
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)  # type: ignore[arg-type]
+        while time.monotonic() < deadline and 'prefix "follow"' not in seen:
+            if sel.select(timeout=1):
+                seen += proc.stdout.readline()  # type: ignore[union-attr]
+        assert 'prefix "follow"' in seen
+        assert "rmgr: Heap" in seen and "INSERT" in seen
+        assert proc.poll() is None  # still following
+    finally:
+        proc.kill()
+        proc.wait()

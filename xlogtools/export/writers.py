@@ -46,14 +46,7 @@ def line_formatter(fmt: str, bkp_details: bool) -> Callable[[Record], str]:
 def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False) -> Any:
     """A chunk of output: text for the line formats, a pyarrow.RecordBatch for parquet."""
     if fmt == "parquet":
-        import pyarrow as pa
-
-        cols: dict[str, list[Any]] = {f: [] for f in rows.FIELDS}
-        for r in records:
-            row = rows.record_row(r)
-            for f in rows.FIELDS:
-                cols[f].append(row[f])
-        return pa.RecordBatch.from_pydict(cols, schema=rows.arrow_schema())
+        return arrow_batch(records)
     if fmt == "csv":
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
@@ -62,6 +55,68 @@ def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False)
         return buf.getvalue()
     fn = line_formatter(fmt, bkp_details)
     return "".join(fn(r) + "\n" for r in records)
+
+
+def arrow_batch(records: Sequence[Record]) -> Any:
+    """Records as one pyarrow.RecordBatch of the documented schema, built column by column
+    (block references as flat child arrays plus list offsets, not per-row dicts)."""
+    import pyarrow as pa
+
+    from ..parse.rmgr import describe
+
+    schema = rows.arrow_schema()
+    lsn, lsn_int, end_lsn, prev_lsn, tli, seg, xid, top, rmgr, rtype, info = ([] for _ in range(11))
+    rec_len, tot_len, fpi_len, desc, origin = ([] for _ in range(5))
+    offsets = [0]
+    b_id, b_spc, b_db, b_rel, b_fork, b_blk, b_img, b_ilen, b_apply, b_comp, b_hasd, b_dlen = \
+        ([] for _ in range(12))
+    rtype_of = rows.record_type
+    for r in records:
+        lsn.append(r.lsn.waldump())
+        lsn_int.append(int(r.lsn))
+        end_lsn.append(r.end.waldump())
+        prev_lsn.append(r.prev.waldump())
+        tli.append(r.timeline)
+        seg.append(r.segment)
+        xid.append(r.xid)
+        top.append(r.toplevel_xid)
+        rmgr.append(r.rmgr_name)
+        rtype.append(rtype_of(r))
+        info.append(r.info)
+        fpi = 0
+        for b in r.blocks:
+            b_id.append(b.block_id)
+            b_spc.append(b.spc)
+            b_db.append(b.db)
+            b_rel.append(b.rel)
+            b_fork.append(b.fork_name)
+            b_blk.append(b.blk)
+            b_img.append(b.has_image)
+            b_ilen.append(b.image_len)
+            b_apply.append(b.apply_image)
+            b_comp.append(b.compression)
+            b_hasd.append(b.has_data)
+            b_dlen.append(b.data_len)
+            if b.has_image:
+                fpi += b.image_len
+        offsets.append(len(b_id))
+        rec_len.append(r.tot_len - fpi)
+        tot_len.append(r.tot_len)
+        fpi_len.append(fpi)
+        desc.append(describe(r))
+        origin.append(r.origin)
+    bt = schema.field("blocks").type.value_type
+    children = [b_id, b_spc, b_db, b_rel, b_fork, b_blk, b_img, b_ilen, b_apply, b_comp, b_hasd,
+                b_dlen]
+    blocks = pa.ListArray.from_arrays(
+        pa.array(offsets, pa.int32()),
+        pa.StructArray.from_arrays([pa.array(c, bt.field(i).type) for i, c in enumerate(children)],
+                                   fields=list(bt)))
+    cols = [lsn, lsn_int, end_lsn, prev_lsn, tli, seg, xid, top, rmgr, rtype, info, rec_len,
+            tot_len, fpi_len, desc, blocks, origin]
+    arrays = [c if isinstance(c, pa.Array) else pa.array(c, schema.field(i).type)
+              for i, c in enumerate(cols)]
+    return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
 class Sink:
