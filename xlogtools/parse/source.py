@@ -152,6 +152,7 @@ class WalSource:
     cluster: ClusterInfo | None = None
     files: dict[tuple[int, int], SegmentFile] = field(default_factory=dict)
     histories: dict[int, list[HistoryEntry]] = field(default_factory=dict)
+    read_paths: set[Path] = field(default_factory=set)  # every segment file read (custody)
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
@@ -321,6 +322,7 @@ class WalSource:
 
     def read(self, c: SegmentFile) -> bytes:
         data = read_file_bytes(c.path, c.compression)
+        self.read_paths.add(c.path)
         if c.compression is not None:
             self.check_cluster(c, data[:L.SIZE_OF_LONG_PHD])
         return data

@@ -1,0 +1,198 @@
+"""`xlogtools gap` on real failures: an async standby that fell behind before the primary
+crashed, and a split brain after a promotion (checked against pg_rewind --dry-run)."""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from xlogtools.gap import analyze
+from xlogtools.lsn import Lsn
+from xlogtools.testing import pgbin
+from xlogtools.testing.cluster import Cluster, wait_until
+
+CONF = {"wal_log_hints": "on", "max_prepared_transactions": 5}
+
+
+class Session:
+    """An open psql session, to keep a transaction running across other events."""
+
+    def __init__(self, c: Cluster) -> None:
+        user = pgbin.server_user()
+        kw = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+        argv = [str(c.tool("psql")), "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h",
+                c.host, "-p", str(c.port), "-U", "postgres", "postgres"]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.PIPE, text=True, cwd=c.base,
+                                     env=pgbin.runtime_env(argv[0]), **kw)
+
+    def run(self, sql: str) -> str:
+        assert self.proc.stdin and self.proc.stdout
+        self.proc.stdin.write(sql + "\n\\echo __done__\n")
+        self.proc.stdin.flush()
+        out = []
+        for line in self.proc.stdout:
+            if line.strip() == "__done__":
+                return "".join(out).strip()
+            out.append(line)
+        raise AssertionError("psql session ended")
+
+    def close(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+
+
+def xid_of(c: Cluster, script: str) -> int:
+    """Run a transaction script whose last statement selects txid_current(); its xid."""
+    out = c.execute(script).split()
+    return int(out[-1])
+
+
+def caught_up(primary: Cluster, standby: Cluster) -> None:
+    lsn = primary.current_lsn()
+    wait_until(lambda: standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == [("t",)],
+               60, what="the standby to catch up")
+
+
+def committed_workload(c: Cluster, early: Session) -> tuple[set[int], set[int]]:
+    """Transactions of every kind on the primary; returns (committed xids, not committed)."""
+    committed, void = set(), set()
+    committed.add(xid_of(c, "BEGIN; INSERT INTO t VALUES (10, 'ten'), (11, 'eleven'); "
+                            "SELECT txid_current(); COMMIT;"))
+    committed.add(xid_of(c, "BEGIN; UPDATE t SET v = 'one!' WHERE id = 1; SELECT txid_current(); COMMIT;"))
+    committed.add(xid_of(c, "BEGIN; DELETE FROM t WHERE id = 2; SELECT txid_current(); COMMIT;"))
+    void.add(xid_of(c, "BEGIN; INSERT INTO t VALUES (12, 'rolled back'); SELECT txid_current(); ROLLBACK;"))
+    committed.add(xid_of(c, "BEGIN; INSERT INTO t VALUES (13, 'kept'); SAVEPOINT s; "
+                            "INSERT INTO t VALUES (14, 'savepoint rolled back'); ROLLBACK TO s; "
+                            "SELECT txid_current(); COMMIT;"))
+    committed.add(xid_of(c, "BEGIN; INSERT INTO t VALUES (15, 'prepared'); SELECT txid_current(); "
+                            "PREPARE TRANSACTION 'g1'; COMMIT PREPARED 'g1';"))
+    early.run("INSERT INTO t VALUES (16, 'second write of the early one'); COMMIT;")
+    return committed, void
+
+
+def test_lost_transactions_of_a_crashed_primary(pg_major: int, primary_standby) -> None:
+    """Stop an async standby, commit K transactions of every kind on the primary (one began
+    before the stop), crash the primary: the report lists exactly those K."""
+    primary, standby = primary_standby(conf=CONF)
+    primary.execute("CREATE TABLE t (id int PRIMARY KEY, v text); "
+                    "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 5) g;")
+    early = Session(primary)
+    try:
+        early_xid = int(early.run("BEGIN; INSERT INTO t VALUES (9, 'early'); SELECT txid_current();"))
+        primary.execute("CREATE TABLE flush_me (a int);")  # its commit flushes the early insert
+        caught_up(primary, standby)
+        standby.stop("immediate")
+        committed, void = committed_workload(primary, early)
+        committed.add(early_xid)
+        primary.crash()
+    finally:
+        early.close()
+    report = analyze([primary.pg_wal], [standby.pg_wal])
+    assert {t.xid for t in report.lost_transactions} == committed
+    assert not {t.xid for t in report.lost_transactions} & void
+    assert report.divergence is None
+    assert report.standby.end_lsn is not None and report.primary.end_lsn is not None
+    assert report.bytes_behind == int(report.primary.end_lsn) - int(report.standby.end_lsn) > 0
+    early_tx = next(t for t in report.lost_transactions if t.xid == early_xid)
+    assert early_tx.first_lsn < report.cut_lsn <= early_tx.commit_lsn  # began before the stop
+    times = [t.commit_time for t in report.lost_transactions]
+    assert times == sorted(times) and report.window["count"] == len(committed)
+    assert report.window["first_commit_time"] == times[0]
+    assert all(re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00", t) for t in times)
+    paths = {i["path"] for i in report.inputs}
+    assert any(p.startswith(str(primary.pg_wal)) for p in paths)
+    assert all(len(i["sha256"]) == 64 for i in report.inputs)
+
+
+def test_split_brain_divergence_equals_pg_rewind(pg_major: int, primary_standby,
+                                                 pg_cluster_root: Path) -> None:
+    primary, standby = primary_standby(conf=CONF)
+    primary.execute("CREATE TABLE t (id int PRIMARY KEY, v text); "
+                    "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 5) g;")
+    caught_up(primary, standby)
+    standby.promote()
+    old_side = {xid_of(primary, f"BEGIN; INSERT INTO t VALUES ({100 + i}, 'old primary'); "
+                                "SELECT txid_current(); COMMIT;") for i in range(3)}
+    new_side = {xid_of(standby, f"BEGIN; INSERT INTO t VALUES ({200 + i}, 'new primary'); "
+                                "SELECT txid_current(); COMMIT;") for i in range(2)}
+    primary.crash()
+    standby.execute("CHECKPOINT;")
+    report = analyze([primary.pg_wal], [standby.pg_wal])
+    assert report.divergence is not None
+    assert {t.xid for t in report.lost_transactions} == old_side
+    assert new_side <= {t.xid for t in report.only_on_standby}
+    # pg_rewind's own answer for the same pair
+    try:
+        rewind = pgbin.tool(pg_major, "pg_rewind")
+    except pgbin.Unavailable as exc:
+        pytest.skip(f"no pg_rewind for {pg_major}: {exc}")
+    if not Path(rewind).exists() or Path(rewind).parent != primary.bindir:
+        pytest.skip(f"PostgreSQL {pg_major} has no pg_rewind here")
+    primary.start()  # pg_rewind wants a cleanly shut down target; our analysis is done
+    primary.stop()
+    res = primary.run([rewind, "--dry-run", "-D", primary.datadir, "--source-server",
+                       f"host={standby.host} port={standby.port} user=postgres dbname=postgres"],
+                      check=False, timeout=300)
+    m = re.search(r"servers diverged at WAL location (\S+) on timeline (\d+)", res.stdout + res.stderr)
+    assert m, res.stdout + res.stderr
+    assert report.divergence.pg_rewind_text() == m.group(0)
+
+
+def test_bad_inputs_are_explained(tmp_path: Path) -> None:
+    fixtures = Path(__file__).resolve().parent.parent / "fixtures"
+    proc = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                           str(fixtures / "pg15" / "wal"), "--standby", str(fixtures / "pg16" / "wal")],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "different database systems" in proc.stderr
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                           str(fixtures / "pg15" / "wal"), "--standby", str(empty)],
+                          capture_output=True, text=True)
+    assert proc.returncode == 1 and "standby" in proc.stderr and "no WAL" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_html_report_renders_in_chromium_with_its_chart(tmp_path: Path, cluster_factory) -> None:
+    """The self-contained HTML page renders in headless Chromium; the screenshot shows the
+    chart: the primary's WAL bar, the standby's, and a red dot per lost commit."""
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (.ci/run installs it)")
+    from PIL import Image
+
+    primary = cluster_factory(15, name="html-primary", conf=CONF)
+    standby = cluster_factory.standby(primary, name="html-standby")
+    primary.execute("CREATE TABLE t (id int PRIMARY KEY, v text);")
+    caught_up(primary, standby)
+    standby.stop("immediate")
+    for i in range(3):
+        primary.execute(f"INSERT INTO t VALUES ({i}, 'lost {i}');")
+        time.sleep(0.05)
+    primary.crash()
+    page = tmp_path / "gap.html"
+    proc = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                           str(primary.pg_wal), "--standby", str(standby.pg_wal), "--format",
+                           "html", "-o", str(page)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert "<svg" in text and "http" not in text.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    shot = tmp_path / "gap.png"
+    res = subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu",
+                          "--hide-scrollbars", f"--screenshot={shot}", "--window-size=1100,900",
+                          page.as_uri()], capture_output=True, text=True, timeout=120)
+    assert shot.exists(), res.stderr
+    img = Image.open(shot).convert("RGB")
+    colors = {rgb: n for n, rgb in img.getcolors(maxcolors=1 << 24)}
+    def near(rgb: tuple[int, int, int]) -> int:
+        return sum(n for c, n in colors.items() if all(abs(a - b) < 12 for a, b in zip(c, rgb)))
+    assert near((0x4A, 0x78, 0xB5)) > 500   # the primary's WAL bar
+    assert near((0x5F, 0x9E, 0x6E)) > 500   # the standby's WAL bar
+    assert near((0xC8, 0x42, 0x3B)) > 50    # lost commits and the cut line

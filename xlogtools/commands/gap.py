@@ -1,0 +1,125 @@
+"""`xlogtools gap`: what a standby never got from its primary."""
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+
+import click
+
+from ..errors import InputError
+from . import handled
+
+_CONN = re.compile(r"^(postgres(ql)?://|.*\w=)")
+
+
+def _is_conn(s: str) -> bool:
+    return bool(_CONN.match(s)) and not os.path.exists(s)
+
+
+def _standby_position(conn: str):  # -> gap.Position
+    from ..gap import Position
+    from ..lsn import Lsn
+
+    try:
+        import psycopg
+    except ImportError:
+        raise InputError("reading a live standby needs psycopg (pip install 'psycopg[binary]')")
+    try:
+        with psycopg.connect(conn, connect_timeout=10) as c:
+            row = c.execute("SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn(), "
+                            "pg_last_wal_replay_lsn(), "
+                            "(SELECT received_tli FROM pg_stat_wal_receiver), "
+                            "(SELECT timeline_id FROM pg_control_checkpoint())").fetchone()
+    except psycopg.Error as exc:
+        raise InputError(f"could not read the standby's position: {str(exc).strip()}") from None
+    in_recovery, received, replayed, rtli, ctli = row
+    if not in_recovery:
+        raise InputError("the --standby server is not in recovery (it was promoted): give its "
+                         "WAL directory instead, so the divergence can be read from its history")
+    end = received or replayed
+    return Position(Lsn(str(end)) if end else None, None, rtli or ctli,
+                    "received" if received else "replayed", source="server")
+
+
+def _primary_paths(spec: str) -> list[str]:
+    if not _is_conn(spec):
+        return [spec]
+    try:
+        import psycopg
+    except ImportError:
+        raise InputError("a primary given as a connection string needs psycopg")
+    try:
+        with psycopg.connect(spec, connect_timeout=10) as c:
+            d = c.execute("SELECT current_setting('data_directory')").fetchone()[0]
+    except psycopg.Error as exc:
+        raise InputError(f"could not connect to the primary: {str(exc).strip()}") from None
+    wal = os.path.join(d, "pg_wal")
+    if not os.access(wal, os.R_OK):
+        raise InputError(f"the primary's WAL ({wal}) is not readable from here: give a copy of "
+                         "its pg_wal (or its archive) as --primary PATH")
+    return [wal]
+
+
+@click.command()
+@click.option("--primary", "primary", required=True, multiple=True, metavar="PATH|CONNSTR",
+              help="The old primary's pg_wal, data directory or archive (repeatable).")
+@click.option("--standby", "standby", required=True, multiple=True, metavar="PATH|CONNSTR",
+              help="The standby's (new primary's) pg_wal or data directory, or a connection "
+                   "string of a live standby.")
+@click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
+              help="Catalog snapshot (xlogtools catalog) to reconstruct the lost rows.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "sql", "html"]),
+              default="text", show_default=True)
+@click.option("-o", "--output", metavar="PATH", help="Write the report to PATH.")
+@handled
+def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None, fmt: str,
+        output: str | None) -> None:
+    """Compare primary and standby after a crash or failover.
+
+    Says where the standby's WAL ends (or where a promoted standby diverged, as pg_rewind
+    would), and lists every transaction the primary committed that the standby never got,
+    with commit times (the data-loss window) and, with --catalog, the rows and SQL to put
+    them back.
+
+    \b
+    Examples:
+      xlogtools gap --primary /backup/oldprimary/pg_wal --standby /var/lib/postgresql/15/main
+      xlogtools gap --primary old/pg_wal --standby 'host=standby1 user=postgres' --format json
+      xlogtools gap --primary old/pg_wal --standby new/pg_wal --catalog cat.json --format sql
+    """
+    from ..gap import analyze
+    from ..gapreport import render_html, render_json, render_sql, render_text
+
+    p_paths = [x for spec in primary for x in _primary_paths(spec)]
+    s_paths = [s for s in standby if not _is_conn(s)]
+    s_conns = [s for s in standby if _is_conn(s)]
+    position = _standby_position(s_conns[0]) if s_conns else None
+    cat = None
+    if catalog:
+        try:
+            with open(catalog, encoding="utf-8") as f:
+                cat = json.load(f)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"could not read catalog \"{catalog}\": {exc}", file=catalog) from None
+    changes, sql_for = _replay_hooks(cat)
+    report = analyze(p_paths, s_paths, standby_position=position, catalog=cat, changes=changes)
+    render = {"text": render_text, "json": render_json, "html": render_html}.get(fmt)
+    text = render(report) if render else render_sql(report, sql_for)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _replay_hooks(cat):  # -> (changes, sql_for) or (None, None)
+    """The replay engine's entry points, when it and a catalog are there."""
+    if cat is None:
+        return None, None
+    try:
+        from ..replay import gap_hooks  # type: ignore[attr-defined]
+    except ImportError:
+        return None, None
+    return gap_hooks(cat)
