@@ -109,3 +109,19 @@ def controldata_tool(major: int) -> Path:
 
     own = pgbin.bindir(major) / "pg_controldata"
     return own if own.exists() else pgbin.bindir(15) / "pg_controldata"
+
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+
+
+def unpack_fixture(major: int, dest: Path) -> list[Path]:
+    """The committed fixture segments of `major`, decompressed into `dest` (made if needed)."""
+    import zstandard
+
+    dest.mkdir(parents=True, exist_ok=True)
+    out = []
+    for f in sorted((FIXTURES / f"pg{major}" / "wal").glob("*.zst")):
+        p = dest / f.name[:-4]
+        p.write_bytes(zstandard.ZstdDecompressor().decompress(f.read_bytes(), max_output_size=1 << 24))
+        out.append(p)
+    return out

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
-import zstandard
+from oracle import unpack_fixture
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 
@@ -18,13 +18,7 @@ def xlogtools(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def unpack(major: int, dest: Path) -> list[Path]:
-    dest.mkdir(exist_ok=True)
-    out = []
-    for f in sorted((FIXTURES / f"pg{major}" / "wal").glob("*.zst")):
-        p = dest / f.name[:-4]
-        p.write_bytes(zstandard.ZstdDecompressor().decompress(f.read_bytes(), max_output_size=1 << 24))
-        out.append(p)
-    return out
+    return unpack_fixture(major, dest)
 
 
 def assert_clean_error(proc: subprocess.CompletedProcess[str], *words: str) -> None:

@@ -16,6 +16,7 @@ from pathlib import Path
 import lz4.frame
 import pyarrow.parquet as pq
 import pytest
+from oracle import unpack_fixture
 import zstandard
 
 from xlogtools.export import rows
@@ -37,13 +38,7 @@ def fixture_text(major: int, name: str) -> str:
 
 
 def unpack(major: int, dest: Path) -> list[Path]:
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for f in sorted((FIXTURES / f"pg{major}" / "wal").glob("*.zst")):
-        p = dest / f.name[:-4]
-        p.write_bytes(zstandard.ZstdDecompressor().decompress(f.read_bytes(), max_output_size=1 << 24))
-        out.append(p)
-    return out
+    return unpack_fixture(major, dest)
 
 
 def start_of(major: int) -> str:

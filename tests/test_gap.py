@@ -2,7 +2,6 @@
 crashed, and a split brain after a promotion (checked against pg_rewind --dry-run)."""
 from __future__ import annotations
 
-import json
 import re
 import shutil
 import subprocess
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from xlogtools.gap import analyze
-from xlogtools.lsn import Lsn
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster, wait_until
 

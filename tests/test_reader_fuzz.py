@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import zstandard
+from oracle import unpack_fixture
 
 from xlogtools.errors import XlogError
 from xlogtools.parse.api import open_wal
@@ -20,13 +20,7 @@ ROUNDS = 60
 
 
 def unpack(major: int, dest: Path) -> list[Path]:
-    dest.mkdir()
-    out = []
-    for f in sorted((FIXTURES / f"pg{major}" / "wal").glob("*.zst")):
-        p = dest / f.name[:-4]
-        p.write_bytes(zstandard.ZstdDecompressor().decompress(f.read_bytes(), max_output_size=1 << 24))
-        out.append(p)
-    return out
+    return unpack_fixture(major, dest)
 
 
 def read_all(path: Path) -> tuple[list[tuple[int, int, bytes]], EndOfWal | None, list[bytes]]:
@@ -83,7 +77,7 @@ def mutate(rng: random.Random, segs: list[Path], blcksz: int = 8192) -> int:
 @pytest.mark.parametrize("major", CASES, ids=[f"pg{m}" for m in CASES])
 def test_mutated_segments_give_records_then_a_typed_end(major: int, tmp_path: Path) -> None:
     clean = tmp_path / "clean"
-    segs = unpack(major, clean)
+    unpack(major, clean)
     good, good_end, _ = read_all(clean)
     assert good and good_end is not None
     rng = random.Random(major)

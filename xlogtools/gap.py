@@ -19,8 +19,7 @@ from typing import Any, Callable, Sequence
 from . import __version__
 from .errors import ClusterMismatch, InputError
 from .lsn import Lsn
-from .parse import layout as L
-from .parse.reader import EndOfWal, EndReason, WalReader
+from .parse.reader import WalReader
 from .parse.record import Record
 from .parse.rmgr import xact
 from .parse.source import WalSource

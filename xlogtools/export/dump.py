@@ -11,7 +11,6 @@ sequentially, which stops exactly where one process would).
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor

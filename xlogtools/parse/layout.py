@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import struct
 
-from construct import Bytes, Int8ul, Int16ul, Int32ul, Int64ul, Padding, Struct
+from construct import Int8ul, Int16ul, Int32ul, Int64ul, Padding, Struct
 
 # --- page magic -> major version (XLOG_PAGE_MAGIC of each release) -------------------------
 PAGE_MAGIC_TO_MAJOR: dict[int, int] = {
