@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import IO, Any, Iterator, Sequence
@@ -205,6 +206,23 @@ def _unportable(chunk: Any) -> Any:
     return chunk
 
 
+def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator[_Part]:
+    """pool.map, but at most `ahead` ranges in flight: memory stays bounded when the writer
+    is slower than the decoders."""
+    pending: deque[Any] = deque()
+    it = iter(args)
+    for a in it:
+        pending.append(pool.submit(_work, a))
+        if len(pending) >= ahead:
+            break
+    while pending:
+        part = pending.popleft().result()
+        nxt = next(it, None)
+        if nxt is not None:
+            pending.append(pool.submit(_work, nxt))
+        yield part
+
+
 def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink
                    ) -> DumpResult:
     seg_size = reader.seg_size
@@ -226,7 +244,7 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     prev_last: int | None = None
     try:
         with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
-            for i, part in enumerate(pool.map(_work, args)):
+            for i, part in enumerate(_ordered(pool, args, ahead=opts.jobs + 1)):
                 if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
                     # A broken link at a range boundary: read on sequentially from the last
                     # good record, which stops exactly where one process would.

@@ -86,14 +86,11 @@ class Record:
     origin: int = 0  # InvalidRepOriginId
     toplevel_xid: int = 0  # InvalidTransactionId
     block_size: int = 8192
+    fpi_len: int = 0  # bytes of full-page images (set when the fragments are decoded)
 
     @property
     def rmgr_name(self) -> str:
         return L.rmgr_name(self.rmid)
-
-    @property
-    def fpi_len(self) -> int:
-        return sum(b.image_len for b in self.blocks if b.has_image)
 
     @property
     def rec_len(self) -> int:
@@ -223,15 +220,18 @@ def decode_fragments(rec: Record) -> None:
     if remaining != datatotal:
         raise _short()
     # payloads follow the headers: per block its image then its data, then the main data
+    fpi = 0
     for b in blocks:
         if b.has_image:
             b.image_off = pos
             pos += b.image_len
+            fpi += b.image_len
         if b.data_len:
             b.data_off = pos
             pos += b.data_len
     rec.main_data_off = pos
     rec.blocks = blocks
+    rec.fpi_len = fpi
 
 
 def _decode_image_header(rec: Record, b: BlockRef, data: bytes, pos: int, remaining: int
