@@ -13,7 +13,7 @@ import struct
 import time
 from typing import Callable, Iterable, Sequence
 
-from ..record import BlockRef, Record
+from ..record import Record
 
 _S = {fmt: struct.Struct("<" + fmt) for fmt in ("B", "b", "H", "h", "I", "i", "Q", "q", "d")}
 
@@ -89,10 +89,6 @@ class Buf:
 
 def main(rec: Record) -> Buf:
     return Buf(rec.main_data)
-
-
-def block(rec: Record, block_id: int) -> BlockRef | None:
-    return rec.block(block_id)
 
 
 def has_block_data(rec: Record, block_id: int) -> bool:

@@ -36,7 +36,5 @@ def describe(rec: Record) -> str:
         # xl_commit_ts_set: timestamp 0, nodeid 8, mainxid 12; subxids follow
         text = f"set {timestamptz_to_str(d.i64(0))}/{d.u16(8)} for: {d.u32(12)}"
         nsub = (len(d) - 16) // 4
-        if nsub > 0:
-            text += ", " + "".join(f"{x}, " for x in d.u32_array(16, nsub))
-        return text
+        return text + "".join(f", {x}" for x in d.u32_array(16, max(nsub, 0)))
     return ""

@@ -1,5 +1,6 @@
 """Hash (RM_HASH_ID): hash index records of access/hash_xlog.h, PostgreSQL 13-18.
-16 renamed latestRemovedXid to snapshotConflictHorizon; 17 prints isCatalogRel."""
+VACUUM_ONE_PAGE says "latest removed xid" in 13, latestRemovedXid in 14-15,
+snapshotConflictHorizon from 16; 17 prints isCatalogRel."""
 from __future__ import annotations
 
 from ..record import Record
@@ -59,7 +60,9 @@ def describe(rec: Record) -> str:
     if info == UPDATE_META_PAGE:
         return f"ntuples {d.f64(0):g}"
     if info == VACUUM_ONE_PAGE:
-        if rec.pg_major < 16:  # latestRemovedXid, int ntuples
+        if rec.pg_major <= 13:  # latestRemovedXid, int ntuples
+            return f"ntuples {d.i32(4)}, latest removed xid {d.u32(0)}"
+        if rec.pg_major < 16:
             return f"ntuples {d.i32(4)}, latestRemovedXid {d.u32(0)}"
         text = f"ntuples {d.u16(4)}, snapshotConflictHorizon {d.u32(0)}"
         if rec.pg_major >= 17:

@@ -104,8 +104,7 @@ def _desc_14(rec: Record, info: int) -> str:
     if info in (INSERT_LEAF, INSERT_UPPER, INSERT_META, INSERT_POST):
         return f"off {d.u16(0)}"
     if info in (SPLIT_L, SPLIT_R):
-        first = "firstrightoff" if rec.pg_major >= 14 else "firstright"
-        return (f"level {d.u32(0)}, {first} {d.u16(4)}, newitemoff {d.u16(6)}, "
+        return (f"level {d.u32(0)}, firstrightoff {d.u16(4)}, newitemoff {d.u16(6)}, "
                 f"postingoff {d.u16(8)}")
     if info == DEDUP:
         return f"nintervals {d.u16(0)}"

@@ -1,5 +1,6 @@
 """SPGist (RM_SPGIST_ID): SP-GiST index records of access/spgxlog.h, PostgreSQL 13-18.
-16 renamed newestredirectxid to snapshotConflictHorizon; 17 prints isCatalogRel."""
+14 rewrote the texts ("key: value" lists; 13 has the older terse ones); 16 renamed
+newestredirectxid to snapshotConflictHorizon; 17 prints isCatalogRel."""
 from __future__ import annotations
 
 from ..record import Record
@@ -20,8 +21,30 @@ identify = table_identify({ADD_LEAF: "ADD_LEAF", MOVE_LEAFS: "MOVE_LEAFS", ADD_N
                            VACUUM_REDIRECT: "VACUUM_REDIRECT"})
 
 
+def _describe_13(rec: Record, info: int) -> str:
+    d = main(rec)
+    if info == ADD_LEAF:
+        return (f"add leaf to page; off {d.u16(2)}; headoff {d.u16(4)}; parentoff {d.u16(6)}"
+                + (" (newpage)" if d.u8(0) else "") + (" (nulls)" if d.u8(1) else ""))
+    if info == MOVE_LEAFS:
+        return f"{d.u16(0)} leafs"
+    if info == ADD_NODE:
+        return f"off {d.u16(0)}"
+    if info == SPLIT_TUPLE:
+        return (f"prefix off: {d.u16(0)}, postfix off: {d.u16(2)} "
+                f"(same {d.u8(5)}, new {d.u8(4)})")
+    if info == PICKSPLIT:
+        return (f"ndel {d.u16(2)}; nins {d.u16(4)}"
+                + (" (innerIsParent)" if d.u8(12) else "") + (" (isRootSplit)" if d.u8(0) else ""))
+    if info == VACUUM_REDIRECT:
+        return f"newest XID {d.u32(4)}"
+    return ""
+
+
 def describe(rec: Record) -> str:
     info = rec.info & 0xF0
+    if rec.pg_major <= 13:
+        return _describe_13(rec, info)
     d = main(rec)
     if info == ADD_LEAF:
         # newPage 0, storesNulls 1, offnumLeaf 2, offnumHeadLeaf 4, offnumParent 6, nodeI 8
