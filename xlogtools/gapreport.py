@@ -66,24 +66,55 @@ def _change_line(c: dict[str, Any]) -> str:
 
 
 def render_sql(r: GapReport, sql_for: Any = None) -> str:
-    """SQL that re-applies the lost changes in commit order. `sql_for(changes)` renders a
-    transaction's row changes as redo statements with a conflict check (the replay engine's
-    renderer); without it, only the comments naming each transaction are written."""
+    """SQL that re-applies the lost changes in commit order, one transaction per BEGIN/COMMIT
+    with a comment naming its xid and commit time. `sql_for(xid)` gives a transaction's redo
+    statements (the replay engine's; keyed by primary key / replica identity, so a row that was
+    changed on the new primary too makes its statement fail instead of overwriting it);
+    without it, only the comments are written."""
     out = [f"-- xlogtools {r.tool_version}: changes the old primary committed that the standby "
            f"never received",
            f"-- cut at {r.cut_lsn}" + (f"; {r.divergence.pg_rewind_text()}" if r.divergence else ""),
            f"-- {r.window['count']} transaction(s), {r.window['first_commit_time']} .. "
-           f"{r.window['last_commit_time']}", ""]
+           f"{r.window['last_commit_time']}"]
+    if sql_for is not None and getattr(sql_for, "header", None):
+        out.append(sql_for.header.rstrip("\n"))
+    out.append("")
     for t in r.lost_transactions:
         out.append(f"-- xid {t.xid}, committed at {t.commit_lsn} {t.commit_time}")
-        if sql_for is not None and t.changes:
-            out.append("BEGIN;")
-            out.append(sql_for(t.changes).rstrip("\n"))
-            out.append("COMMIT;")
-        elif not t.changes:
-            out.append("-- (no row changes known: give --catalog to reconstruct them)")
+        body = sql_for(t.xid) if sql_for is not None else ""
+        if body:
+            out += ["BEGIN;", body.rstrip("\n"), "COMMIT;"]
+        else:
+            out.append("-- (no row changes known" + ("" if sql_for else
+                                                     ": give --catalog to reconstruct them") + ")")
         out.append("")
     return "\n".join(out)
+
+
+def conflict_guard(change: Any, key: list[str], qname: str) -> str | None:
+    """A statement that stops the re-application of one change when the new primary changed
+    the same row too: an UPDATE or DELETE needs the row exactly as the old primary had it
+    before the change (compared as text, as psql prints it); an INSERT needs its key free."""
+    def lit(v: str | None) -> str:
+        return "NULL" if v is None else "'" + v.replace("'", "''") + "'"
+
+    def cols(names: list[str]) -> str:
+        return ", ".join('"' + n.replace('"', '""') + '"::text' for n in names)
+
+    op = change.op
+    if op in ("update", "delete") and change.old:
+        names = list(change.old)
+        cond = f"ROW({cols(names)}) IS NOT DISTINCT FROM ROW({', '.join(lit(change.old[n]) for n in names)})"
+        test = f"NOT EXISTS (SELECT FROM {qname} WHERE {cond})"
+    elif op == "insert" and change.new and key and all(k in change.new for k in key):
+        cond = f"ROW({cols(key)}) IS NOT DISTINCT FROM ROW({', '.join(lit(change.new[k]) for k in key)})"
+        test = f"EXISTS (SELECT FROM {qname} WHERE {cond})"
+    else:
+        return None
+    what = f"{op} of xid {change.xid} at {change.lsn}"
+    msg = f"xlogtools gap: conflict: {qname} changed on the new primary too ({what})"
+    return (f"DO $xlogtools$ BEGIN IF {test} THEN RAISE EXCEPTION '%', "
+            f"{lit(msg)}; END IF; END $xlogtools$;")
 
 
 def render_html(r: GapReport) -> str:

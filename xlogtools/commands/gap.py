@@ -103,7 +103,7 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
                 cat = json.load(f)
         except (OSError, ValueError) as exc:
             raise InputError(f"could not read catalog \"{catalog}\": {exc}", file=catalog) from None
-    changes, sql_for = _replay_hooks(cat)
+    changes, sql_for = _replay_hooks(catalog)
     report = analyze(p_paths, s_paths, standby_position=position, catalog=cat, changes=changes)
     render = {"text": render_text, "json": render_json, "html": render_html}.get(fmt)
     text = render(report) if render else render_sql(report, sql_for)
@@ -114,12 +114,40 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
         sys.stdout.write(text)
 
 
-def _replay_hooks(cat):  # -> (changes, sql_for) or (None, None)
-    """The replay engine's entry points, when it and a catalog are there."""
-    if cat is None:
+def _replay_hooks(catalog_path: str | None):  # -> (changes, sql_for) or (None, None)
+    """The replay engine's entry points for the lost transactions: their row changes (as the
+    report's dicts) and, per xid, the redo SQL of those changes."""
+    if catalog_path is None:
         return None, None
-    try:
-        from ..replay import gap_hooks  # type: ignore[attr-defined]
-    except ImportError:
-        return None, None
-    return gap_hooks(cat)
+    from ..replay.api import replay_changes
+    from ..replay.catalog import Catalog
+    from ..gapreport import conflict_guard
+    from ..replay.sql import SqlWriter
+
+    catalog = Catalog.load(catalog_path)
+    kept: dict[int, list] = {}
+
+    def changes(paths, xids, start):  # type: ignore[no-untyped-def]
+        # Read from the first WAL there is, not from `start`: page images from before the
+        # lost transactions are what let the old values be known.
+        wanted = set(xids)
+        for ch in replay_changes(paths, catalog, xids=wanted):
+            if ch.xid in wanted:
+                kept.setdefault(ch.xid, []).append(ch)
+        return {x: [c.to_dict() for c in v] for x, v in kept.items()}
+
+    writer = SqlWriter(catalog)
+    keys = {(r.schema, r.name): r.key for r in catalog.relations}
+
+    def sql_for(xid: int) -> str:
+        out = []
+        for ch in kept.get(xid, []):
+            qname = f'"{ch.schema}"."{ch.table}"' if ch.schema and ch.table else None
+            guard = conflict_guard(ch, keys.get((ch.schema, ch.table), []), qname) if qname else None
+            if guard:
+                out.append(guard)
+            out.append(writer.redo(ch))
+        return "\n".join(out)
+
+    sql_for.header = writer.header("redo SQL of the lost transactions")  # type: ignore[attr-defined]
+    return changes, sql_for
