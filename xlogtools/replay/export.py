@@ -1,0 +1,116 @@
+"""Writers for row changes: a readable table, JSON lines (DESIGN.md 4.4) and Parquet."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterable, TextIO
+
+from .api import RowChange
+
+
+def write_jsonl(changes: Iterable[RowChange], out: TextIO) -> int:
+    n = 0
+    for ch in changes:
+        out.write(json.dumps(ch.to_dict(), ensure_ascii=False) + "\n")
+        n += 1
+    return n
+
+
+def _short(v: str | None, width: int = 40) -> str:
+    if v is None:
+        return "NULL"
+    return v if len(v) <= width else v[:width - 3] + "..."
+
+
+def _summary(ch: RowChange) -> str:
+    old, new = ch.old or {}, ch.new or {}
+    if ch.op == "insert":
+        parts = [f"{k}={_short(v)}" for k, v in new.items()]
+    elif ch.op == "delete":
+        parts = [f"{k}={_short(v)}" for k, v in old.items()]
+    elif ch.op == "update":
+        keys = [k for k in ch.key if k in new] or list(new)[:1]
+        parts = [f"{k}={_short(new.get(k))}" for k in keys]
+        parts += [f"{k}: {_short(old[k]) if k in old else '?'} -> {_short(v)}"
+                  for k, v in new.items() if k not in keys and (k not in old or old[k] != v)]
+    else:
+        parts = []
+    if ch.raw is not None:
+        parts.append("raw " + _short(ch.raw.get("new") or ch.raw.get("old"), 60))
+    flags = []
+    if not ch.old_complete:
+        flags.append("old incomplete")
+    if not ch.new_complete:
+        flags.append("new incomplete")
+    return ", ".join(parts) + (f"  [{'; '.join(flags)}]" if flags else "")
+
+
+def write_table(changes: Iterable[RowChange], out: TextIO, batch: int = 1000) -> int:
+    from tabulate import tabulate
+
+    headers = ["commit time", "xid", "lsn", "op", "table", "status", "change"]
+    n = 0
+    rows: list[list[Any]] = []
+    first = True
+
+    def flush() -> None:
+        nonlocal first, rows
+        if rows:
+            text = tabulate(rows, headers=headers if first else (), tablefmt="plain")
+            out.write(text + "\n")
+            first = False
+            rows = []
+
+    for ch in changes:
+        table = f"{ch.schema}.{ch.table}" if ch.table else f"?{ch.relation}"
+        rows.append([ch.commit_time or "", ch.xid, str(ch.lsn), ch.op, table, ch.status,
+                     _summary(ch)])
+        n += 1
+        if len(rows) >= batch:
+            flush()
+    flush()
+    return n
+
+
+def arrow_schema() -> Any:
+    import pyarrow as pa
+
+    values = pa.map_(pa.string(), pa.string())
+    return pa.schema([
+        ("lsn", pa.string()), ("lsn_int", pa.uint64()), ("xid", pa.uint32()),
+        ("subxid", pa.uint32()), ("op", pa.string()), ("schema", pa.string()),
+        ("table", pa.string()), ("old", values), ("new", values),
+        ("old_complete", pa.bool_()), ("new_complete", pa.bool_()),
+        ("commit_lsn", pa.string()), ("commit_time", pa.string()), ("status", pa.string()),
+        ("relation", pa.string()), ("notes", pa.list_(pa.string())),
+    ])
+
+
+def write_parquet(changes: Iterable[RowChange], path: str, batch: int = 20000) -> int:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    schema = arrow_schema()
+    n = 0
+    with pq.ParquetWriter(path, schema) as w:
+        cols: dict[str, list[Any]] = {f.name: [] for f in schema}
+
+        def flush() -> None:
+            if cols["lsn"]:
+                w.write_table(pa.table(cols, schema=schema))
+                for v in cols.values():
+                    v.clear()
+
+        for ch in changes:
+            d = ch.to_dict()
+            for k in ("lsn", "xid", "subxid", "op", "schema", "table", "old_complete",
+                      "new_complete", "commit_lsn", "commit_time", "status", "relation",
+                      "notes"):
+                cols[k].append(d[k])
+            cols["lsn_int"].append(int(ch.lsn))
+            cols["old"].append(list(ch.old.items()) if ch.old is not None else None)
+            cols["new"].append(list(ch.new.items()) if ch.new is not None else None)
+            n += 1
+            if len(cols["lsn"]) >= batch:
+                flush()
+        flush()
+    return n

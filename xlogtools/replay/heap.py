@@ -1,0 +1,401 @@
+"""Heap and Heap2 redo on the page cache -> raw row changes with old and new tuples
+(heap_xlog_* of access/heap/heapam_xlog.c, heapam.c before 17; record layouts of
+access/heapam_xlog.h), PostgreSQL 13-18.
+
+As the startup process does, a block's full-page image (when applied) replaces the page and the
+record's change is not replayed on it; a WILL_INIT block starts from an empty page; otherwise
+the change is applied to the cached page. Images are taken *after* the change, so the new tuple
+is read from the image and the old one (its data untouched, only xmax set) from it as well.
+
+Version differences handled here: heap2 codes 0x10-0x30 are CLEAN/FREEZE_PAGE/CLEANUP_INFO in
+13, PRUNE/VACUUM/FREEZE_PAGE in 14-16 and PRUNE_ON_ACCESS/PRUNE_VACUUM_SCAN/PRUNE_VACUUM_CLEANUP
+(xl_heap_prune with sub-records) from 17. Blocks are found by block id and fork, never by
+count: 17.11/18.6 may add a visibility-map block reference.
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..lsn import Lsn
+from ..parse.record import BlockRef, Record
+from .pages import DEAD, Key, Page, PageCache
+
+RM_SMGR_ID, RM_HEAP2_ID, RM_HEAP_ID = 2, 9, 10
+XLOG_SMGR_TRUNCATE = 0x20
+SMGR_TRUNCATE_HEAP = 0x0001
+
+# heap
+INSERT, DELETE, UPDATE, TRUNCATE, HOT_UPDATE, CONFIRM, LOCK, INPLACE = (
+    0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70)
+OPMASK, INIT_PAGE = 0x70, 0x80
+# heap2
+PRUNE_A, PRUNE_B, PRUNE_C, VISIBLE, MULTI_INSERT = 0x10, 0x20, 0x30, 0x40, 0x50
+
+XLH_INSERT_IS_SPECULATIVE = 1 << 2
+XLH_DELETE_CONTAINS_OLD_TUPLE = 1 << 1
+XLH_DELETE_CONTAINS_OLD_KEY = 1 << 2
+XLH_DELETE_IS_SUPER = 1 << 3
+XLH_UPDATE_CONTAINS_OLD_TUPLE = 1 << 2
+XLH_UPDATE_CONTAINS_OLD_KEY = 1 << 3
+XLH_UPDATE_PREFIX_FROM_OLD = 1 << 5
+XLH_UPDATE_SUFFIX_FROM_OLD = 1 << 6
+XLHP_HAS_CONFLICT_HORIZON = 1 << 3
+XLHP_HAS_FREEZE_PLANS = 1 << 4
+XLHP_HAS_REDIRECTIONS = 1 << 5
+XLHP_HAS_DEAD_ITEMS = 1 << 6
+XLHP_HAS_NOW_UNUSED_ITEMS = 1 << 7
+
+MAIN_FORK = 0
+_HEADER = struct.Struct("<IIIHHHHHB")  # xmin xmax cid ctid(blk hi, blk lo, off) im2 im hoff
+_XLHDR = struct.Struct("<HHB").unpack_from  # xl_heap_header
+_u16 = struct.Struct("<H").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+
+
+@dataclass(slots=True)
+class RawChange:
+    """A row change before decoding: tuples as page items (header included)."""
+
+    lsn: Lsn
+    xid: int  # the record's xid: the writing (sub)transaction
+    toplevel_xid: int  # from the record (14+ logical), else 0
+    op: str  # insert | update | delete | truncate
+    rel: tuple[int, int, int]  # spc, db, relfilenode
+    blk: int = 0
+    offnum: int = 0
+    old: bytes | None = None
+    old_key_only: bool = False  # old is the replica identity key (other columns null)
+    old_from_wal: bool = False
+    new: bytes | None = None
+    new_missing: str = ""  # why the new tuple is unknown
+    new_unknown: list[tuple[int, int]] = field(default_factory=list)  # unknown byte ranges
+    speculative: bool = False
+    hot: bool = False
+    relids: list[int] = field(default_factory=list)  # truncate: relation OIDs
+
+
+def build_tuple(xlhdr: tuple[int, int, int], body: bytes, xmin: int, xmax: int, blk: int,
+                offnum: int) -> bytes:
+    """The tuple heap redo puts on the page: a zeroed header with the logged fields."""
+    im2, im, hoff = xlhdr
+    hdr = _HEADER.pack(xmin, xmax, 0, (blk >> 16) & 0xFFFF, blk & 0xFFFF, offnum, im2, im, hoff)
+    return hdr + body
+
+
+class HeapRedo:
+    """Replays heap records of the relations `follow(rel)` accepts; calls `on_toast(tuple)` for
+    every tuple inserted into a relation `is_toast(rel)` says is a TOAST table."""
+
+    def __init__(self, cache: PageCache, follow: Callable[[tuple[int, int, int]], bool],
+                 is_toast: Callable[[tuple[int, int, int]], bool],
+                 on_toast: Callable[[bytes], None]) -> None:
+        self.cache = cache
+        self.follow = follow
+        self.is_toast = is_toast
+        self.on_toast = on_toast
+        self.toast_generation = 0
+
+    # -- images -----------------------------------------------------------------------------------
+    def apply_images(self, rec: Record) -> set[int]:
+        """Restore every applicable main-fork image of a followed relation; returns the ids of
+        the blocks restored (BLK_RESTORED)."""
+        restored: set[int] = set()
+        for b in rec.blocks:
+            if b.has_image and b.apply_image and b.fork == MAIN_FORK and self.follow(b.relation):
+                try:
+                    page = rec.restore_page(b)
+                except Exception:  # a damaged image: the page becomes unknown
+                    self.cache.pages.pop((b.spc, b.db, b.rel, b.blk), None)
+                    continue
+                self.cache.set_image((b.spc, b.db, b.rel, b.blk), page)
+                if self.is_toast(b.relation):
+                    self.toast_generation += 1
+                restored.add(b.block_id)
+        return restored
+
+    # -- dispatch ---------------------------------------------------------------------------------
+    def redo(self, rec: Record) -> list[RawChange]:
+        rmid = rec.rmid
+        if rmid == RM_SMGR_ID:
+            self._smgr(rec)
+            return []
+        restored = self.apply_images(rec)
+        if rmid == RM_HEAP_ID:
+            b0 = _block(rec, 0)
+            if b0 is None or not self.follow(b0.relation):
+                if rec.info & OPMASK == TRUNCATE:
+                    return self._truncate(rec)
+                return []
+            return self._heap(rec, rec.info & OPMASK, b0, restored)
+        if rmid == RM_HEAP2_ID:
+            b0 = _block(rec, 0)
+            if b0 is None or not self.follow(b0.relation):
+                return []
+            op = rec.info & OPMASK
+            if op == MULTI_INSERT:
+                return self._multi_insert(rec, b0, 0 in restored)
+            if op in (PRUNE_A, PRUNE_B, PRUNE_C) and 0 not in restored:
+                self._prune(rec, op, b0)
+        return []
+
+    def _smgr(self, rec: Record) -> None:
+        if rec.info & 0xF0 != XLOG_SMGR_TRUNCATE:
+            return
+        d = rec.main_data
+        blkno, spc, db, rel, flags = struct.unpack_from("<IIIIi", d, 0)
+        if flags & SMGR_TRUNCATE_HEAP and self.follow((spc, db, rel)):
+            self.cache.truncate((spc, db, rel), blkno)
+
+    def _heap(self, rec: Record, op: int, b0: BlockRef, restored: set[int]) -> list[RawChange]:
+        if op == INSERT:
+            return self._insert(rec, b0, 0 in restored)
+        if op == DELETE:
+            return self._delete(rec, b0)
+        if op in (UPDATE, HOT_UPDATE):
+            return self._update(rec, b0, restored, op == HOT_UPDATE)
+        if op == TRUNCATE:
+            return self._truncate(rec)
+        if op == INPLACE and 0 not in restored:
+            page = self.cache.get(_key(b0))
+            offnum = _u16(rec.main_data, 0)[0]
+            tup = page.tuple(offnum) if page is not None else None
+            data = rec.block_data(b0)
+            if tup is not None and data and page is not None:
+                hoff = tup[22]
+                page.items[offnum] = tup[:hoff] + data
+        return []
+
+    def _page_for(self, rec: Record, b: BlockRef, restored: bool) -> Page:
+        key = _key(b)
+        if restored:
+            page = self.cache.get(key)
+            if page is not None:
+                return page
+        if rec.info & INIT_PAGE and b.will_init:
+            return self.cache.init(key)
+        return self.cache.get_or_partial(key)
+
+    def _insert(self, rec: Record, b0: BlockRef, restored: bool) -> list[RawChange]:
+        d = rec.main_data
+        offnum, flags = _u16(d, 0)[0], d[2]
+        rel = b0.relation
+        ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "insert", rel, b0.blk, offnum,
+                       speculative=bool(flags & XLH_INSERT_IS_SPECULATIVE))
+        if restored:
+            page = self._page_for(rec, b0, True)
+            ch.new = page.tuple(offnum)
+        else:
+            page = self._page_for(rec, b0, False)
+            data = rec.block_data(b0)
+            if len(data) > 5:
+                ch.new = build_tuple(_XLHDR(data, 0), data[5:], rec.xid, 0, b0.blk, offnum)
+                page.items[offnum] = ch.new
+            else:
+                page.items.pop(offnum, None)
+        if ch.new is None:
+            ch.new_missing = "the inserted tuple is neither in the record nor in a page image"
+        if self.is_toast(rel):
+            if ch.new is not None:
+                self.on_toast(ch.new)
+            return []
+        return [ch]
+
+    def _multi_insert(self, rec: Record, b0: BlockRef, restored: bool) -> list[RawChange]:
+        d = rec.main_data
+        ntuples = _u16(d, 2)[0]  # xl_heap_multi_insert: flags, ntuples, offsets[]
+        isinit = bool(rec.info & INIT_PAGE)
+        if isinit:
+            offsets = list(range(1, ntuples + 1))
+        else:
+            offsets = list(struct.unpack_from(f"<{ntuples}H", d, 4))
+        rel = b0.relation
+        toast = self.is_toast(rel)
+        page = self._page_for(rec, b0, restored)
+        tuples: list[bytes | None] = []
+        if restored:
+            tuples = [page.tuple(o) for o in offsets]
+        else:
+            data = rec.block_data(b0)
+            pos = 0
+            for o in offsets:
+                pos = (pos + 1) & ~1  # SHORTALIGN
+                if pos + 7 > len(data):
+                    tuples.append(None)
+                    page.items.pop(o, None)
+                    continue
+                datalen, im2, im, hoff = struct.unpack_from("<HHHB", data, pos)
+                pos += 7
+                tup = build_tuple((im2, im, hoff), data[pos:pos + datalen], rec.xid, 0,
+                                  b0.blk, o)
+                pos += datalen
+                page.items[o] = tup
+                tuples.append(tup)
+        out = []
+        for o, tup in zip(offsets, tuples):
+            if toast:
+                if tup is not None:
+                    self.on_toast(tup)
+                continue
+            ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "insert", rel, b0.blk, o, new=tup)
+            if tup is None:
+                ch.new_missing = "the inserted tuple is neither in the record nor in a page image"
+            out.append(ch)
+        return out
+
+    def _delete(self, rec: Record, b0: BlockRef) -> list[RawChange]:
+        d = rec.main_data
+        offnum, flags = _u16(d, 4)[0], d[7]
+        rel = b0.relation
+        page = self.cache.get(_key(b0))
+        ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "delete", rel, b0.blk, offnum)
+        if flags & XLH_DELETE_IS_SUPER:
+            ch.op = "super_delete"  # a speculative insertion given up (ON CONFLICT)
+            return [] if self.is_toast(rel) else [ch]
+        if self.is_toast(rel):
+            return []
+        if flags & (XLH_DELETE_CONTAINS_OLD_TUPLE | XLH_DELETE_CONTAINS_OLD_KEY) and len(d) > 13:
+            ch.old = build_tuple(_XLHDR(d, 8), d[13:], 0, rec.xid, b0.blk, offnum)
+            ch.old_from_wal = True
+            ch.old_key_only = not flags & XLH_DELETE_CONTAINS_OLD_TUPLE
+        if page is not None and (ch.old is None or ch.old_key_only):
+            tup = page.tuple(offnum)
+            if tup is not None:
+                ch.old, ch.old_key_only, ch.old_from_wal = tup, False, False
+        return [ch]
+
+    def _update(self, rec: Record, b0: BlockRef, restored: set[int], hot: bool
+                ) -> list[RawChange]:
+        d = rec.main_data
+        old_off, flags = _u16(d, 4)[0], d[7]
+        new_off = _u16(d, 12)[0]
+        b1 = _block(rec, 1)
+        old_b = b1 if b1 is not None else b0
+        rel = b0.relation
+        ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "update", rel, b0.blk, new_off,
+                       hot=hot)
+        old_page = self.cache.get(_key(old_b))
+        old_tup = old_page.tuple(old_off) if old_page is not None else None
+        ch.old = old_tup
+        if flags & (XLH_UPDATE_CONTAINS_OLD_TUPLE | XLH_UPDATE_CONTAINS_OLD_KEY) and len(d) > 19:
+            full = bool(flags & XLH_UPDATE_CONTAINS_OLD_TUPLE)
+            if old_tup is None or full:
+                ch.old = build_tuple(_XLHDR(d, 14), d[19:], 0, rec.xid, old_b.blk, old_off)
+                ch.old_from_wal = True
+                ch.old_key_only = not full
+        # the new tuple
+        if 0 in restored:
+            ch.new = self.cache.get(_key(b0)).tuple(new_off)  # type: ignore[union-attr]
+        else:
+            page = self._page_for(rec, b0, False)
+            data = rec.block_data(b0)
+            pos = 0
+            prefix = suffix = 0
+            if flags & XLH_UPDATE_PREFIX_FROM_OLD:
+                prefix = _u16(data, pos)[0]
+                pos += 2
+            if flags & XLH_UPDATE_SUFFIX_FROM_OLD:
+                suffix = _u16(data, pos)[0]
+                pos += 2
+            if len(data) >= pos + 5:
+                xlhdr = _XLHDR(data, pos)
+                pos += 5
+                body = data[pos:]
+                if prefix or suffix:
+                    hoff = xlhdr[2]
+                    nbits = hoff - 23
+                    if old_tup is None:
+                        ch.new_missing = (f"the update logged only the changed middle of the "
+                                          f"new row ({prefix} bytes of prefix and {suffix} of "
+                                          f"suffix come from an old row not in the WAL read)")
+                        body = bytes(body[:nbits]) + bytes(prefix) + bytes(body[nbits:]) \
+                            + bytes(suffix)
+                        n = 23 + len(body)
+                        ch.new_unknown = [(hoff, hoff + prefix), (n - suffix, n)]
+                    else:
+                        ohoff = old_tup[22]
+                        body = (body[:nbits] + old_tup[ohoff:ohoff + prefix] + body[nbits:]
+                                + (old_tup[len(old_tup) - suffix:] if suffix else b""))
+                ch.new = build_tuple(xlhdr, body, rec.xid, _u32(d, 8)[0], b0.blk, new_off)
+            else:
+                ch.new_missing = "the new tuple is neither in the record nor in a page image"
+            if ch.new is not None and not ch.new_unknown:
+                page.items[new_off] = ch.new
+            else:
+                page.items.pop(new_off, None)
+                page.complete = False
+        if ch.new is None and not ch.new_missing:
+            ch.new_missing = "the new tuple is not in the page image"
+        if self.is_toast(rel):
+            return []
+        return [ch]
+
+    def _truncate(self, rec: Record) -> list[RawChange]:
+        d = rec.main_data
+        db, n = _u32(d, 0)[0], _u32(d, 4)[0]
+        relids = list(struct.unpack_from(f"<{n}I", d, 12))
+        return [RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "truncate", (0, db, 0),
+                          relids=relids)]
+
+    def _prune(self, rec: Record, op: int, b0: BlockRef) -> None:
+        """Line pointer changes of pruning and vacuuming (heap_page_prune_execute);
+        freezing changes only tuple headers and is not replayed."""
+        page = self.cache.get(_key(b0))
+        if page is None:
+            return
+        major = rec.pg_major
+        data = rec.block_data(b0)
+        d = rec.main_data
+        redirected: list[int] = []
+        dead: list[int] = []
+        unused: list[int] = []
+        try:
+            if major >= 17:
+                flags = d[1]
+                pos = 0
+                if flags & XLHP_HAS_FREEZE_PLANS:
+                    nplans = _u16(data, 0)[0]
+                    pos = 4 + 12 * nplans
+                if flags & XLHP_HAS_REDIRECTIONS:
+                    n = _u16(data, pos)[0]
+                    redirected = list(struct.unpack_from(f"<{2 * n}H", data, pos + 2))
+                    pos += 2 + 4 * n
+                if flags & XLHP_HAS_DEAD_ITEMS:
+                    n = _u16(data, pos)[0]
+                    dead = list(struct.unpack_from(f"<{n}H", data, pos + 2))
+                    pos += 2 + 2 * n
+                if flags & XLHP_HAS_NOW_UNUSED_ITEMS:
+                    n = _u16(data, pos)[0]
+                    unused = list(struct.unpack_from(f"<{n}H", data, pos + 2))
+            elif (major == 13 and op == PRUNE_A) or (major >= 14 and op == PRUNE_A):
+                nred, ndead = _u16(d, 4)[0], _u16(d, 6)[0]
+                offs = list(struct.unpack_from(f"<{len(data) // 2}H", data, 0))
+                redirected = offs[:2 * nred]
+                dead = offs[2 * nred:2 * nred + ndead]
+                unused = offs[2 * nred + ndead:]
+            elif major >= 14 and op == PRUNE_B:  # VACUUM: LP_DEAD -> LP_UNUSED
+                unused = list(struct.unpack_from(f"<{len(data) // 2}H", data, 0))
+            else:
+                return  # FREEZE_PAGE, CLEANUP_INFO: no line pointer changes
+        except (struct.error, IndexError):
+            page.complete = False
+            return
+        items = page.items
+        for i in range(0, len(redirected) - 1, 2):
+            items[redirected[i]] = redirected[i + 1]
+        for o in dead:
+            items[o] = DEAD
+        for o in unused:
+            items.pop(o, None)
+
+
+def _block(rec: Record, block_id: int) -> BlockRef | None:
+    for b in rec.blocks:
+        if b.block_id == block_id and b.fork == MAIN_FORK:
+            return b
+    return None
+
+
+def _key(b: BlockRef) -> Key:
+    return (b.spc, b.db, b.rel, b.blk)

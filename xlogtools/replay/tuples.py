@@ -1,0 +1,353 @@
+"""Heap tuple deforming (heap_deform_tuple of access/common/heaptuple.c) and varlena handling
+(varatt.h: 1-byte and 4-byte headers, inline compression, TOAST pointers), PostgreSQL 13-18.
+
+A tuple here is the item's bytes as on the page: the 23-byte HeapTupleHeaderData, the null
+bitmap, padding to t_hoff, then the attributes, aligned relative to t_hoff (which is itself
+MAXALIGNed, so alignment from the data start equals PostgreSQL's).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import types as T
+
+if TYPE_CHECKING:
+    from .catalog import Catalog, Column
+    from .toast import ToastStore
+
+SIZEOF_HEAP_TUPLE_HEADER = 23  # offsetof(HeapTupleHeaderData, t_bits)
+HEAP_HASNULL = 0x0001
+HEAP_HASVARWIDTH = 0x0002
+HEAP_HASEXTERNAL = 0x0004
+HEAP_NATTS_MASK = 0x07FF
+
+VARTAG_INDIRECT = 1
+VARTAG_EXPANDED_RO = 2
+VARTAG_EXPANDED_RW = 3
+VARTAG_ONDISK = 18
+
+_HDR = struct.Struct("<IIIHHHHHB").unpack_from  # xmin xmax cid ctid(3xu16) im2 im hoff
+_u32 = struct.Struct("<I").unpack_from
+_EXTERNAL = struct.Struct("<iIII").unpack_from  # va_rawsize va_extinfo va_valueid va_toastrelid
+
+_ALIGN = {"c": 1, "s": 2, "i": 4, "d": 8}
+
+
+class TupleError(ValueError):
+    """A tuple whose bytes do not add up to the relation's columns."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToastPointer:
+    """varatt_external: where an out-of-line value lives."""
+
+    rawsize: int  # original size including the varlena header
+    extsize: int  # stored size (compressed or not), without header
+    method: int  # 0 pglz, 1 lz4 (14+ from va_extinfo), -1 when not compressed
+    valueid: int
+    toastrelid: int
+
+    @property
+    def compressed(self) -> bool:
+        return self.extsize < self.rawsize - 4
+
+
+@dataclass(frozen=True, slots=True)
+class Compressed:
+    """An inline compressed varlena (varattrib_4b.va_compressed)."""
+
+    rawsize: int
+    method: int  # 0 pglz, 1 lz4
+    data: bytes
+
+
+class _Missing:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+
+MISSING = _Missing()  # attribute beyond the tuple's natts (added later by ALTER TABLE)
+
+
+class _Unknown:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "UNKNOWN"
+
+
+UNKNOWN = _Unknown()  # bytes the WAL read does not have (see deform's `unknown`)
+
+Datum = Any  # None | bytes | Compressed | ToastPointer | MISSING
+
+
+def tuple_header(tup: bytes) -> tuple[int, int, int, int]:
+    """(t_infomask2, t_infomask, t_hoff, natts)."""
+    if len(tup) < SIZEOF_HEAP_TUPLE_HEADER:
+        raise TupleError(f"tuple of {len(tup)} bytes is shorter than its header")
+    h = _HDR(tup, 0)
+    return h[6], h[7], h[8], h[6] & HEAP_NATTS_MASK
+
+
+def tuple_xmin_xmax(tup: bytes) -> tuple[int, int]:
+    h = _HDR(tup, 0)
+    return h[0], h[1]
+
+
+def read_varlena(b: bytes, pos: int, major: int) -> tuple[Datum, int]:
+    """The varlena at pos: (value, its total length on disk)."""
+    first = b[pos]
+    if first == 0x01:  # VARATT_IS_1B_E: external
+        tag = b[pos + 1]
+        if tag != VARTAG_ONDISK:
+            raise TupleError(f"unexpected TOAST pointer tag {tag} in a tuple on disk")
+        rawsize, extinfo, valueid, relid = _EXTERNAL(b, pos + 2)
+        if major >= 14:
+            extsize = extinfo & 0x3FFFFFFF
+            method = extinfo >> 30
+        else:
+            extsize, method = extinfo, 0
+        if extsize >= rawsize - 4:
+            method = -1
+        return ToastPointer(rawsize, extsize, method, valueid, relid), 18
+    if first & 0x01:  # 1-byte header
+        n = first >> 1
+        if n < 1 or pos + n > len(b):
+            raise TupleError(f"bad short varlena length {n} at offset {pos}")
+        return bytes(b[pos + 1:pos + n]), n
+    h = _u32(b, pos)[0]
+    n = h >> 2
+    if n < 4 or pos + n > len(b):
+        raise TupleError(f"bad varlena length {n} at offset {pos}")
+    if first & 0x03 == 0x02:  # compressed inline
+        tc = _u32(b, pos + 4)[0]
+        rawsize = tc & 0x3FFFFFFF
+        method = (tc >> 30) if major >= 14 else 0
+        return Compressed(rawsize, method, bytes(b[pos + 8:pos + n])), n
+    return bytes(b[pos + 4:pos + n]), n
+
+
+def _align(off: int, align: str) -> int:
+    a = _ALIGN.get(align, 1)
+    return (off + a - 1) & ~(a - 1)
+
+
+def deform(tup: bytes, columns: list["Column"], major: int,
+           unknown: list[tuple[int, int]] | None = None) -> list[Datum]:
+    """One datum per column (dropped ones included, so positions match attnums).
+
+    `unknown`: byte ranges of `tup` whose content is not known (an update's prefix or suffix
+    taken from an old row the WAL read does not have). Columns overlapping them are UNKNOWN;
+    after a variable-length column that starts inside one, positions are lost and every later
+    column is UNKNOWN too."""
+    im2, im, hoff, natts = tuple_header(tup)
+    hasnull = im & HEAP_HASNULL
+    if hoff > len(tup) or hoff < SIZEOF_HEAP_TUPLE_HEADER:
+        raise TupleError(f"t_hoff {hoff} outside a tuple of {len(tup)} bytes")
+    if natts > len(columns):
+        raise TupleError(f"tuple has {natts} attributes, the relation {len(columns)}")
+    values: list[Datum] = []
+    off = hoff
+    n = len(tup)
+    lost = False
+    for i, col in enumerate(columns):
+        if i >= natts:
+            values.append(MISSING)
+            continue
+        if hasnull and not (tup[SIZEOF_HEAP_TUPLE_HEADER + (i >> 3)] >> (i & 7)) & 1:
+            values.append(None)
+            continue
+        attlen = col.attlen
+        if unknown:
+            if lost:
+                values.append(UNKNOWN)
+                continue
+            start = off if attlen == -1 else _align(off, col.attalign)
+            aligned = _align(off, col.attalign)
+            span = next(((a, b) for a, b in unknown
+                         if a <= start < b or (attlen == -1 and a <= aligned < b)), None)
+            if span is not None or (attlen > 0 and any(a < start + attlen <= b or
+                                                       start < a < start + attlen
+                                                       for a, b in unknown)):
+                if attlen > 0:
+                    off = start + attlen
+                else:
+                    lost = True
+                values.append(UNKNOWN)
+                continue
+        if attlen == -1:
+            if off >= n:
+                raise TupleError(f"column {col.attnum} starts beyond the tuple's end")
+            if tup[off] == 0:  # a pad byte: aligned 4-byte header follows
+                off = _align(off, col.attalign)
+            v, size = read_varlena(tup, off, major)
+            if unknown and any(a < off + size and off < b for a, b in unknown):
+                v = UNKNOWN  # its header is known, some of its bytes are not
+            off += size
+        elif attlen == -2:
+            off = _align(off, col.attalign)
+            end = tup.index(b"\0", off)
+            v = bytes(tup[off:end])
+            off = end + 1
+        else:
+            off = _align(off, col.attalign)
+            if off + attlen > n:
+                raise TupleError(f"column {col.attnum} ({attlen} bytes) runs past the tuple's "
+                                 f"end at {n}")
+            v = bytes(tup[off:off + attlen])
+            off += attlen
+        values.append(v)
+    return values
+
+
+# --- rendering ---------------------------------------------------------------------------------
+class Unresolved(Exception):
+    """A value that cannot be known from the WAL read (e.g. TOAST chunks before the start)."""
+
+
+class Undecodable(Exception):
+    """A value whose type has no output function here: rendered raw and flagged."""
+
+    def __init__(self, text: str, why: str) -> None:
+        super().__init__(why)
+        self.text = text
+
+
+def detoast(v: Datum, toast: "ToastStore | None") -> bytes:
+    if type(v) is bytes:
+        return v
+    from .toast import decompress
+
+    if isinstance(v, ToastPointer):
+        if toast is None:
+            raise Unresolved("TOAST value without a TOAST store")
+        data = toast.fetch(v)
+        if v.compressed:
+            tc = _u32(data, 0)[0]
+            method = v.method if v.method >= 0 else (tc >> 30)
+            return decompress(method, data[4:], tc & 0x3FFFFFFF)
+        return data
+    if isinstance(v, Compressed):
+        return decompress(v.method, v.data, v.rawsize)
+    return v  # type: ignore[no-any-return]
+
+
+class Renderer:
+    """Turns datums into text, with the catalog's types and the TOAST store."""
+
+    def __init__(self, catalog: "Catalog", toast: "ToastStore | None",
+                 ctx: T.OutputContext) -> None:
+        self.catalog = catalog
+        self.toast = toast
+        self.ctx = ctx
+        self._scalar: dict[int, T.Scalar] = {}  # type oid (domains resolved) -> output
+
+    def base_type(self, type_oid: int) -> int:
+        seen = 0
+        while seen < 10:
+            t = self.catalog.types.get(type_oid)
+            if t is None or t.kind != "d" or not t.base_type_oid:
+                return type_oid
+            type_oid = t.base_type_oid
+            seen += 1
+        return type_oid
+
+    def render(self, v: Datum, type_oid: int, type_name: str) -> str | None:
+        """Text of one datum. Raises Unresolved or Undecodable."""
+        if v is None:
+            return None
+        body = v if type(v) is bytes else detoast(v, self.toast)
+        fn = self._scalar.get(type_oid)
+        if fn is not None:
+            return fn(body, self.ctx)
+        return self.output(body, type_oid, type_name)
+
+    def output(self, body: bytes, type_oid: int, type_name: str) -> str:
+        oid = self.base_type(type_oid)
+        fn = T.SCALAR_OUT.get(oid)
+        if fn is not None:
+            self._scalar[type_oid] = fn
+            return fn(body, self.ctx)
+        t = self.catalog.types.get(oid)
+        if t is not None:
+            if t.kind == "e":
+                label = self.catalog.enum_label.get(_u32(body, 0)[0])
+                if label is None:
+                    raise Undecodable(T.bytea_out(body), f"enum value {_u32(body, 0)[0]} of "
+                                                         f"type {t.name} is not in the catalog")
+                return label
+            if t.element_type_oid and t.length == -1:
+                return self.array_out(body, t.element_type_oid, oid)
+        name = t.name if t is not None else type_name or str(type_oid)
+        raise Undecodable(T.bytea_out(body), f"type {name} has no output function here")
+
+    def array_out(self, body: bytes, elem_oid: int, array_oid: int) -> str:
+        """array_out: '{1,2}', '{{1,2},{3,4}}', '[0:1]={1,2}'; int2vector/oidvector as '1 2'."""
+        ndim, dataoffset, _elemtype = struct.unpack_from("<iiI", body, 0)
+        if ndim == 0:
+            return "{}"
+        dims = list(struct.unpack_from(f"<{ndim}i", body, 12))
+        lbs = list(struct.unpack_from(f"<{ndim}i", body, 12 + 4 * ndim))
+        nitems = 1
+        for d in dims:
+            nitems *= d
+        hdr = 12 + 8 * ndim  # ARR_OVERHEAD_NONULLS before MAXALIGN
+        bitmap = None
+        if dataoffset:
+            bitmap = body[hdr:hdr + (nitems + 7) // 8]
+            pos = dataoffset - 4  # dataoffset counts from the varlena header
+        else:
+            pos = (hdr + 4 + 7 & ~7) - 4
+        et = self.catalog.types.get(elem_oid)
+        elen = et.length if et is not None else _BUILTIN_LEN.get(elem_oid, (-1, "i"))[0]
+        ealign = et.align if et is not None else _BUILTIN_LEN.get(elem_oid, (-1, "i"))[1]
+        ename = et.name if et is not None else str(elem_oid)
+        texts: list[str | None] = []
+        for i in range(nitems):
+            if bitmap is not None and not (bitmap[i >> 3] >> (i & 7)) & 1:
+                texts.append(None)
+                continue
+            if elen == -1:
+                pos = _align(pos + 4, ealign) - 4  # array elements: nominal alignment
+                v, size = read_varlena(body, pos, self.ctx.major)
+                e = self.output(detoast(v, self.toast), elem_oid, ename)
+                pos += size
+            elif elen == -2:
+                end = body.index(b"\0", pos)
+                e = self.ctx.text(body[pos:end])
+                pos = end + 1
+            else:
+                pos = _align(pos + 4, ealign) - 4
+                e = self.output(body[pos:pos + elen], elem_oid, ename)
+                pos += elen
+            texts.append(e)
+        if array_oid in (T.INT2VECTOR, T.OIDVECTOR):
+            return " ".join(t or "" for t in texts)
+        delim = ";" if ename == "box" else ","
+        quoted = [T.array_quote(t) for t in texts]
+
+        def nest(level: int, start: int) -> tuple[str, int]:
+            if level == ndim - 1:
+                n = dims[level]
+                return "{" + delim.join(quoted[start:start + n]) + "}", start + n
+            parts = []
+            for _ in range(dims[level]):
+                s, start = nest(level + 1, start)
+                parts.append(s)
+            return "{" + delim.join(parts) + "}", start
+
+        text, _ = nest(0, 0)
+        if any(lb != 1 for lb in lbs):
+            text = "".join(f"[{lb}:{lb + d - 1}]" for lb, d in zip(lbs, dims)) + "=" + text
+        return text
+
+
+_BUILTIN_LEN = {T.BOOL: (1, "c"), T.INT2: (2, "s"), T.INT4: (4, "i"), T.INT8: (8, "d"),
+                T.FLOAT4: (4, "i"), T.FLOAT8: (8, "d"), T.OID: (4, "i"), T.DATE: (4, "i"),
+                T.TIME: (8, "d"), T.TIMESTAMP: (8, "d"), T.TIMESTAMPTZ: (8, "d"),
+                T.INTERVAL: (16, "d"), T.TIMETZ: (12, "d"), T.UUID: (16, "c"),
+                T.MONEY: (8, "d"), T.MACADDR: (6, "i"), T.CHAR: (1, "c"), T.NAME: (64, "c")}

@@ -1,0 +1,587 @@
+"""Type output functions: a datum's bytes -> the text psql prints (TimeZone UTC by default,
+DateStyle ISO, IntervalStyle postgres, bytea_output hex, extra_float_digits 1).
+
+Each function mirrors the PostgreSQL output function named in its docstring
+(src/backend/utils/adt/*.c). Inputs are the detoasted, decompressed datum: for varlena types the
+bytes *after* the varlena header, for fixed-length types the attlen bytes.
+A type without an output function here is rendered `\\x<hex>` and flagged by the caller.
+"""
+from __future__ import annotations
+
+import struct
+import uuid as _uuid
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+# Built-in type OIDs (catalog/pg_type.dat; stable across 13-18).
+BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT2VECTOR, INT4, TEXT, OID, OIDVECTOR = (
+    16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 30)
+JSON, XML, CIDR, FLOAT4, FLOAT8, MACADDR8, MONEY, MACADDR, INET = (
+    114, 142, 650, 700, 701, 774, 790, 829, 869)
+BPCHAR, VARCHAR, DATE, TIME, TIMESTAMP, TIMESTAMPTZ, INTERVAL, TIMETZ = (
+    1042, 1043, 1082, 1083, 1114, 1184, 1186, 1266)
+BIT, VARBIT, NUMERIC, UUID, JSONB, XID, CID = 1560, 1562, 1700, 2950, 3802, 28, 29
+
+POSTGRES_EPOCH_JDATE = 2451545
+USECS_PER_DAY = 86_400_000_000
+INT32_MAX, INT32_MIN = 2**31 - 1, -2**31
+INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
+
+_i16 = struct.Struct("<h").unpack_from
+_u16 = struct.Struct("<H").unpack_from
+_i32 = struct.Struct("<i").unpack_from
+_u32 = struct.Struct("<I").unpack_from
+_i64 = struct.Struct("<q").unpack_from
+_f32 = struct.Struct("<f").unpack_from
+_f64 = struct.Struct("<d").unpack_from
+
+
+class OutputContext:
+    """Settings that change how values print: the time zone, the server's encoding and major."""
+
+    def __init__(self, tz: str = "UTC", encoding: str = "UTF8", major: int = 15) -> None:
+        self.tz_name = tz
+        self.major = major
+        self.codec = _codec(encoding)
+        self._zone = None
+        if tz.upper() not in ("UTC", "GMT", "Z", "ETC/UTC"):
+            from zoneinfo import ZoneInfo
+
+            self._zone = ZoneInfo(tz)
+
+    def text(self, b: bytes) -> str:
+        return b.decode(self.codec)
+
+    def utc_offset(self, usecs: int) -> int:
+        """Seconds east of UTC at this instant in the chosen zone."""
+        if self._zone is None:
+            return 0
+        try:
+            dt = datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=usecs)
+        except OverflowError:
+            return 0
+        off = dt.astimezone(self._zone).utcoffset()
+        return int(off.total_seconds()) if off is not None else 0
+
+
+_CODECS = {"UTF8": "utf-8", "SQL_ASCII": "latin-1", "LATIN1": "latin-1", "LATIN9": "iso8859-15",
+           "WIN1252": "cp1252", "EUC_JP": "euc_jp", "SJIS": "shift_jis", "WIN1251": "cp1251",
+           "KOI8R": "koi8_r", "LATIN2": "iso8859-2", "EUC_KR": "euc_kr", "GBK": "gbk",
+           "UHC": "cp949", "BIG5": "big5", "EUC_CN": "gb2312", "WIN1250": "cp1250"}
+
+
+def _codec(encoding: str) -> str:
+    return _CODECS.get(encoding.upper(), "utf-8")
+
+
+# --- numbers ----------------------------------------------------------------------------------
+def _shortest(value: float, digits_repr: str, fixed_max_exp: int) -> str:
+    """float4out/float8out with extra_float_digits > 0: the shortest round-trip digits
+    (Ryu, common/d2s.c / f2s.c), fixed-point for decimal exponents in [-4, fixed_max_exp),
+    exponential ('1e+15', '1.5e-05') otherwise."""
+    if value != value:
+        return "NaN"
+    if value in (float("inf"), float("-inf")):
+        return "Infinity" if value > 0 else "-Infinity"
+    if value == 0:
+        return "-0" if str(value).startswith("-") else "0"
+    sign = "-" if digits_repr.startswith("-") else ""
+    r = digits_repr.lstrip("-")
+    if "e" in r:
+        mant, e = r.split("e")
+        exp10 = int(e)
+    else:
+        mant, exp10 = r, 0
+    if "." in mant:
+        ip, fp = mant.split(".")
+    else:
+        ip, fp = mant, ""
+    digits = (ip + fp).lstrip("0")
+    # position of the decimal point relative to the start of `ip+fp`
+    point = len(ip) + exp10
+    lead_zeros = len(ip + fp) - len((ip + fp).lstrip("0"))
+    point -= lead_zeros
+    digits = digits.rstrip("0") or "0"
+    exp = point - 1  # decimal exponent of the first significant digit
+    if -4 <= exp < fixed_max_exp:
+        if point <= 0:
+            return sign + "0." + "0" * (-point) + digits
+        if point >= len(digits):
+            return sign + digits + "0" * (point - len(digits))
+        return sign + digits[:point] + "." + digits[point:]
+    m = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+    es = "-" if exp < 0 else "+"
+    return f"{sign}{m}e{es}{abs(exp):02d}"
+
+
+def float8out(b: bytes) -> str:
+    v = _f64(b, 0)[0]
+    return _shortest(v, repr(v), 15)
+
+
+def float4out(b: bytes) -> str:
+    v = _f32(b, 0)[0]
+    if v != v or v in (float("inf"), float("-inf")) or v == 0:
+        return _shortest(v, repr(v), 6)
+    for p in range(1, 10):
+        s = f"{v:.{p - 1}e}"
+        if struct.unpack("<f", struct.pack("<f", float(s)))[0] == v:
+            return _shortest(v, s, 6)
+    return _shortest(v, repr(v), 6)
+
+
+NUMERIC_SIGN_MASK = 0xC000
+NUMERIC_NEG = 0x4000
+NUMERIC_SHORT = 0x8000
+NUMERIC_SPECIAL = 0xC000
+
+
+def numeric_parts(b: bytes) -> tuple[str, int, int, list[int]] | str:
+    """(sign '+'|'-', weight, dscale, base-10000 digits) of a numeric's body, or the special
+    value's text (NaN, Infinity, -Infinity)."""
+    header = _u16(b, 0)[0]
+    flag = header & NUMERIC_SIGN_MASK
+    if flag == NUMERIC_SPECIAL:
+        ext = header & 0xF000
+        return {0xC000: "NaN", 0xD000: "Infinity", 0xF000: "-Infinity"}.get(ext, "NaN")
+    if flag == NUMERIC_SHORT:
+        sign = "-" if header & 0x2000 else "+"
+        dscale = (header & 0x1F80) >> 7
+        weight = header & 0x003F
+        if header & 0x0040:
+            weight |= ~0x003F
+        pos = 2
+    else:
+        sign = "-" if flag == NUMERIC_NEG else "+"
+        dscale = header & 0x3FFF
+        weight = _i16(b, 2)[0]
+        pos = 4
+    n = (len(b) - pos) // 2
+    digits = list(struct.unpack_from(f"<{n}h", b, pos)) if n else []
+    return sign, weight, dscale, digits
+
+
+def numeric_out(b: bytes) -> str:
+    """numeric_out / get_str_from_var."""
+    parts = numeric_parts(b)
+    if isinstance(parts, str):
+        return parts
+    sign, weight, dscale, digits = parts
+    out = ["-"] if sign == "-" and digits else []
+    if weight < 0:
+        out.append("0")
+        d = weight + 1
+    else:
+        ip = []
+        for d in range(weight + 1):
+            dig = digits[d] if d < len(digits) else 0
+            ip.append(f"{dig:04d}")
+        out.append("".join(ip).lstrip("0") or "0")
+        d = weight + 1
+    if dscale > 0:
+        frac = []
+        i = 0
+        while i < dscale:
+            dig = digits[d] if 0 <= d < len(digits) else 0
+            frac.append(f"{dig:04d}")
+            d += 1
+            i += 4
+        out.append("." + "".join(frac)[:dscale])
+    return "".join(out)
+
+
+def cash_out(b: bytes) -> str:
+    """cash_out in the C/POSIX lc_monetary: '$1,234.56', '-$1,234.56'."""
+    v = _i64(b, 0)[0]
+    neg = v < 0
+    v = abs(v)
+    whole, cents = divmod(v, 100)
+    s = f"{whole:,}.{cents:02d}"
+    return ("-$" if neg else "$") + s
+
+
+# --- date and time (utils/adt/datetime.c, date.c, timestamp.c) -----------------------------
+def j2date(jd: int) -> tuple[int, int, int]:
+    """j2date(): Julian day -> (year, month, day) of the proleptic Gregorian calendar, year
+    <= 0 meaning BC (0 = 1 BC), by Fliegel and Van Flandern's integer algorithm."""
+    l_ = jd + 68569
+    n = 4 * l_ // 146097
+    l_ -= (146097 * n + 3) // 4
+    i = 4000 * (l_ + 1) // 1461001
+    l_ = l_ - 1461 * i // 4 + 31
+    j = 80 * l_ // 2447
+    day = l_ - 2447 * j // 80
+    l_ = j // 11
+    month = j + 2 - 12 * l_
+    year = 100 * (n - 49) + i + l_
+    return year, month, day
+
+
+def _year(y: int) -> tuple[str, bool]:
+    if y > 0:
+        return f"{y:04d}", False
+    return f"{-(y - 1):04d}", True
+
+
+def _seconds(sec: int, fsec: int) -> str:
+    """AppendSeconds(..., fillzeros=true): SS[.ffffff without trailing zeros]."""
+    s = f"{abs(sec):02d}"
+    if fsec:
+        s += "." + f"{abs(fsec):06d}".rstrip("0")
+    return s
+
+
+def date_out(b: bytes) -> str:
+    v = _i32(b, 0)[0]
+    if v == INT32_MIN:
+        return "-infinity"
+    if v == INT32_MAX:
+        return "infinity"
+    y, m, d = j2date(v + POSTGRES_EPOCH_JDATE)
+    ys, bc = _year(y)
+    return f"{ys}-{m:02d}-{d:02d}" + (" BC" if bc else "")
+
+
+def _time_str(t: int) -> str:
+    hour, t = divmod(t, 3_600_000_000)
+    minute, t = divmod(t, 60_000_000)
+    sec, fsec = divmod(t, 1_000_000)
+    return f"{hour:02d}:{minute:02d}:" + _seconds(sec, fsec)
+
+
+def time_out(b: bytes) -> str:
+    return _time_str(_i64(b, 0)[0])
+
+
+def encode_timezone(tz: int) -> str:
+    """EncodeTimezone(): tz is seconds *west* of UTC, as PostgreSQL stores it."""
+    sec = abs(tz)
+    minute, sec = divmod(sec, 60)
+    hour, minute = divmod(minute, 60)
+    s = "+" if tz <= 0 else "-"
+    if sec:
+        return f"{s}{hour:02d}:{minute:02d}:{sec:02d}"
+    if minute:
+        return f"{s}{hour:02d}:{minute:02d}"
+    return f"{s}{hour:02d}"
+
+
+def timetz_out(b: bytes) -> str:
+    t = _i64(b, 0)[0]
+    zone = _i32(b, 8)[0]
+    return _time_str(t) + encode_timezone(zone)
+
+
+def _timestamp(v: int, tz_west: int | None) -> str:
+    if v == INT64_MIN:
+        return "-infinity"
+    if v == INT64_MAX:
+        return "infinity"
+    local = v - (tz_west or 0) * 1_000_000
+    date, t = divmod(local, USECS_PER_DAY)
+    y, m, d = j2date(date + POSTGRES_EPOCH_JDATE)
+    ys, bc = _year(y)
+    s = f"{ys}-{m:02d}-{d:02d} {_time_str(t)}"
+    if tz_west is not None:
+        s += encode_timezone(tz_west)
+    return s + (" BC" if bc else "")
+
+
+def timestamp_out(b: bytes) -> str:
+    return _timestamp(_i64(b, 0)[0], None)
+
+
+def timestamptz_usecs_out(v: int, ctx: OutputContext | None = None) -> str:
+    off = ctx.utc_offset(v) if ctx is not None else 0
+    return _timestamp(v, -off)
+
+
+def timestamptz_out(b: bytes, ctx: OutputContext) -> str:
+    return timestamptz_usecs_out(_i64(b, 0)[0], ctx)
+
+
+def _c_div(a: int, b: int) -> int:
+    q = abs(a) // abs(b)
+    return q if (a >= 0) == (b > 0) else -q
+
+
+def interval_out(b: bytes) -> str:
+    """interval_out with IntervalStyle postgres (EncodeInterval, AddPostgresIntPart)."""
+    t = _i64(b, 0)[0]
+    day = _i32(b, 8)[0]
+    month = _i32(b, 12)[0]
+    if month == INT32_MAX and day == INT32_MAX and t == INT64_MAX:
+        return "infinity"
+    if month == INT32_MIN and day == INT32_MIN and t == INT64_MIN:
+        return "-infinity"
+    year = _c_div(month, 12)
+    mon = month - year * 12
+    hour = _c_div(t, 3_600_000_000)
+    t -= hour * 3_600_000_000
+    minute = _c_div(t, 60_000_000)
+    t -= minute * 60_000_000
+    sec = _c_div(t, 1_000_000)
+    fsec = t - sec * 1_000_000
+    out = []
+    is_zero = True
+    is_before = False
+    for value, unit in ((year, "year"), (mon, "mon"), (day, "day")):
+        if value == 0:
+            continue
+        out.append(("" if is_zero else " ") + ("+" if is_before and value > 0 else "")
+                   + f"{value} {unit}" + ("" if value == 1 else "s"))
+        is_before = value < 0
+        is_zero = False
+    if is_zero or hour or minute or sec or fsec:
+        minus = hour < 0 or minute < 0 or sec < 0 or fsec < 0
+        out.append(("" if is_zero else " ") + ("-" if minus else ("+" if is_before else ""))
+                   + f"{abs(hour):02d}:{abs(minute):02d}:" + _seconds(sec, fsec))
+    return "".join(out)
+
+
+# --- network and misc ------------------------------------------------------------------------
+def _ipv6(addr: bytes) -> str:
+    """inet_net_ntop_ipv6 of PostgreSQL's inet_net_ntop.c (address part)."""
+    words = [(addr[2 * i] << 8) | addr[2 * i + 1] for i in range(8)]
+    best_base, best_len, cur_base, cur_len = -1, 0, -1, 0
+    for i, w in enumerate(words):
+        if w == 0:
+            if cur_base == -1:
+                cur_base, cur_len = i, 1
+            else:
+                cur_len += 1
+        elif cur_base != -1:
+            if best_base == -1 or cur_len > best_len:
+                best_base, best_len = cur_base, cur_len
+            cur_base = -1
+    if cur_base != -1 and (best_base == -1 or cur_len > best_len):
+        best_base, best_len = cur_base, cur_len
+    if best_base != -1 and best_len < 2:
+        best_base = -1
+    out = []
+    i = 0
+    while i < 8:
+        if best_base != -1 and best_base <= i < best_base + best_len:
+            if i == best_base:
+                out.append(":")
+            i += 1
+            continue
+        if i != 0:
+            out.append(":")
+        if i == 6 and best_base == 0 and (best_len == 6 or (best_len == 7 and words[7] != 1)
+                                          or (best_len == 5 and words[5] == 0xFFFF)):
+            out.append(".".join(str(x) for x in addr[12:16]))
+            break
+        out.append(f"{words[i]:x}")
+        i += 1
+    if best_base != -1 and best_base + best_len == 8:
+        out.append(":")
+    return "".join(out)
+
+
+def network_out(b: bytes, is_cidr: bool) -> str:
+    family, bits = b[0], b[1]
+    addr = b[2:]
+    if family == 2:  # PGSQL_AF_INET
+        s = ".".join(str(x) for x in addr[:4])
+        if bits != 32:
+            s += f"/{bits}"
+    else:
+        s = _ipv6(addr[:16])
+        if bits != 128:
+            s += f"/{bits}"
+    if is_cidr and "/" not in s:
+        s += f"/{bits}"
+    return s
+
+
+def charout(b: bytes, major: int) -> str:
+    c = b[0]
+    if c >= 0x80:
+        if major >= 15:
+            return "\\" + f"{c:03o}"
+        return bytes([c]).decode("latin-1")
+    return "" if c == 0 else chr(c)
+
+
+def bit_out(b: bytes) -> str:
+    nbits = _i32(b, 0)[0]
+    data = b[4:]
+    bits = "".join(f"{x:08b}" for x in data)
+    return bits[:nbits]
+
+
+def bytea_out(b: bytes) -> str:
+    return "\\x" + b.hex()
+
+
+def escape_json(s: str) -> str:
+    """escape_json() of utils/adt/json.c."""
+    out = ['"']
+    for ch in s:
+        if ch == '"':
+            out.append('\\"')
+        elif ch == "\\":
+            out.append("\\\\")
+        elif ch == "\b":
+            out.append("\\b")
+        elif ch == "\f":
+            out.append("\\f")
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch == "\r":
+            out.append("\\r")
+        elif ch == "\t":
+            out.append("\\t")
+        elif ord(ch) < 0x20:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(ch)
+    out.append('"')
+    return "".join(out)
+
+
+# jsonb (utils/jsonb.h): container header and JEntry bits.
+JB_CMASK = 0x0FFFFFFF
+JB_FSCALAR = 0x10000000
+JB_FOBJECT = 0x20000000
+JB_FARRAY = 0x40000000
+JENTRY_OFFLENMASK = 0x0FFFFFFF
+JENTRY_TYPEMASK = 0x70000000
+JENTRY_HAS_OFF = 0x80000000
+
+
+def _varsize_any(b: bytes, pos: int) -> tuple[int, int]:
+    """(header length, total size) of a varlena at pos (VARSIZE_ANY, inline only)."""
+    first = b[pos]
+    if first & 0x01:
+        return 1, first >> 1
+    return 4, _u32(b, pos)[0] >> 2
+
+
+def _jsonb_container(b: bytes, pos: int, ctx: OutputContext, out: list[str]) -> None:
+    header = _u32(b, pos)[0]
+    count = header & JB_CMASK
+    is_object = bool(header & JB_FOBJECT)
+    nentries = count * 2 if is_object else count
+    entries = struct.unpack_from(f"<{nentries}I", b, pos + 4) if nentries else ()
+    base = pos + 4 + 4 * nentries
+
+    def span(i: int) -> tuple[int, int]:
+        off = 0
+        j = i - 1
+        while j >= 0:
+            off += entries[j] & JENTRY_OFFLENMASK
+            if entries[j] & JENTRY_HAS_OFF:
+                break
+            j -= 1
+        e = entries[i]
+        length = (e & JENTRY_OFFLENMASK) - off if e & JENTRY_HAS_OFF else e & JENTRY_OFFLENMASK
+        return off, length
+
+    def value(i: int) -> None:
+        e = entries[i]
+        kind = e & JENTRY_TYPEMASK
+        off, length = span(i)
+        if kind == 0x00000000:
+            out.append(escape_json(ctx.text(b[base + off:base + off + length])))
+        elif kind == 0x10000000:
+            p = base + ((off + 3) & ~3)
+            hl, size = _varsize_any(b, p)
+            out.append(numeric_out(b[p + hl:p + size]))
+        elif kind == 0x20000000:
+            out.append("false")
+        elif kind == 0x30000000:
+            out.append("true")
+        elif kind == 0x40000000:
+            out.append("null")
+        else:
+            _jsonb_container(b, base + ((off + 3) & ~3), ctx, out)
+
+    if header & JB_FSCALAR:
+        value(0)
+        return
+    if is_object:
+        out.append("{")
+        for k in range(count):
+            if k:
+                out.append(", ")
+            value(k)
+            out.append(": ")
+            value(k + count)
+        out.append("}")
+    else:
+        out.append("[")
+        for k in range(count):
+            if k:
+                out.append(", ")
+            value(k)
+        out.append("]")
+
+
+def jsonb_out(b: bytes, ctx: OutputContext) -> str:
+    """jsonb_out / JsonbToCString without indentation."""
+    out: list[str] = []
+    _jsonb_container(b, 0, ctx, out)
+    return "".join(out)
+
+
+def uuid_out(b: bytes) -> str:
+    return str(_uuid.UUID(bytes=bytes(b[:16])))
+
+
+def macaddr_out(b: bytes) -> str:
+    return ":".join(f"{x:02x}" for x in b[:6])
+
+
+def macaddr8_out(b: bytes) -> str:
+    return ":".join(f"{x:02x}" for x in b[:8])
+
+
+# --- dispatch ----------------------------------------------------------------------------------
+Scalar = Callable[[bytes, OutputContext], str]
+
+SCALAR_OUT: dict[int, Scalar] = {
+    BOOL: lambda b, c: "t" if b[0] else "f",
+    INT2: lambda b, c: str(_i16(b, 0)[0]),
+    INT4: lambda b, c: str(_i32(b, 0)[0]),
+    INT8: lambda b, c: str(_i64(b, 0)[0]),
+    OID: lambda b, c: str(_u32(b, 0)[0]),
+    XID: lambda b, c: str(_u32(b, 0)[0]),
+    CID: lambda b, c: str(_u32(b, 0)[0]),
+    FLOAT4: lambda b, c: float4out(b),
+    FLOAT8: lambda b, c: float8out(b),
+    NUMERIC: lambda b, c: numeric_out(b),
+    MONEY: lambda b, c: cash_out(b),
+    TEXT: lambda b, c: c.text(b),
+    VARCHAR: lambda b, c: c.text(b),
+    BPCHAR: lambda b, c: c.text(b),
+    JSON: lambda b, c: c.text(b),
+    XML: lambda b, c: c.text(b),
+    NAME: lambda b, c: c.text(bytes(b).split(b"\0", 1)[0]),
+    CHAR: lambda b, c: charout(b, c.major),
+    BYTEA: lambda b, c: bytea_out(b),
+    DATE: lambda b, c: date_out(b),
+    TIME: lambda b, c: time_out(b),
+    TIMETZ: lambda b, c: timetz_out(b),
+    TIMESTAMP: lambda b, c: timestamp_out(b),
+    TIMESTAMPTZ: timestamptz_out,
+    INTERVAL: lambda b, c: interval_out(b),
+    UUID: lambda b, c: uuid_out(b),
+    JSONB: jsonb_out,
+    INET: lambda b, c: network_out(b, False),
+    CIDR: lambda b, c: network_out(b, True),
+    MACADDR: lambda b, c: macaddr_out(b),
+    MACADDR8: lambda b, c: macaddr8_out(b),
+    BIT: lambda b, c: bit_out(b),
+    VARBIT: lambda b, c: bit_out(b),
+}
+
+
+def array_quote(s: str | None) -> str:
+    """array_out's element quoting: NULL, "" and elements with special characters quoted."""
+    if s is None:
+        return "NULL"
+    if s == "" or s.upper() == "NULL" or any(ch in s for ch in '"\\{}, \t\n\r\v\f'):
+        return '"' + s.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return s
