@@ -1,0 +1,866 @@
+"""End of valid WAL per timeline: where the next record would start, why the WAL ends there,
+the last checkpoint and commit, recycled files and gaps (issue 4; JSON schema: DESIGN.md 4.2,
+user doc: docs/locate.md).
+
+How, reading little (XLogFindNextRecord and XLogReaderValidatePageHeader of xlogreader.c):
+
+1. The first page header of a segment tells whether it holds current WAL: its xlp_pageaddr is
+   the segment's own start. A recycled file (renamed ahead by a checkpoint) keeps its old
+   address, a pre-allocated one is zeros. A binary search over the segment sequence finds the
+   last current segment in O(log n) header reads; the files after it are each probed once to be
+   listed (recycled / empty), which also catches current WAL beyond a broken segment.
+2. Inside that segment a binary search over page headers finds the last current page.
+3. From a page `tail_bytes` before it, the first record boundary (a page with no continuation,
+   or after the continuation, by xlp_rem_len) starts the shared reader; it CRC-checks and chains
+   every record up to where it cannot go on: that stop is the end. A bad start backs off.
+4. The last checkpoint and commit come from the decoded tail; when it has none, earlier
+   segments are stepped through (bounded): checkpoints by a search for their fixed-size record
+   header, each hit confirmed by the reader from its page's first record boundary; commits by
+   decoding. The checkpoint's redo point says which earlier gaps matter: a missing segment
+   between the redo point and the end is a break crash recovery would stop at.
+
+`scan="recovery"` decodes from the last checkpoint's redo point (what crash recovery replays),
+`scan="all"` from the first segment (what pg_waldump over the directory reads), so damage
+anywhere in that span ends the WAL there; the default decodes the tail only.
+"""
+from __future__ import annotations
+
+import collections
+import os
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable, Sequence
+
+from construct import Int8ul, Int32sl, Int32ul, Int64sl, Int64ul, Padding, Struct
+
+from .errors import InputError, UsageError
+from .lsn import Lsn, segment_name
+from .parse import layout as L
+from .parse.reader import EndOfWal, EndReason, WalReader
+from .parse.record import Record
+from .parse.source import HistoryEntry, SegmentFile, WalSource, read_file_bytes
+
+PathArg = str | os.PathLike[str]
+
+DEFAULT_TAIL_BYTES = 1 << 20
+DEFAULT_CHECKPOINT_SEARCH_BYTES = 1 << 30
+DEFAULT_COMMIT_SEARCH_BYTES = 16 << 20
+SCANS = ("tail", "recovery", "all")
+HEADER_SIZES = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)  # next record after a page header
+
+# --- catalog/pg_control.h CheckPoint (13-16; 17+ adds wal_level in the padding after
+# fullPageWrites, so both are 88 bytes and the fields we read keep their offsets) -----------
+CheckPoint13 = Struct(
+    "redo" / Int64ul, "ThisTimeLineID" / Int32ul, "PrevTimeLineID" / Int32ul,
+    "fullPageWrites" / Int8ul, Padding(7), "nextXid" / Int64ul, "nextOid" / Int32ul,
+    "nextMulti" / Int32ul, "nextMultiOffset" / Int32ul, "oldestXid" / Int32ul,
+    "oldestXidDB" / Int32ul, "oldestMulti" / Int32ul, "oldestMultiDB" / Int32ul, Padding(4),
+    "time" / Int64sl, "oldestCommitTsXid" / Int32ul, "newestCommitTsXid" / Int32ul,
+    "oldestActiveXid" / Int32ul, Padding(4))
+CheckPoint17 = Struct(
+    "redo" / Int64ul, "ThisTimeLineID" / Int32ul, "PrevTimeLineID" / Int32ul,
+    "fullPageWrites" / Int8ul, Padding(3), "wal_level" / Int32sl, "nextXid" / Int64ul,
+    "nextOid" / Int32ul, "nextMulti" / Int32ul, "nextMultiOffset" / Int32ul,
+    "oldestXid" / Int32ul, "oldestXidDB" / Int32ul, "oldestMulti" / Int32ul,
+    "oldestMultiDB" / Int32ul, Padding(4), "time" / Int64sl, "oldestCommitTsXid" / Int32ul,
+    "newestCommitTsXid" / Int32ul, "oldestActiveXid" / Int32ul, Padding(4))
+SIZEOF_CHECKPOINT = CheckPoint13.sizeof()
+assert SIZEOF_CHECKPOINT == CheckPoint17.sizeof() == 88
+# XLogRecord + XLR_BLOCK_ID_DATA_SHORT + length byte + CheckPoint: every checkpoint record.
+CHECKPOINT_TOT_LEN = L.SIZE_OF_XLOG_RECORD + 2 + SIZEOF_CHECKPOINT
+# xl_tot_len and xl_xid (a checkpoint is written outside any transaction): 8 bytes to search
+# for, rarer in other data (and found faster) than the length alone
+_CKPT_NEEDLE = L.U32.pack(CHECKPOINT_TOT_LEN) + bytes(4)
+
+# --- access/xact.h ----------------------------------------------------------------------------
+RM_XACT_ID = 1
+XLOG_XACT_OPMASK = 0x70
+XLOG_XACT_HAS_INFO = 0x80
+XACT_KINDS = {0x00: "commit", 0x20: "abort", 0x30: "commit_prepared", 0x40: "abort_prepared"}
+XACT_XINFO_HAS_DBINFO, XACT_XINFO_HAS_SUBXACTS, XACT_XINFO_HAS_RELFILELOCATORS = 1, 2, 4
+XACT_XINFO_HAS_INVALS, XACT_XINFO_HAS_TWOPHASE, XACT_XINFO_HAS_DROPPED_STATS = 8, 0x10, 0x100
+SIZEOF_INVAL_MSG = 16  # SharedInvalidationMessage
+PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+
+
+def pg_timestamp(usec: int) -> datetime | None:
+    """A TimestampTz (microseconds since 2000-01-01 UTC) as a datetime; None out of range."""
+    try:
+        return PG_EPOCH + timedelta(microseconds=usec)
+    except OverflowError:
+        return None
+
+
+def format_time(t: datetime | None) -> str | None:
+    """As psql prints a timestamptz with TimeZone UTC: 2025-01-31 12:00:00.123456+00."""
+    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+# --- results --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Checkpoint:
+    lsn: Lsn
+    redo: Lsn
+    timeline: int
+    kind: str  # 'online' | 'shutdown'
+    time: datetime | None
+    found_by: str  # 'decoded' (in a decoded stretch) | 'record_search' (header search, confirmed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"lsn": str(self.lsn), "redo": str(self.redo), "timeline": self.timeline,
+                "kind": self.kind, "time": format_time(self.time), "found_by": self.found_by}
+
+
+@dataclass(frozen=True)
+class Commit:
+    xid: int
+    lsn: Lsn
+    time: datetime | None
+    kind: str  # 'commit' | 'abort' | 'commit_prepared' | 'abort_prepared'
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"xid": self.xid, "lsn": str(self.lsn), "time": format_time(self.time),
+                "kind": self.kind}
+
+
+@dataclass(frozen=True)
+class Gap:
+    """Missing segment files first..last (inclusive) between present ones."""
+
+    first: str
+    last: str
+    count: int
+    start_lsn: Lsn
+    end_lsn: Lsn
+    on_recovery_path: bool | None  # after the last checkpoint's redo point; None: unknown
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"first": self.first, "last": self.last, "count": self.count,
+                "start_lsn": str(self.start_lsn), "end_lsn": str(self.end_lsn),
+                "on_recovery_path": self.on_recovery_path}
+
+
+@dataclass(frozen=True)
+class Beyond:
+    """Valid WAL found after the end (past damage or a missing segment): records from
+    checked_from on, the last one found ending at end_lsn; `breaks` more damaged or missing
+    places lie between (0: one continuous stretch)."""
+
+    checked_from: Lsn  # the earliest record decoded after the break
+    end_lsn: Lsn
+    last_record_lsn: Lsn | None
+    breaks: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"checked_from": str(self.checked_from), "end_lsn": str(self.end_lsn),
+                "last_record_lsn": _s(self.last_record_lsn), "breaks": self.breaks}
+
+    def describe(self) -> str:
+        more = f", past {self.breaks} more damaged or missing place(s)" if self.breaks else ""
+        return f"valid records from {self.checked_from} to {self.end_lsn}{more}"
+
+
+@dataclass(frozen=True)
+class TimelineEnd:
+    """The end of valid WAL on one timeline (read through its ancestors, by its history)."""
+
+    timeline: int
+    parent: int | None  # from the timeline's history file
+    begins_at: Lsn | None  # where it branched off its parent
+    switched_at: Lsn | None  # where a newer timeline branched off this one
+    next_timeline: int | None
+    end_lsn: Lsn | None  # where the next record would start
+    last_record_lsn: Lsn | None
+    last_segment: str | None  # the file holding the last record
+    reason: str  # EndReason value, or 'no_segments'
+    reason_detail: str
+    error_lsn: Lsn | None  # the position the reason names (a record or a page)
+    error_segment: str | None  # the segment file that position is in
+    exact: bool
+    checked_from: Lsn | None  # records from here to the end were decoded and CRC-checked
+    last_checkpoint: Checkpoint | None
+    last_commit: Commit | None
+    segments: int  # segment files on this timeline (and its ancestors, by the history)
+    first_segment: str | None
+    segments_read: int  # of which we opened
+    stale_segments: list[str] = field(default_factory=list)
+    empty_segments: list[str] = field(default_factory=list)
+    gaps: list[Gap] = field(default_factory=list)
+    wal_beyond_end: Beyond | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "timeline": self.timeline, "end_lsn": _s(self.end_lsn),
+            "last_record_lsn": _s(self.last_record_lsn), "last_segment": self.last_segment,
+            "reason": self.reason, "reason_detail": self.reason_detail,
+            "error_lsn": _s(self.error_lsn), "error_segment": self.error_segment,
+            "exact": self.exact,
+            "checked_from": _s(self.checked_from),
+            "last_checkpoint": self.last_checkpoint.as_dict() if self.last_checkpoint else None,
+            "last_commit": self.last_commit.as_dict() if self.last_commit else None,
+            "segments": self.segments, "first_segment": self.first_segment,
+            "segments_read": self.segments_read, "stale_segments": list(self.stale_segments),
+            "empty_segments": list(self.empty_segments),
+            "gaps": [g.as_dict() for g in self.gaps],
+            "wal_beyond_end": self.wal_beyond_end.as_dict() if self.wal_beyond_end else None,
+            "parent": self.parent, "begins_at": _s(self.begins_at),
+            "switched_at": _s(self.switched_at), "next_timeline": self.next_timeline,
+            "notes": list(self.notes),
+        }
+
+
+@dataclass(frozen=True)
+class LocateResult:
+    system_identifier: int
+    pg_major: int
+    segment_size: int
+    block_size: int
+    scan: str
+    timelines: list[TimelineEnd]  # oldest first
+
+    @property
+    def overall(self) -> TimelineEnd:
+        """The newest timeline that has segment files (else the newest known one)."""
+        with_files = [t for t in self.timelines if t.segments]
+        return (with_files or self.timelines)[-1]
+
+    def timeline(self, tli: int) -> TimelineEnd:
+        for t in self.timelines:
+            if t.timeline == tli:
+                return t
+        raise KeyError(tli)
+
+    def as_dict(self) -> dict[str, Any]:
+        """DESIGN.md 4.2: the overall (newest) timeline's fields at the top, every timeline
+        in `timelines`, plus what the cluster is."""
+        out: dict[str, Any] = {"system_identifier": str(self.system_identifier),
+                               "pg_major": self.pg_major, "wal_segment_size": self.segment_size,
+                               "block_size": self.block_size, "scan": self.scan}
+        out.update(self.overall.as_dict())
+        out["timelines"] = [t.as_dict() for t in self.timelines]
+        return out
+
+
+def _s(lsn: Lsn | None) -> str | None:
+    return None if lsn is None else str(lsn)
+
+
+# --- the work -------------------------------------------------------------------------------
+@dataclass
+class _Source(WalSource):
+    """WalSource that keeps the last few segments read (several readers visit the same tail)
+    and names the files it opened."""
+
+    cache: "collections.OrderedDict[str, bytes]" = field(default_factory=collections.OrderedDict)
+    opened: set[str] = field(default_factory=set)
+
+    def read(self, c: SegmentFile) -> bytes:
+        self.opened.add(c.path.name)
+        key = str(c.path)
+        data = self.cache.get(key)
+        if data is None:
+            data = super().read(c)
+            self.cache[key] = data
+            while len(self.cache) > 4:
+                self.cache.popitem(last=False)
+        else:
+            self.cache.move_to_end(key)
+        return data
+
+
+@dataclass
+class _Window:
+    """One run of the shared reader: the records it decoded and why it stopped."""
+
+    start: int
+    first: Lsn | None
+    first_prev: Lsn | None
+    count: int
+    last: Lsn | None
+    eow: EndOfWal
+    checkpoint: Record | None
+    commit: Record | None
+
+
+@dataclass(frozen=True)
+class _Break:
+    """Something reading forward cannot pass, before the decoded tail."""
+
+    lsn: int
+    kind: str  # 'gap' | 'unusable' | 'damage'
+    segno: int
+    window: _Window | None = None
+
+
+class _Timeline:
+    """Locate the end of one timeline (through its ancestors, as the reader follows them)."""
+
+    def __init__(self, src: _Source, tli: int, scan: str, tail_bytes: int,
+                 checkpoint_search_bytes: int, commit_search_bytes: int) -> None:
+        self.src = src
+        self.tli = tli
+        self.scan = scan
+        self.tail_bytes = max(tail_bytes, src.block_size)
+        self.ckpt_budget = checkpoint_search_bytes
+        self.commit_budget = commit_search_bytes
+        self.seg = src.seg_size
+        self.blcksz = src.block_size
+        assert src.cluster is not None
+        self.magic = src.cluster.magic
+        self.sysid = src.cluster.sysid
+        self.major = src.cluster.pg_major
+        self.expected = src.expected_timelines(tli)
+        tlis = {t for t, _b, _e in self.expected}
+        self.files = {s: f for (t, s), f in src.files.items()
+                      if t in tlis and src.timeline_of_segment(s, self.expected) == t}
+        self.seq = sorted(self.files)
+        self.probes: dict[int, str] = {}
+        self.notes: list[str] = []
+
+    # -- reading --------------------------------------------------------------------------------
+    def name(self, segno: int) -> str:
+        f = self.files.get(segno)
+        return f.name if f else segment_name(self.src.timeline_of_segment(segno, self.expected),
+                                             segno, self.seg)
+
+    def probe(self, segno: int) -> str:
+        """State of a segment by its first page header: current | recycled | empty | invalid."""
+        if segno not in self.probes:
+            f = self.files[segno]
+            self.src.opened.add(f.path.name)
+            head = read_file_bytes(f.path, f.compression, L.SIZE_OF_LONG_PHD)
+            self.probes[segno] = self._state(head, segno)
+        return self.probes[segno]
+
+    def _state(self, head: bytes, segno: int) -> str:
+        if len(head) < L.SIZE_OF_LONG_PHD:
+            return "empty" if not any(head) else "invalid"
+        if not any(head):
+            return "empty"
+        magic, info, _tli, addr, _rem, sysid, seg_size, _bs = L.LONG_PAGE_HEADER.unpack_from(head)
+        if magic != self.magic or not info & L.XLP_LONG_HEADER or sysid != self.sysid \
+                or seg_size != self.seg:
+            return "invalid"
+        if addr != segno * self.seg:
+            return "recycled" if addr < segno * self.seg else "invalid"
+        return "current"
+
+    def page_ok(self, buf: bytes, seg_start: int, off: int) -> bool:
+        if len(buf) < off + L.SIZE_OF_SHORT_PHD:
+            return False
+        magic, info, _tli, addr, _rem = L.PAGE_HEADER.unpack_from(buf, off)
+        return magic == self.magic and addr == seg_start + off and not info & ~L.XLP_ALL_FLAGS
+
+    def decode(self, start: int, end: int | None = None) -> _Window:
+        reader = WalReader(self.src, start=Lsn(start), end=Lsn(end) if end is not None else None,
+                           timeline=self.tli)
+        first = first_prev = ckpt = commit = None
+        n = 0
+        for rec in reader:
+            if first is None:
+                first, first_prev = rec.lsn, rec.prev
+            n += 1
+            rmid = rec.rmid
+            if rmid == L.RM_XLOG_ID:
+                if rec.info & L.XLR_RMGR_INFO_MASK in (L.XLOG_CHECKPOINT_SHUTDOWN,
+                                                        L.XLOG_CHECKPOINT_ONLINE):
+                    ckpt = rec
+            elif rmid == RM_XACT_ID and rec.info & XLOG_XACT_OPMASK in XACT_KINDS:
+                commit = rec
+        assert reader.end_of_wal is not None
+        return _Window(start, first, first_prev, n, reader.last_record_lsn, reader.end_of_wal,
+                       ckpt, commit)
+
+    def floor_page(self, lsn: int) -> int:
+        return lsn - lsn % self.blcksz
+
+    # -- 1 and 2: where current WAL ends, by headers ---------------------------------------------
+    def last_current_index(self) -> int:
+        """Binary search for the last segment whose header is current (monotone in a normal
+        pg_wal: current ones, then recycled/empty ones), then a probe of each file after it."""
+        seq = self.seq
+        lo, hi = -1, len(seq) - 1
+        if self.probe(seq[hi]) == "current":
+            lo = hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.probe(seq[mid]) == "current":
+                lo = mid
+            else:
+                hi = mid
+        last = lo
+        for i in range(lo + 1, len(seq)):
+            if self.probe(seq[i]) == "current":
+                last = i  # current WAL after a broken segment: reading will say where it stops
+        return last
+
+    def last_current_page(self, segno: int) -> int:
+        buf = self.src.read(self.files[segno])
+        start = segno * self.seg
+        lo, hi = 0, min(len(buf), self.seg) // self.blcksz
+        # invariant: page lo is current (the segment's first page was probed), page hi is not
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            if self.page_ok(buf, start, mid * self.blcksz):
+                lo = mid
+            else:
+                hi = mid
+        return start + lo * self.blcksz
+
+    def run_start(self, idx: int) -> int:
+        """First segment of the run of consecutive present segments that ends at seq[idx]."""
+        seq = self.seq
+        i = idx
+        while i > 0 and seq[i - 1] == seq[i] - 1:
+            i -= 1
+        return seq[i]
+
+    # -- 3: decode the tail -----------------------------------------------------------------------
+    def tail_window(self, idx: int, last_page: int) -> _Window:
+        lower = self.run_start(idx) * self.seg
+        start = max(lower, self.floor_page(last_page + self.blcksz - self.tail_bytes))
+        while True:
+            w = self.decode(start)
+            if w.count or start <= lower:
+                return w
+            # No valid record from this boundary (zeros after an XLOG_SWITCH, or damage):
+            # back off to the segment's start, then segment by segment; a segment's first
+            # page is always a record boundary.
+            seg_start = start - start % self.seg
+            start = max(lower, seg_start if seg_start < start else seg_start - self.seg)
+
+    def beyond(self, eow: EndOfWal, last_page: int) -> Beyond | None:
+        """Valid WAL after a stop that is not at the end of current pages (damage or a broken
+        segment in the middle): resume at the next page that yields records."""
+        first: Lsn | None = None
+        last_w: _Window | None = None
+        stretches = 0
+        for _ in range(8):
+            epage = self.floor_page(int(eow.error_lsn))
+            if epage >= last_page:
+                break
+            pos = epage + self.blcksz
+            w = None
+            for _attempt in range(64):
+                if pos // self.seg not in self.files:
+                    later = [s for s in self.seq if s > pos // self.seg]
+                    if not later:
+                        break
+                    pos = later[0] * self.seg
+                if pos > last_page:
+                    break
+                w = self.decode(pos)
+                if w.count:
+                    break
+                pos += self.blcksz
+            if w is None or not w.count:
+                break
+            first = first or w.first
+            last_w = w
+            stretches += 1
+            eow = w.eow
+        if last_w is None or first is None:
+            return None
+        return Beyond(first, last_w.eow.lsn, last_w.last, stretches - 1)
+
+    # -- 4: what happened last ---------------------------------------------------------------------
+    def checkpoint_of(self, rec: Record, found_by: str) -> Checkpoint | None:
+        if rec.main_data_len < SIZEOF_CHECKPOINT:
+            return None
+        cp = (CheckPoint17 if self.major >= 17 else CheckPoint13).parse(rec.main_data)
+        kind = "shutdown" if rec.info & L.XLR_RMGR_INFO_MASK == L.XLOG_CHECKPOINT_SHUTDOWN else "online"
+        try:
+            when: datetime | None = datetime.fromtimestamp(cp.time, timezone.utc)
+        except (OverflowError, OSError, ValueError):
+            when = None
+        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.ThisTimeLineID, kind, when, found_by)
+
+    def commit_of(self, rec: Record) -> Commit:
+        op = rec.info & XLOG_XACT_OPMASK
+        d = rec.main_data
+        usec = Int64sl.parse(d[:8]) if len(d) >= 8 else 0
+        xid = rec.xid
+        if op in (0x30, 0x40):
+            xid = _twophase_xid(d, rec.info, op == 0x30, self.major) or xid
+        return Commit(xid, rec.lsn, pg_timestamp(usec), XACT_KINDS[op])
+
+    def search_checkpoint(self, segno: int, below: int) -> Checkpoint | None:
+        """The last checkpoint record in segment segno that starts before `below`: candidates
+        by their fixed xl_tot_len, confirmed by the reader from their page's first record."""
+        buf = self.src.read(self.files[segno])
+        seg_start = segno * self.seg
+        pos = min(len(buf), below - seg_start + len(_CKPT_NEEDLE) - 1)  # hits starting < below
+        while True:
+            pos = buf.rfind(_CKPT_NEEDLE, 0, pos)
+            if pos < 0:
+                return None
+            if pos % 8 == 0 and pos % self.blcksz >= L.SIZE_OF_SHORT_PHD:
+                head = self.peek(buf, pos, 26)
+                # info without XLR flags, rmid XLOG, main data of CheckPoint's size
+                if head is None or (head[17] == L.RM_XLOG_ID and head[16] in (
+                        L.XLOG_CHECKPOINT_SHUTDOWN, L.XLOG_CHECKPOINT_ONLINE)
+                        and head[24] == L.XLR_BLOCK_ID_DATA_SHORT
+                        and head[25] == SIZEOF_CHECKPOINT):
+                    cp = self.confirm_checkpoint(seg_start + pos)
+                    if cp is not None:
+                        return cp
+            pos += len(_CKPT_NEEDLE) - 1  # look for hits starting before this one next
+
+    def peek(self, buf: bytes, pos: int, n: int) -> bytes | None:
+        """n bytes of a record starting at segment offset pos, across a page header; None
+        when they run into the next segment (the reader decides those)."""
+        room = self.blcksz - pos % self.blcksz
+        if room >= n:
+            return buf[pos:pos + n]
+        nxt = pos + room
+        if nxt >= len(buf):
+            return None
+        return buf[pos:nxt] + buf[nxt + L.SIZE_OF_SHORT_PHD:nxt + L.SIZE_OF_SHORT_PHD + n - room]
+
+    def confirm_checkpoint(self, lsn: int) -> Checkpoint | None:
+        reader = WalReader(self.src, start=Lsn(lsn), timeline=self.tli)
+        for rec in reader:
+            if rec.lsn == lsn and rec.rmid == L.RM_XLOG_ID and rec.info & 0xF0 in (
+                    L.XLOG_CHECKPOINT_SHUTDOWN, L.XLOG_CHECKPOINT_ONLINE):
+                return self.checkpoint_of(rec, "record_search")
+            return None
+        return None
+
+    def history(self, end: EndOfWal, windows: list[_Window], checked_from: int,
+                checked_prev: Lsn | None
+                ) -> tuple[Checkpoint | None, Commit | None, int, list[_Break], int]:
+        """Last checkpoint and commit before `end`: from the decoded windows, else stepping back
+        segment by segment from checked_from (the first record decoded; checked_prev its
+        xl_prev). Checkpoints are searched for (bounded by the checkpoint budget); commits are
+        decoded (commit budget), in WAL that chains up to checked_from by its prev-links, which
+        moves checked_from back. Returns them, the new checked_from, what was met that reading
+        forward cannot pass (missing or unusable segments, damage), and the lowest LSN looked at.
+        """
+        ckpt = commit = None
+        for w in windows:  # oldest first; later ones win
+            if w.checkpoint is not None and w.checkpoint.lsn < end.lsn:
+                ckpt = self.checkpoint_of(w.checkpoint, "decoded") or ckpt
+            if w.commit is not None and w.commit.lsn < end.lsn:
+                commit = self.commit_of(w.commit)
+        breaks: list[_Break] = []
+        low = below = checked_from
+        segno = checked_from // self.seg
+        ckpt_left, commit_left = self.ckpt_budget, self.commit_budget
+        chained = checked_prev is not None
+        first_seg = self.seq[0] if self.seq else 0
+        while (ckpt is None and ckpt_left > 0 or commit is None and commit_left > 0 and chained) \
+                and segno >= first_seg:
+            start = segno * self.seg
+            if segno not in self.files:
+                chained = False
+            elif start < low and self.probe(segno) != "current":
+                breaks.append(_Break(start, "unusable", segno))
+                chained = False
+            else:
+                if commit is None and chained and commit_left > 0:
+                    w = self.decode(start, end=checked_from)
+                    commit_left -= checked_from - start
+                    stop = w.eow
+                    if stop.reason is EndReason.END_LSN_REACHED and \
+                            checked_from - stop.lsn in HEADER_SIZES and \
+                            (w.count == 0 or w.last == checked_prev):
+                        if w.count:  # chained up: the checked stretch grows back
+                            assert w.first is not None
+                            checked_from, checked_prev = int(w.first), w.first_prev
+                            if w.commit is not None:
+                                commit = self.commit_of(w.commit)
+                            if ckpt is None and w.checkpoint is not None:
+                                ckpt = self.checkpoint_of(w.checkpoint, "decoded")
+                    else:
+                        chained = False
+                        if w.count and stop.reason is not EndReason.END_LSN_REACHED:
+                            breaks.append(_Break(int(stop.error_lsn), "damage", segno, w))
+                if ckpt is None and ckpt_left > 0:
+                    ckpt = self.search_checkpoint(segno, below)
+                    ckpt_left -= self.seg
+            low = min(low, start)
+            below = start
+            segno -= 1
+        return ckpt, commit, checked_from, breaks, low
+
+    # -- putting it together ------------------------------------------------------------------------
+    def locate(self) -> TimelineEnd:
+        """Everything but the history fields, which the caller fills in."""
+        if not self.seq:
+            return _no_segments(self.tli)
+        idx = self.last_current_index()
+        last_seg = self.seq[max(idx, 0)]  # nothing current: reading the first segment says why
+        last_page = (self.last_current_page(last_seg) if self.probe(last_seg) == "current"
+                     else last_seg * self.seg)
+        if self.scan == "all":
+            main = self.decode(self.seq[0] * self.seg)
+        else:
+            main = self.tail_window(max(idx, 0), last_page)
+        beyond = self.beyond(main.eow, last_page)
+        # the end of the WAL as written, past any break in the tail, and how many it passed
+        written = ((beyond.end_lsn, beyond.last_record_lsn, beyond.breaks + 1) if beyond
+                   else (main.eow.lsn, main.last, 0))
+        windows, end = [main], main.eow
+        checked_from = int(main.first) if main.first is not None else int(end.lsn)
+        checked_prev = main.first_prev
+        ckpt: Checkpoint | None = None
+        commit: Commit | None = None
+        low = checked_from
+        redo_known = False
+        for round_ in range(8):
+            ckpt, commit, checked_from, met, low = self.history(end, windows, checked_from,
+                                                                checked_prev)
+            if self.scan == "recovery" and round_ == 0:
+                if ckpt is None:
+                    self.notes.append("no checkpoint record found: only the tail was decoded")
+                elif ckpt.redo < checked_from:
+                    main = self.decode(int(ckpt.redo))
+                    windows, end = [main], main.eow
+                    checked_from = int(main.first) if main.first is not None else int(ckpt.redo)
+                    checked_prev = main.first_prev
+                    if end.lsn < written[0]:
+                        beyond = self.beyond(end, last_page)
+                    continue
+            redo_known = ckpt is not None
+            floor = int(ckpt.redo) if ckpt is not None else low
+            brk = self.first_break(floor, checked_from, met)
+            if brk is None:
+                break
+            # Reading forward from the redo point stops at this break, before the tail.
+            after = checked_from
+            if brk.kind == "damage":
+                assert brk.window is not None
+                w = brk.window
+            else:
+                prev = brk.segno - 1  # read up to the break from the segment before it
+                w = self.decode(prev * self.seg if prev in self.files else brk.lsn)
+            windows, end = [w], w.eow
+            checked_from = int(w.first) if w.first is not None else brk.lsn
+            checked_prev = w.first_prev
+            beyond = Beyond(Lsn(after), *written)
+        return self.result(end, checked_from, ckpt, commit, beyond, redo_known, low)
+
+    def result(self, end: EndOfWal, checked_from: int, ckpt: Checkpoint | None,
+               commit: Commit | None, beyond: Beyond | None, redo_known: bool, low: int
+               ) -> TimelineEnd:
+        seg = self.seg
+        last = end.last_record_lsn
+        reach = max(int(end.lsn), int(beyond.end_lsn) if beyond else 0)
+        stale, empty = [], []
+        for s in self.seq:
+            if s * seg >= reach:  # files holding nothing of the WAL found
+                state = self.probe(s)
+                if state == "recycled":
+                    stale.append(self.name(s))
+                elif state == "empty":
+                    empty.append(self.name(s))
+                elif state == "invalid":
+                    self.notes.append(f"{self.name(s)} beyond the end: not a WAL segment of this "
+                                      "cluster (invalid first page header)")
+                else:
+                    self.notes.append(f"{self.name(s)} beyond the end holds current WAL that "
+                                      "could not be reached")
+        gaps = []
+        seq = self.seq
+        redo = int(ckpt.redo) if ckpt is not None else None
+        for a, b in zip(seq, seq[1:]):
+            if b - a > 1 and (a + 1) * seg < reach:
+                on_path = None if redo is None else (b * seg > redo and (a + 1) * seg < reach)
+                gaps.append(Gap(self.name(a + 1), self.name(b - 1), b - a - 1, Lsn((a + 1) * seg),
+                                Lsn(b * seg), on_path))
+        exact = True
+        detail = end.message
+        if end.reason is EndReason.MISSING_SEGMENT and beyond is not None:
+            exact = False
+            detail = (f"{end.message}: segment {end.segment} is missing and WAL continues after "
+                      f"it ({beyond.describe()}), so the end of WAL cannot be determined "
+                      "exactly; this is where reading forward stops")
+        elif beyond is not None:
+            detail = f"{end.message}; WAL continues after it ({beyond.describe()})"
+        elif end.reason is EndReason.MISSING_SEGMENT:
+            detail = (f"{end.message}: the next segment is not present, so this is the end of "
+                      "the WAL given (it may continue in a segment not given)")
+        if not redo_known and any(g.start_lsn < low for g in gaps):
+            exact = False
+            self.notes.append(f"no checkpoint record found after {Lsn(low)} (searched back "
+                              f"{self.ckpt_budget >> 20} MB): gaps before it may be on the "
+                              "recovery path")
+        if ckpt is None:
+            self.notes.append("no checkpoint record found before the end (searched back "
+                              f"{self.ckpt_budget >> 20} MB)")
+        if commit is None:
+            self.notes.append("no commit or abort record found before the end (decoded back "
+                              f"{self.commit_budget >> 20} MB)")
+        opened = self.src.opened
+        return TimelineEnd(
+            timeline=self.tli, parent=None, begins_at=None, switched_at=None,
+            next_timeline=None, end_lsn=end.lsn, last_record_lsn=last,
+            last_segment=self.name(int(last) // seg) if last is not None else None,
+            reason=end.reason.value, reason_detail=detail, error_lsn=end.error_lsn,
+            error_segment=end.segment, exact=exact, checked_from=Lsn(checked_from) if last is not None else None,
+            last_checkpoint=ckpt, last_commit=commit, segments=len(seq),
+            first_segment=self.name(seq[0]),
+            segments_read=sum(1 for s in seq if self.files[s].path.name in opened),
+            stale_segments=stale, empty_segments=empty, gaps=gaps, wal_beyond_end=beyond,
+            notes=list(dict.fromkeys(self.notes)))
+
+    def first_break(self, floor: int, checked_from: int, met: list[_Break]) -> _Break | None:
+        """The earliest gap, unusable segment or damage in [floor, checked_from)."""
+        seg = self.seg
+        found = [b for b in met if b.lsn < checked_from and (
+            b.lsn >= floor if b.kind == "damage" else (b.segno + 1) * seg > floor)]
+        seq = self.seq
+        for a, b in zip(seq, seq[1:]):
+            g = a + 1
+            if b > g and b * seg > floor and g * seg < checked_from:
+                found.append(_Break(max(g * seg, floor - floor % seg), "gap", max(g, floor // seg)))
+        return min(found, key=lambda x: x.lsn) if found else None
+
+
+def _no_segments(tli: int) -> TimelineEnd:
+    return TimelineEnd(
+        timeline=tli, parent=None, begins_at=None, switched_at=None, next_timeline=None,
+        end_lsn=None, last_record_lsn=None, last_segment=None, reason="no_segments",
+        reason_detail="no segment file of this timeline was given (known from a history file)",
+        error_lsn=None, error_segment=None, exact=False, checked_from=None, last_checkpoint=None, last_commit=None,
+        segments=0, first_segment=None, segments_read=0)
+
+
+def _twophase_xid(d: bytes, info: int, is_commit: bool, major: int) -> int | None:
+    """The prepared transaction's xid in a COMMIT/ABORT PREPARED record (ParseCommitRecord,
+    ParseAbortRecord of xactdesc.c): walk the optional parts that precede xl_xact_twophase."""
+    u32 = L.U32.unpack_from
+    try:
+        if not info & XLOG_XACT_HAS_INFO:
+            return None
+        xinfo = u32(d, 8)[0]
+        pos = 12
+        if xinfo & XACT_XINFO_HAS_DBINFO:
+            pos += 8
+        if xinfo & XACT_XINFO_HAS_SUBXACTS:
+            pos += 4 + 4 * u32(d, pos)[0]
+        if xinfo & XACT_XINFO_HAS_RELFILELOCATORS:
+            pos += 4 + 12 * u32(d, pos)[0]
+        if major >= 15 and xinfo & XACT_XINFO_HAS_DROPPED_STATS:
+            pos += 4 + (16 if major >= 18 else 12) * u32(d, pos)[0]
+        if is_commit and xinfo & XACT_XINFO_HAS_INVALS:
+            pos += 4 + SIZEOF_INVAL_MSG * u32(d, pos)[0]
+        if xinfo & XACT_XINFO_HAS_TWOPHASE:
+            return int(u32(d, pos)[0])
+    except Exception:  # a struct.error on a short record: no xid to report
+        return None
+    return None
+
+
+# --- entry points -----------------------------------------------------------------------------
+def locate(paths: Sequence[PathArg] | PathArg | None = None, *, timeline: int | None = None,
+           scan: str = "tail", tail_bytes: int = DEFAULT_TAIL_BYTES,
+           checkpoint_search_bytes: int = DEFAULT_CHECKPOINT_SEARCH_BYTES,
+           commit_search_bytes: int = DEFAULT_COMMIT_SEARCH_BYTES) -> LocateResult:
+    """The end of valid WAL in `paths` (segment files and/or directories; a data directory
+    means its pg_wal; none: $PGDATA), per timeline.
+
+    scan: 'tail' (default) decodes only the last `tail_bytes` (more when stepping back for a
+    commit); 'recovery' decodes from the last checkpoint's redo point, as crash recovery
+    replays; 'all' from the first segment, as pg_waldump over the directory. timeline: only
+    this one. Raises xlogtools.errors.InputError for inputs that are not WAL of one cluster."""
+    if scan not in SCANS:
+        raise UsageError(f"scan must be one of {', '.join(SCANS)}, not {scan!r}")
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    src = _Source.open(list(paths) if paths else None)
+    assert src.cluster is not None
+    with_files = {t for t, _s in src.files}
+    known = set(with_files) | set(src.histories)
+    for hist in src.histories.values():
+        known.update(h.tli for h in hist)
+    if timeline is not None and timeline not in known:
+        raise InputError(f"timeline {timeline} not found: the input has timelines "
+                         + ", ".join(map(str, sorted(known))))
+    out = []
+    for tli in sorted(known) if timeline is None else [timeline]:
+        if tli in with_files:
+            res = _Timeline(src, tli, scan, tail_bytes, checkpoint_search_bytes,
+                            commit_search_bytes).locate()
+        else:
+            res = _no_segments(tli)
+        out.append(_with_history(res, src.histories))
+    cl = src.cluster
+    return LocateResult(cl.sysid, cl.pg_major, cl.seg_size, cl.block_size, scan, out)
+
+
+def _with_history(res: TimelineEnd, histories: dict[int, list[HistoryEntry]]) -> TimelineEnd:
+    """Parent and branch point from the timeline's own history file; where the next timeline
+    branched off it, from the oldest newer history file that names it."""
+    parent = begins = switched = nxt = None
+    own = histories.get(res.timeline)
+    if own:
+        parent, begins = own[-1].tli, own[-1].switchpoint
+    for child in sorted(t for t in histories if t > res.timeline):
+        entries = histories[child]
+        for i, h in enumerate(entries):
+            if h.tli == res.timeline:
+                switched = h.switchpoint
+                nxt = entries[i + 1].tli if i + 1 < len(entries) else child
+                break
+        if switched is not None:
+            break
+    return replace(res, parent=parent, begins_at=begins, switched_at=switched, next_timeline=nxt)
+
+
+def format_summary(result: LocateResult, inputs: Iterable[str] = ()) -> str:
+    """A short readable summary, newest timeline last."""
+    mb = result.segment_size >> 20
+    names = ", ".join(inputs)
+    lines = [f"WAL of PostgreSQL {result.pg_major}, system {result.system_identifier}, "
+             f"{mb} MB segments" + (f" in {names}" if names else "")]
+    overall = result.overall
+    for t in result.timelines:
+        head = f"timeline {t.timeline}"
+        if t.parent is not None:
+            head += f" (from timeline {t.parent} at {t.begins_at})"
+        if t.next_timeline is not None:
+            head += f"; timeline {t.next_timeline} branched off at {t.switched_at}"
+        if t is overall and len(result.timelines) > 1:
+            head += "  [newest]"
+        lines.append(head)
+        if t.end_lsn is None:
+            lines.append(f"  {t.reason_detail}")
+            continue
+        last = (f"last record {t.last_record_lsn} in {t.last_segment}" if t.last_record_lsn
+                is not None else "no valid record")
+        lines.append(f"  end of WAL:      {t.end_lsn}  ({last})")
+        lines.append(f"  ends because:    {t.reason}: {t.reason_detail}"
+                     + ("" if t.exact else "  [NOT EXACT]"))
+        if t.wal_beyond_end is not None:
+            b = t.wal_beyond_end
+            lines.append(f"  WAL beyond:      {b.describe()} (not reachable by reading forward)")
+        cp = t.last_checkpoint
+        lines.append("  last checkpoint: " + (
+            f"{cp.lsn} ({cp.kind}), redo {cp.redo}, {format_time(cp.time)}" if cp else "not found"))
+        c = t.last_commit
+        lines.append("  last commit:     " + (
+            f"{c.kind} of xid {c.xid} at {c.lsn}, {format_time(c.time)}" if c else "not found"))
+        segs = f"  segments:        {t.segments} ({t.first_segment} ..), {t.segments_read} read"
+        if t.checked_from is not None:
+            segs += f"; records checked from {t.checked_from}"
+        lines.append(segs)
+        if t.stale_segments:
+            lines.append(f"  recycled beyond the end: {len(t.stale_segments)} "
+                         f"({_span(t.stale_segments)})")
+        if t.empty_segments:
+            lines.append(f"  empty beyond the end:    {len(t.empty_segments)} "
+                         f"({_span(t.empty_segments)})")
+        for g in t.gaps:
+            where = {True: "after the last checkpoint's redo point",
+                     False: "before the last checkpoint's redo point",
+                     None: "relevance unknown"}[g.on_recovery_path]
+            lines.append(f"  missing:         {_span([g.first, g.last])} ({g.count}), {where}")
+        for n in t.notes:
+            lines.append(f"  note: {n}")
+    return "\n".join(lines)
+
+
+def _span(names: list[str]) -> str:
+    return names[0] if len(names) == 1 or names[0] == names[-1] else f"{names[0]} .. {names[-1]}"
