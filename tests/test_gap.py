@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from xlogtools.gap import analyze
+from xlogtools.gap import Position, _end_of, _open_side, analyze
+from xlogtools.lsn import Lsn
+from xlogtools.parse.reader import WalReader
+from xlogtools.parse.source import WalSource
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster, wait_until
 
@@ -107,6 +110,20 @@ def test_lost_transactions_of_a_crashed_primary(pg_major: int, primary_standby) 
     paths = {i["path"] for i in report.inputs}
     assert any(p.startswith(str(primary.pg_wal)) for p in paths)
     assert all(len(i["sha256"]) == 64 for i in report.inputs)
+    assert_standby_end_as_a_full_read(report, standby.pg_wal)
+
+
+def assert_standby_end_as_a_full_read(report, standby_wal: Path) -> None:
+    """The standby's position comes from the locator; a full read of its WAL must say the
+    same, and the inputs list the same standby files a full read opens."""
+    side = _open_side("standby", [standby_wal])
+    full, _ = _end_of(side)
+    got = report.standby
+    assert (got.end_lsn, got.last_record_lsn, got.reason, got.timeline) == \
+        (full.end_lsn, full.last_record_lsn, full.reason, full.timeline)
+    listed = {i["path"] for i in report.inputs if i["path"].startswith(str(standby_wal))}
+    assert listed == {str(p) for p in side.source.read_paths} | \
+        {str(p) for p in side.source.history_files.values()}
 
 
 def test_split_brain_divergence_equals_pg_rewind(pg_major: int, primary_standby,
@@ -141,6 +158,96 @@ def test_split_brain_divergence_equals_pg_rewind(pg_major: int, primary_standby,
     m = re.search(r"servers diverged at WAL location (\S+) on timeline (\d+)", res.stdout + res.stderr)
     assert m, res.stdout + res.stderr
     assert report.divergence.pg_rewind_text() == m.group(0)
+
+
+def test_live_standby_position(pg_major: int, primary_standby, tmp_path: Path) -> None:
+    """--standby CONNSTR: a streaming standby whose walreceiver was stopped (primary_conninfo
+    emptied and reloaded), K transactions on the primary, the primary crashed: the standby's
+    position is its pg_last_wal_receive_lsn() and the lost set exactly those K."""
+    primary, standby = primary_standby(conf=CONF)
+    primary.execute("CREATE TABLE t (id int PRIMARY KEY, v text); "
+                    "INSERT INTO t SELECT g, 'row ' || g FROM generate_series(1, 5) g;")
+    early = Session(primary)
+    try:
+        early_xid = int(early.run("BEGIN; INSERT INTO t VALUES (9, 'early'); SELECT txid_current();"))
+        primary.execute("CREATE TABLE flush_me (a int);")
+        caught_up(primary, standby)
+        wait_until(lambda: standby.sql("SELECT flushed_lsn >= pg_last_wal_replay_lsn() "
+                                       "FROM pg_stat_wal_receiver") == [("t",)], 60,
+                   what="the walreceiver to report its position")
+        # Stop receiving for real (pg_wal_replay_pause would only stop replay).
+        standby.execute("ALTER SYSTEM SET primary_conninfo = ''; SELECT pg_reload_conf();")
+        wait_until(lambda: standby.sql("SELECT count(*) FROM pg_stat_wal_receiver") == [("0",)],
+                   60, what="the walreceiver to stop")
+        received = standby.sql("SELECT pg_last_wal_receive_lsn()")[0][0]
+        assert received is not None
+        committed, void = committed_workload(primary, early)
+        committed.add(early_xid)
+        primary.crash()
+    finally:
+        early.close()
+    assert standby.sql("SELECT pg_last_wal_receive_lsn()")[0][0] == received  # got nothing more
+    out = tmp_path / "gap.json"
+    proc = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                           str(primary.pg_wal), "--standby", standby.conninfo, "--format", "json",
+                           "-o", str(out)], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    import json as _json
+    rep = _json.loads(out.read_text())
+    assert rep["standby"] == {"end_lsn": received, "last_record_lsn": None, "timeline": 1,
+                              "reason": "received", "source": "server"}
+    assert rep["cut_lsn"] == received and rep["divergence"] is None
+    assert {t["xid"] for t in rep["lost_transactions"]} == committed
+    assert not {t["xid"] for t in rep["lost_transactions"]} & void
+    assert rep["bytes_behind"] == int(Lsn(rep["primary"]["end_lsn"])) - int(Lsn(received)) > 0
+    proc = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                           str(primary.pg_wal), "--standby", standby.conninfo],
+                          capture_output=True, text=True)
+    assert proc.returncode == 0 and f"standby: received up to {received}" in proc.stdout
+    # A received position inside a commit record (a flush point in a partly written page):
+    # the standby does not have that commit whole, so it is lost; at the record's end it is not.
+    first = min(rep["lost_transactions"], key=lambda t: Lsn(t["commit_lsn"]))
+    at = Lsn(first["commit_lsn"])
+    rec = next(r for r in WalReader(WalSource.open([primary.pg_wal]), start=at) if r.lsn == at)
+    for pos, lost in ((at + 8, True), (rec.end, False)):
+        r = analyze([primary.pg_wal], [], standby_position=Position(pos, None, 1, "received",
+                                                                    source="server"))
+        assert (first["xid"] in {t.xid for t in r.lost_transactions}) is lost, pos
+    # A live server of another cluster is refused.
+    r2 = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                         str(Path(__file__).resolve().parent.parent / "fixtures" / "pg15" / "wal"),
+                         "--standby", standby.conninfo], capture_output=True, text=True)
+    assert r2.returncode == 1 and "different database systems" in r2.stderr
+
+
+def test_primary_wal_ending_before_the_standby_is_explained(pg_major: int, primary_standby,
+                                                            tmp_path: Path) -> None:
+    """Only the primary's early segments given: its WAL ends before the standby's. Not an empty
+    'no gap': an error that says so and what to give."""
+    primary, standby = primary_standby(conf=CONF)
+    primary.execute("CREATE TABLE t (id int); INSERT INTO t VALUES (1); SELECT pg_switch_wal(); "
+                    "INSERT INTO t VALUES (2);")
+    caught_up(primary, standby)
+    standby.stop("immediate")
+    primary.execute("INSERT INTO t VALUES (3);")
+    primary.crash()
+    full = analyze([primary.pg_wal], [standby.pg_wal])
+    assert_standby_end_as_a_full_read(full, standby.pg_wal)
+    s_end = full.standby.end_lsn
+    assert s_end is not None
+    seg = WalSource.open([primary.pg_wal]).seg_size
+    early = tmp_path / "early"
+    early.mkdir()
+    for f in Path(primary.pg_wal).iterdir():
+        if re.fullmatch(r"[0-9A-F]{24}", f.name) and int(f.name[8:16], 16) * (0x100000000 // seg) \
+                + int(f.name[16:], 16) < s_end // seg:
+            shutil.copy(f, early / f.name)
+    assert any(early.iterdir())
+    proc = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary", str(early),
+                           "--standby", str(standby.pg_wal)], capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout
+    assert "primary's WAL given ends at" in proc.stderr and f"standby's position {s_end}" in proc.stderr
+    assert "Traceback" not in proc.stderr and not proc.stdout
 
 
 def test_bad_inputs_are_explained(tmp_path: Path) -> None:

@@ -134,13 +134,48 @@ def _open_side(name: str, paths: Sequence[str | os.PathLike[str]]) -> _Side:
     return _Side(name, src, tli, src.expected_timelines(tli))
 
 
+def _position(side: _Side, reader: WalReader) -> Position:
+    """Where a reader that went to the end of a side's WAL stopped, and why."""
+    eow = reader.end_of_wal
+    assert eow is not None
+    return Position(eow.lsn, eow.last_record_lsn, side.timeline, eow.reason.value)
+
+
 def _end_of(side: _Side, start: Lsn | None = None) -> tuple[Position, WalReader]:
+    """The end of a side's WAL by reading all of it (what the reader reaches from its first
+    segment). The locator gives the same answer faster: see _located_end."""
     reader = WalReader(side.source, start=start, timeline=side.timeline)
     for _ in reader:
         pass
-    eow = reader.end_of_wal
-    assert eow is not None
-    return Position(eow.lsn, eow.last_record_lsn, side.timeline, eow.reason.value), reader
+    return _position(side, reader), reader
+
+
+def _located_end(side: _Side, paths: Sequence[str | os.PathLike[str]]) -> tuple[Position, list[str]]:
+    """The end of the standby's WAL by the locator (xlogtools.locate): a binary search over
+    segment and page headers and a decode of the last MB, instead of decoding every record.
+
+    Same end_lsn, last_record_lsn and reason as _end_of in every test (tests/test_gap.py
+    compares them). They can differ only on damaged WAL: a full read stops at the first damaged
+    or missing place from the oldest segment, the locator only at one after the last
+    checkpoint's redo point (what the standby's own recovery would replay); an older break says
+    nothing about how far the standby received. The locator's notes are passed on."""
+    from .locate import locate
+
+    res = locate(list(paths), timeline=side.timeline)
+    t = res.timeline(side.timeline)
+    notes = []
+    if not t.exact or t.wal_beyond_end is not None:
+        notes.append(f"the standby's WAL: {t.reason_detail}")
+    if t.end_lsn is None:
+        return Position(None, None, side.timeline, t.reason), notes
+    # Custody: the files a full read covers (every segment up to the one it stops in).
+    last = int(t.error_lsn if t.error_lsn is not None else t.end_lsn) // side.source.seg_size
+    tlis = {tli for tli, _b, _e in side.expected}
+    for (tli, segno), f in side.source.files.items():
+        if tli in tlis and segno <= last and \
+                side.source.timeline_of_segment(segno, side.expected) == tli:
+            side.source.read_paths.add(f.path)
+    return Position(t.end_lsn, t.last_record_lsn, side.timeline, t.reason), notes
 
 
 def find_divergence(primary: list[tuple[int, Lsn, Lsn | None]],
@@ -244,7 +279,13 @@ class _Tracker:
                 t = self.prepared.pop(xid)
             else:
                 t = self._merge(xid, p.subxacts, int(rec.lsn))
-            if int(rec.lsn) < self.cut:
+            if int(rec.end) <= self.cut:
+                # The whole record lies before the cut: the standby has it. The cut is compared
+                # with the record's end, not its start: a live standby's received position
+                # (pg_last_wal_receive_lsn) is the primary's flush point, which can fall inside
+                # a record (a partly written page); a commit record the standby has only part
+                # of is not committed there. For a cut at a record boundary (the end of the
+                # standby's WAL, a timeline switch point) both tests agree.
                 return
             if not commit:
                 self.aborted_after.append(xid)
@@ -277,57 +318,91 @@ def _file_facts(paths: set[Path]) -> list[dict[str, Any]]:
 # --- the analysis ----------------------------------------------------------------------------
 
 def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | os.PathLike[str]],
-            *, standby_position: Position | None = None, catalog: Any = None,
+            *, standby_position: Position | None = None,
+            standby_system_identifier: int | None = None, catalog: Any = None,
             changes: Callable[..., Any] | None = None) -> GapReport:
     """Compare a primary's WAL with a standby's (its WAL files, or a position read from a
-    live standby as `standby_position`). `changes(paths, xids, start)`, when given, returns
-    {xid: [row change dicts]} for the lost transactions (the replay engine)."""
+    live standby as `standby_position`, with that server's `standby_system_identifier`).
+    `changes(paths, xids, start)`, when given, returns {xid: [row change dicts]} for the lost
+    transactions (the replay engine).
+
+    Raises InputError when the standby has no WAL, or when the primary's WAL given ends
+    before the cut (then it cannot show what the standby is missing); ClusterMismatch for
+    inputs of two database systems."""
     p_side = _open_side("primary", primary)
     assert p_side.source.cluster is not None
+    sysid = p_side.source.cluster.sysid
     notes: list[str] = []
     s_side: _Side | None = None
     if standby:
         s_side = _open_side("standby", standby)
         assert s_side.source.cluster is not None
-        if s_side.source.cluster.sysid != p_side.source.cluster.sysid:
+        if s_side.source.cluster.sysid != sysid:
             raise ClusterMismatch(
                 f"the primary and the standby are different database systems: system identifiers "
-                f"{p_side.source.cluster.sysid} and {s_side.source.cluster.sysid}")
-    p_pos, p_reader = _end_of(p_side)
-    if standby_position is not None:
-        s_pos = standby_position
-    elif s_side is not None:
-        s_pos, _ = _end_of(s_side)
-    else:
+                f"{sysid} and {s_side.source.cluster.sysid}")
+    if standby_system_identifier is not None and standby_system_identifier != sysid:
+        raise ClusterMismatch(
+            f"the primary and the standby are different database systems: system identifiers "
+            f"{sysid} and {standby_system_identifier} (the live standby's)")
+    if standby_position is None and s_side is None:
         raise InputError("no standby WAL or position given")
     divergence = find_divergence(p_side.expected, s_side.expected) if s_side else None
+    rel_name = _relation_namer(catalog)
+
+    # The standby: its position, and after a promotion what it committed on its own.
+    only_standby: list[Transaction] = []
+    s_pos = standby_position
+    if divergence is not None and s_side is not None:
+        # Read all of it anyway (transactions on the new timeline): its end comes with it.
+        st = _Tracker(int(divergence.lsn), rel_name)
+        s_reader = WalReader(s_side.source, timeline=s_side.timeline)
+        for rec in s_reader:
+            st.feed(rec)
+        only_standby = st.lost
+        if s_pos is None:
+            s_pos = _position(s_side, s_reader)
+    elif s_pos is None:
+        assert s_side is not None
+        s_pos, located_notes = _located_end(s_side, standby)
+        notes += located_notes
+    assert s_pos is not None
     if divergence is not None:
         cut = divergence.lsn
     else:
         if s_pos.end_lsn is None:
             raise InputError("the standby has no WAL at all: nothing tells how far it got")
         cut = s_pos.end_lsn
-    if p_pos.end_lsn is not None and cut > p_pos.end_lsn and divergence is None:
-        notes.append(f"the standby's WAL reaches {cut}, beyond the primary's end {p_pos.end_lsn}: "
-                     "the primary's WAL given here is incomplete (missing or older segments), "
-                     "or the standby is not this primary's")
-    behind = int(p_pos.end_lsn) - int(cut) if p_pos.end_lsn is not None else None
-    rel_name = _relation_namer(catalog)
+    if s_pos.source == "server" and s_pos.timeline != p_side.timeline:
+        notes.append(f"the live standby is on timeline {s_pos.timeline}, the primary's WAL on "
+                     f"timeline {p_side.timeline}: give the standby's WAL directory to see "
+                     "where they diverged")
+
+    # The primary: one full read gives its transactions and its end (the same reader, so the
+    # end is exact; a separate locator run would only add work).
     tracker = _Tracker(int(cut), rel_name)
     first_seen: Lsn | None = None
-    for rec in WalReader(p_side.source, timeline=p_side.timeline):
+    p_reader = WalReader(p_side.source, timeline=p_side.timeline)
+    for rec in p_reader:
         if first_seen is None:
             first_seen = rec.lsn
         tracker.feed(rec)
+    p_pos = _position(p_side, p_reader)
+    if p_pos.end_lsn is not None and p_pos.end_lsn < cut and s_pos.source == "server" \
+            and p_pos.reason != "missing_segment" and int(cut) - int(p_pos.end_lsn) < p_side.source.seg_size:
+        # A live standby receives the primary's flush point, which can lie inside a record the
+        # primary had only partly written when it crashed: the standby has those bytes, not the
+        # record; the primary's WAL ends where it does for both.
+        notes.append(f"the live standby received up to {cut}, {int(cut) - int(p_pos.end_lsn)} bytes "
+                     f"past the end of the primary's last complete record ({p_pos.end_lsn}): the "
+                     "start of a record the primary never finished writing; nothing is lost there")
+        cut = p_pos.end_lsn
+    if p_pos.end_lsn is None or p_pos.end_lsn < cut:
+        raise InputError(_primary_short(p_pos, s_pos, cut, divergence))
     if first_seen is not None and first_seen > cut:
         notes.append(f"the primary's WAL given starts at {first_seen}, after the cut {cut}: "
                      "transactions committed in between are not seen")
-    only_standby: list[Transaction] = []
-    if divergence is not None and s_side is not None:
-        st = _Tracker(int(divergence.lsn), rel_name)
-        for rec in WalReader(s_side.source, timeline=s_side.timeline):
-            st.feed(rec)
-        only_standby = st.lost
+    behind = int(p_pos.end_lsn) - int(cut)
     lost = tracker.lost
     if changes is not None and lost:
         per_xid = changes(primary, [t.xid for t in lost], min(t.first_lsn for t in lost))
@@ -335,7 +410,7 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
             t.changes = per_xid.get(t.xid, [])
     window = {"first_commit_time": lost[0].commit_time if lost else None,
               "last_commit_time": lost[-1].commit_time if lost else None,
-              "count": len(lost), "bytes": max(behind or 0, 0)}
+              "count": len(lost), "bytes": max(behind, 0)}
     read = set(p_side.source.read_paths) | set(p_side.source.history_files.values())
     if s_side is not None:
         read |= set(s_side.source.read_paths) | set(s_side.source.history_files.values())
@@ -345,7 +420,24 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
         aborted_after_cut=sorted(tracker.aborted_after),
         in_progress_at_end=sorted(x for x, o in tracker.open.items() if o.first_lsn >= 0),
         window=window, inputs=_file_facts(read), notes=notes,
-        system_identifier=p_side.source.cluster.sysid, pg_major=p_side.source.cluster.pg_major)
+        system_identifier=sysid, pg_major=p_side.source.cluster.pg_major)
+
+
+def _primary_short(p: Position, s: Position, cut: Lsn, divergence: Divergence | None) -> str:
+    """Why a primary's WAL that ends before the cut gives no answer (not an empty 'no gap')."""
+    if p.end_lsn is None:
+        return (f"the primary's WAL given holds no valid record ({p.reason}): nothing to compare "
+                "with the standby")
+    where = (f"where the standby left its timeline ({divergence.pg_rewind_text()})" if divergence
+             else f"the standby's position {cut} ("
+                  + ("received, per the live standby" if s.source == "server" else
+                     "the end of its WAL") + ")")
+    return (f"the primary's WAL given ends at {p.end_lsn} ({p.reason}), before {where}: it "
+            f"cannot show what the standby is missing, and is {int(cut) - int(p.end_lsn)} bytes "
+            "short. Most likely later segments of the primary are not in the input: give its "
+            "complete pg_wal (and its archive, with another --primary). If it is complete, the "
+            "primary lost WAL the standby had already received (fsync off, or a disk that lied) "
+            "and no committed transaction of it is missing on the standby")
 
 
 def _relation_namer(catalog: Any) -> Callable[[tuple[int, int, int]], str | None]:

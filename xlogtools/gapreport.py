@@ -19,8 +19,14 @@ def render_text(r: GapReport) -> str:
     p, s = r.primary, r.standby
     out.append(f"primary: WAL ends at {p.end_lsn} on timeline {p.timeline} "
                f"(last record {p.last_record_lsn}; {p.reason})")
-    out.append(f"standby: {'received up to' if s.source == 'server' else 'WAL ends at'} "
-               f"{s.end_lsn} on timeline {s.timeline} (last record {s.last_record_lsn}; {s.reason})")
+    if s.source == "server":
+        fn = "pg_last_wal_receive_lsn" if s.reason == "received" else "pg_last_wal_replay_lsn"
+        out.append(f"standby: received up to {s.end_lsn} on timeline {s.timeline} "
+                   f"(live server, {fn}(): the end of the WAL it "
+                   f"{'received and flushed' if s.reason == 'received' else 'replayed'})")
+    else:
+        out.append(f"standby: WAL ends at {s.end_lsn} on timeline {s.timeline} "
+                   f"(last record {s.last_record_lsn}; {s.reason})")
     if r.divergence is not None:
         d = r.divergence
         out.append(f"divergence: {d.pg_rewind_text()} (timeline {d.to_timeline} began there)")

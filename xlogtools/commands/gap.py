@@ -18,7 +18,11 @@ def _is_conn(s: str) -> bool:
     return bool(_CONN.match(s)) and not os.path.exists(s)
 
 
-def _standby_position(conn: str):  # -> gap.Position
+def _standby_position(conn: str):  # -> (gap.Position, system identifier)
+    """A live standby's position: pg_last_wal_receive_lsn(), the end of the WAL its
+    walreceiver received and flushed to disk (it keeps that value after the walreceiver
+    stops); when it never streamed, pg_last_wal_replay_lsn(), the end of the last record it
+    replayed (a lower bound of what it has)."""
     from ..gap import Position
     from ..lsn import Lsn
 
@@ -28,19 +32,22 @@ def _standby_position(conn: str):  # -> gap.Position
         raise InputError("reading a live standby needs psycopg (pip install 'psycopg[binary]')")
     try:
         with psycopg.connect(conn, connect_timeout=10) as c:
-            row = c.execute("SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn(), "
-                            "pg_last_wal_replay_lsn(), "
+            row = c.execute("SELECT pg_is_in_recovery(), pg_last_wal_receive_lsn()::text, "
+                            "pg_last_wal_replay_lsn()::text, "
                             "(SELECT received_tli FROM pg_stat_wal_receiver), "
-                            "(SELECT timeline_id FROM pg_control_checkpoint())").fetchone()
+                            "(SELECT timeline_id FROM pg_control_checkpoint()), "
+                            "(SELECT system_identifier::text FROM pg_control_system())").fetchone()
     except psycopg.Error as exc:
         raise InputError(f"could not read the standby's position: {str(exc).strip()}") from None
-    in_recovery, received, replayed, rtli, ctli = row
+    assert row is not None
+    in_recovery, received, replayed, rtli, ctli, sysid = row
     if not in_recovery:
         raise InputError("the --standby server is not in recovery (it was promoted): give its "
                          "WAL directory instead, so the divergence can be read from its history")
     end = received or replayed
-    return Position(Lsn(str(end)) if end else None, None, rtli or ctli,
-                    "received" if received else "replayed", source="server")
+    pos = Position(Lsn(end) if end else None, None, rtli or ctli,
+                   "received" if received else "replayed", source="server")
+    return pos, int(sysid)
 
 
 def _primary_paths(spec: str) -> list[str]:
@@ -95,7 +102,9 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
     p_paths = [x for spec in primary for x in _primary_paths(spec)]
     s_paths = [s for s in standby if not _is_conn(s)]
     s_conns = [s for s in standby if _is_conn(s)]
-    position = _standby_position(s_conns[0]) if s_conns else None
+    if len(s_conns) > 1:
+        raise InputError("give one live standby (--standby CONNSTR) at a time")
+    position, s_sysid = _standby_position(s_conns[0]) if s_conns else (None, None)
     cat = None
     if catalog:
         try:
@@ -104,7 +113,8 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
         except (OSError, ValueError) as exc:
             raise InputError(f"could not read catalog \"{catalog}\": {exc}", file=catalog) from None
     changes, sql_for = _replay_hooks(catalog)
-    report = analyze(p_paths, s_paths, standby_position=position, catalog=cat, changes=changes)
+    report = analyze(p_paths, s_paths, standby_position=position,
+                     standby_system_identifier=s_sysid, catalog=cat, changes=changes)
     render = {"text": render_text, "json": render_json, "html": render_html}.get(fmt)
     text = render(report) if render else render_sql(report, sql_for)
     if output:
