@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""`xlogtools receive` beside `pg_receivewal` of the same major, from the same primary.
+
+    python bench/bench_receive.py [--major 15] [--mb 1100] [--rounds 3] [--seconds 20]
+
+1. Throughput: >= MB of WAL made beforehand (pgbench -i plus pgbench TPC-B, 16 MB segments,
+   kept in the primary's pg_wal and in $XLOGTOOLS_BENCH_DIR between runs) is streamed into an
+   empty directory (seeded with the segment before the start) up to --endpos, by each tool in
+   turn: MB/s and the ratio; ours with --verify (the default: every record decoded) and with
+   --no-verify (what pg_receivewal does).
+2. Synchronous commit: pgbench, 4 clients, --seconds, one small INSERT per transaction,
+   against the primary whose synchronous_standby_names names the receiver (ours with
+   --synchronous, then pg_receivewal --synchronous): TPS, mean latency and the ratio.
+Each measurement is repeated --rounds times, alternating the tools (the machine may be
+shared: look at best and median).
+Not a test: nothing is asserted.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from common import BENCH_DIR, ROOT, Lsn, pgbin
+from xlogtools.lsn import segment_name
+from xlogtools.testing.cluster import Cluster, wait_until
+
+SEG_MB = 16
+APP = "bench_recv"
+
+
+def primary(major: int, mb: int) -> tuple[Cluster, Lsn, Lsn]:
+    """A primary whose pg_wal holds >= mb MB of WAL between the two returned LSNs; made once."""
+    base = BENCH_DIR / f"recv-primary-pg{major}-{mb}mb"
+    marker = base / "range.txt"
+    conf = {"max_wal_size": "8GB", "min_wal_size": "2GB", "checkpoint_timeout": "1h",
+            "wal_keep_size": f"{mb * 2 + 512}MB", "synchronous_commit": "on",
+            "max_wal_senders": 10}
+    c = Cluster(major, base, wal_segsize_mb=SEG_MB, conf=conf)
+    if marker.exists():
+        c.start()
+        a, b = marker.read_text().split()
+        return c, Lsn(a), Lsn(b)
+    shutil.rmtree(base, ignore_errors=True)
+    BENCH_DIR.mkdir(parents=True, exist_ok=True)
+    BENCH_DIR.chmod(0o755)
+    c.init().start()
+    c.execute("SELECT pg_switch_wal();")
+    start = Lsn(c.current_lsn())
+    print(f"making {mb} MB of WAL (pgbench -i -s 20, then TPC-B)...", flush=True)
+    c.pgbench(["-i", "-s", "20", "-q"])
+    while Lsn(c.current_lsn()) - start < (mb + SEG_MB) << 20:
+        c.pgbench(["-c", "4", "-j", "2", "-T", "20"])
+    end = Lsn(c.current_lsn())
+    c.execute("CREATE TABLE ins (id bigserial PRIMARY KEY, v int, t timestamptz DEFAULT now());"
+              "CHECKPOINT;")
+    marker.write_text(f"{start} {end}\n")
+    return c, start, end
+
+
+def stream_once(argv: list[str], d: Path, seed: Path) -> float:
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir(parents=True)
+    shutil.copy(seed, d / seed.name)
+    t = time.perf_counter()
+    subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - t
+
+
+def throughput(c: Cluster, start: Lsn, end: Lsn, rounds: int) -> None:
+    seg = SEG_MB << 20
+    first = start // seg + 1  # stream from the segment after start's (seeded with start's)
+    seed = c.pg_wal / segment_name(1, first - 1, seg)
+    endpos = Lsn(end - end % seg - 1)  # within the last full segment: both stop there
+    mb = (int(endpos) - first * seg) / (1 << 20)
+    conn = f"host=127.0.0.1 port={c.port} user=postgres"
+    work = BENCH_DIR / "recv-out"
+    tools = {
+        "pg_receivewal": [str(pgbin.tool(c.major, "pg_receivewal")), "-d", conn, "-D",
+                          str(work), "-E", str(endpos), "-n"],
+        "xlogtools receive --no-verify": [sys.executable, "-m", "xlogtools.cli", "receive",
+                                          "-d", conn, "-D", str(work), "-E", str(endpos), "-n",
+                                          "--no-verify", "--no-status"],
+        "xlogtools receive (verify)": [sys.executable, "-m", "xlogtools.cli", "receive", "-d",
+                                       conn, "-D", str(work), "-E", str(endpos), "-n",
+                                       "--no-status"],
+    }
+    times: dict[str, list[float]] = {k: [] for k in tools}
+    for r in range(rounds):
+        for name, argv in tools.items():
+            t = stream_once(argv, work, seed)
+            times[name].append(t)
+            print(f"  round {r + 1}: {name:32s} {t:6.2f} s {mb / t:7.1f} MB/s", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"\nthroughput: {mb:.0f} MB of WAL (PostgreSQL {c.major}, {SEG_MB} MB segments), "
+          f"{rounds} rounds: best and median, wall time including start-up")
+    base, base_med = min(times["pg_receivewal"]), sorted(times["pg_receivewal"])[rounds // 2]
+    for name, ts in times.items():
+        t, m = min(ts), sorted(ts)[rounds // 2]
+        print(f"  {name:32s} best {t:6.2f} s {mb / t:6.1f} MB/s ratio {base / t:4.2f}x | "
+              f"median {m:6.2f} s {mb / m:6.1f} MB/s ratio {base_med / m:4.2f}x")
+
+
+def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
+    conn = f"host=127.0.0.1 port={c.port} user=postgres application_name={APP}"
+    work = BENCH_DIR / "recv-sync"
+    script = BENCH_DIR / "insert.sql"
+    script.write_text("INSERT INTO ins (v) VALUES (:client_id);\n")
+    script.chmod(0o644)
+    tools = {
+        "pg_receivewal --synchronous": [str(pgbin.tool(c.major, "pg_receivewal")), "-d", conn,
+                                        "-D", str(work), "--synchronous", "-n"],
+        "xlogtools receive --synchronous": [sys.executable, "-m", "xlogtools.cli", "receive",
+                                            "-d", conn, "-D", str(work), "--synchronous", "-n",
+                                            "--no-status"],
+    }
+    results: dict[str, list[tuple[float, float]]] = {k: [] for k in tools}
+    for r in range(rounds):
+        for name, argv in tools.items():
+            shutil.rmtree(work, ignore_errors=True)
+            work.mkdir(parents=True)
+            proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            try:
+                wait_until(lambda: c.sql(f"SELECT sync_state FROM pg_stat_replication WHERE "
+                                         f"application_name = '{APP}'") == [("sync",)], 60,
+                           what=f"{name} to be the synchronous standby")
+                out = c.pgbench(["-n", "-c", "4", "-j", "2", "-T", str(seconds), "-f",
+                                 str(script)], timeout=seconds + 120)
+            finally:
+                proc.send_signal(signal.SIGINT)
+                proc.wait(60)
+            tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+            lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore
+            results[name].append((tps, lat))
+            print(f"  round {r + 1}: {name:32s} {tps:8.0f} TPS {lat:6.3f} ms", flush=True)
+    shutil.rmtree(work, ignore_errors=True)
+    print(f"\nsynchronous commit: pgbench -c 4 -j 2 -T {seconds}, one INSERT per transaction, "
+          f"{rounds} rounds: best and median")
+    best = {k: max(v) for k, v in results.items()}
+    med = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
+    base, base_med = best["pg_receivewal --synchronous"][0], med["pg_receivewal --synchronous"][0]
+    for name in results:
+        (tps, lat), (mtps, mlat) = best[name], med[name]
+        print(f"  {name:32s} best {tps:6.0f} TPS {lat:6.3f} ms ratio {tps / base:4.2f}x | "
+              f"median {mtps:6.0f} TPS {mlat:6.3f} ms ratio {mtps / base_med:4.2f}x")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--major", type=int, default=15)
+    ap.add_argument("--mb", type=int, default=1100)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--seconds", type=int, default=20)
+    ap.add_argument("--skip-throughput", action="store_true")
+    ap.add_argument("--skip-sync", action="store_true")
+    args = ap.parse_args()
+    os.chdir(ROOT)
+    c, start, end = primary(args.major, args.mb)
+    try:
+        if not args.skip_throughput:
+            throughput(c, start, end, args.rounds)
+        if not args.skip_sync:
+            c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{APP}';"
+                      "SELECT pg_reload_conf();")
+            try:
+                pgbench_sync(c, args.seconds, args.rounds)
+            finally:
+                c.execute("ALTER SYSTEM RESET synchronous_standby_names;"
+                          "SELECT pg_reload_conf();")
+    finally:
+        c.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""`xlogtools serve`: a walsender that streams an archive directory to standbys."""
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import signal
+import sys
+
+import click
+
+from ..errors import UsageError
+from . import handled
+
+
+@click.command()
+@click.option("-D", "--directory", required=True, type=click.Path(file_okay=False),
+              help="Archive directory: plain, .partial and compressed segments, history files.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("-p", "--port", type=click.IntRange(0, 65535), default=5432, show_default=True,
+              help="Port to listen on (0: any free port, printed at start).")
+@click.option("--auth", "auth_file", type=click.Path(dir_okay=False),
+              help="Users file: lines of name:SCRAM-SHA-256$... (see --add-user).")
+@click.option("--trust", is_flag=True,
+              help="No authentication (accepted only with a loopback --host).")
+@click.option("--timeout", type=click.FloatRange(min=0), default=60.0, show_default=True,
+              metavar="SECS", help="Drop a client silent this long (wal_sender_timeout; 0: never).")
+@click.option("--status-file", type=click.Path(dir_okay=False),
+              help="Write the clients' status as JSON to this file every second.")
+@click.option("--status-interval", type=click.FloatRange(min=0), default=10.0,
+              show_default=True, metavar="SECS", help="Log the status text this often (0: never).")
+@click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5,
+              show_default=True, metavar="SECS", help="Look for new WAL in DIR this often.")
+@click.option("--upstream", metavar="CONNSTR",
+              help="Relay mode: receive from this server into DIR (not available yet).")
+@click.option("--add-user", metavar="NAME",
+              help="Add NAME to the --auth file (password from $XLOGTOOLS_PASSWORD or a "
+                   "prompt), then exit.")
+@click.option("-v", "--verbose", is_flag=True, help="Log every connection and command.")
+@handled
+def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bool,
+          timeout: float, status_file: str | None, status_interval: float, poll_interval: float,
+          upstream: str | None, add_user: str | None, verbose: bool) -> None:
+    """Serve the WAL of DIR over the streaming replication protocol, as a primary's
+    walsender would: standbys (primary_conninfo) and pg_receivewal connect to it.
+
+    \b
+    Example:
+      xlogtools serve -D /archive --auth users.txt --add-user standby
+      xlogtools serve -D /archive --port 5499 --auth users.txt
+      # on the standby: primary_conninfo = 'host=archive port=5499 user=standby password=...'
+    """
+    from ..stream.sender import ServeError, ServeOptions, serve as run_serve
+    from ..stream.users import add_user as add_user_fn, load_users
+
+    if add_user:
+        if not auth_file:
+            raise UsageError("--add-user needs --auth FILE")
+        pw = os.environ.get("XLOGTOOLS_PASSWORD") or getpass.getpass(f"Password for {add_user}: ")
+        add_user_fn(auth_file, add_user, pw)
+        click.echo(f"added user \"{add_user}\" to {auth_file}", err=True)
+        return
+    if upstream:
+        raise UsageError("--upstream (relay mode) is not implemented yet")
+    if trust and auth_file:
+        raise UsageError("--auth and --trust exclude each other")
+    if not trust and not auth_file:
+        raise UsageError("name a users file with --auth FILE, or --trust (loopback only)")
+    if not os.path.isdir(directory):
+        raise UsageError(f"directory \"{directory}\" does not exist")
+    logging.basicConfig(level=logging.INFO if verbose or status_interval else logging.WARNING,
+                        format="%(asctime)s xlogtools serve: %(message)s", stream=sys.stderr)
+    opts = ServeOptions(directory, host=host, port=port,
+                        users=load_users(auth_file) if auth_file else None, trust=trust,
+                        timeout=timeout, status_file=status_file,
+                        status_interval=status_interval, poll_interval=poll_interval)
+    try:
+        opts.validate()
+    except ServeError as exc:
+        raise UsageError(str(exc)) from None
+
+    def ready(sender: object) -> None:
+        click.echo(f"xlogtools serve: listening on {host}:{sender.port}", err=True)  # type: ignore[attr-defined]
+
+    async def main() -> None:
+        task = asyncio.ensure_future(run_serve(opts, ready=ready))
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, task.cancel)
+        try:
+            await task
+        except asyncio.CancelledError:
+            pass
+
+    asyncio.run(main())
