@@ -34,13 +34,14 @@ class Lsn(int):
     def lo(self) -> int:
         return int(self) & 0xFFFFFFFF
 
+    # %-formatting: about twice as fast as f-strings with format specs (records print LSNs)
     def __str__(self) -> str:
         # PostgreSQL's LSN_FORMAT_ARGS with "%X/%X".
-        return f"{int(self) >> 32:X}/{int(self) & 0xFFFFFFFF:X}"
+        return "%X/%X" % (self >> 32, self & 0xFFFFFFFF)
 
     def waldump(self) -> str:
         """The form pg_waldump prints for record positions: "%X/%08X"."""
-        return f"{int(self) >> 32:X}/{int(self) & 0xFFFFFFFF:08X}"
+        return "%X/%08X" % (self >> 32, self & 0xFFFFFFFF)
 
     def __repr__(self) -> str:
         return f"Lsn('{self}')"

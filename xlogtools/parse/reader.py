@@ -16,7 +16,8 @@ from crc32c import crc32c
 
 from ..lsn import Lsn
 from . import layout as L
-from .record import DecodeError, Record, decode_fragments
+from .record import BlockRef, DecodeError, Record, decode_fragments
+from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
 from .source import SegmentFile, WalSource
 
 MAX_RECORD_LEN = 1020 * 1024 * 1024  # XLogRecordMaxSize (16+); a garbage length beyond is "too long"
@@ -88,6 +89,9 @@ _SZREC = L.SIZE_OF_XLOG_RECORD
 _RM_MAX_BUILTIN = L.RM_MAX_BUILTIN_ID
 _PAGEHDR = L.PAGE_HEADER.unpack_from
 _U32 = L.U32.unpack_from
+_CRC_OFF = L.XL_CRC_OFFSET
+_XLOG_SWITCH = L.XLOG_SWITCH
+_ONE_BLOCK_HDR = _ONE_BLOCK.unpack_from
 
 
 class WalReader:
@@ -255,12 +259,81 @@ class WalReader:
         prev = 0
         start = int(self.start)
         until = self.until
+        # The fast path below reads a record that lies wholly on the page last validated, with
+        # its header valid, its CRC correct and its fragments decodable; it makes the same
+        # Record as _read() would, which handles everything else (new pages and segments,
+        # records across pages, switches, damage and its messages).  Its state is refreshed
+        # from the slow path after every record _read() returns.
+        blcksz = self.blcksz
+        seg_size = self.seg_size
+        fast_max = blcksz - _SZREC  # a header that starts further on spans two pages
+        until_lim = until if until is not None else 1 << 64
+        end_lim = int(self.end) if self.end is not None else 1 << 64
+        verify = self.verify_crc
+        page = -1  # -1 until a record has been read (the first one takes the slow path)
+        buf = b""
+        seg_base = 0
+        seg_name = ""
+        tli = tli_lo = tli_hi = major = 0
+        cur: Lsn | None = None  # Lsn object of nxt (the last record's end)
+        prev_obj: Lsn | None = None  # Lsn object of prev (the last record's lsn)
         # Skip records before the requested start, as pg_waldump does.
         while True:
-            if until is not None and nxt >= until:
+            if nxt >= until_lim:
                 self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
-                                   f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
+                                   f"end of requested range {Lsn(until_lim)} reached"), Lsn(nxt))
                 return
+            off = nxt - page
+            if 0 < off <= fast_max:
+                pos = nxt - seg_base
+                tot_len, xid, xprev, info, rmid, crc = _RECHDR(buf, pos)
+                if (_SZREC <= tot_len <= blcksz - off and xprev == prev
+                        and nxt + tot_len <= end_lim and tli_lo <= nxt < tli_hi
+                        and (0 < rmid <= _RM_MAX_BUILTIN
+                             or (rmid == 0 and info & 0xF0 != _XLOG_SWITCH))):
+                    data = buf[pos:pos + tot_len]
+                    # The CRC covers the record after the header, then the header up to
+                    # xl_crc: for a small record one call over the two joined is cheapest.
+                    if not verify or crc == (
+                            crc32c(data[_SZREC:] + data[:_CRC_OFF]) if tot_len < 1024
+                            else crc32c(data[:_CRC_OFF], crc32c(memoryview(data)[_SZREC:]))):
+                        end = _lsn(Lsn, nxt + ((tot_len + 7) & ~7))
+                        # simple_fragments(), inlined: most records have one of its layouts
+                        blocks = None
+                        if tot_len > _SZREC and data[_SZREC] == _DATA_SHORT:
+                            if tot_len >= _SZREC + 2 and data[_SZREC + 1] == tot_len - _SZREC - 2:
+                                blocks = []
+                                main_len = tot_len - _SZREC - 2
+                        elif tot_len >= _ONE_BLOCK_END:
+                            (bid, fork_flags, data_len, spc, db, rel, blk, data_id,
+                             main_len) = _ONE_BLOCK_HDR(data, _SZREC)
+                            if (bid == 0 and data_id == _DATA_SHORT
+                                    and not fork_flags & _SIMPLE_MASK
+                                    and tot_len - _ONE_BLOCK_END == data_len + main_len
+                                    and (data_len != 0) == (fork_flags & _HAS_DATA != 0)):
+                                blocks = [BlockRef(0, fork_flags, spc, db, rel, blk, data_len,
+                                                   False, 0, 0, 0, 0, False, None, 0,
+                                                   _ONE_BLOCK_END if data_len else 0)]
+                        if blocks is not None:
+                            rec = Record(cur, end, prev_obj, xid, info, rmid, tot_len, crc, tli,
+                                         seg_name, major, data, blocks, tot_len - main_len,
+                                         main_len, 0, 0, blcksz, 0)
+                        else:
+                            rec = Record(cur, end, prev_obj, xid, info, rmid, tot_len, crc, tli,
+                                         seg_name, major, data, [], 0, 0, 0, 0, blcksz, 0)
+                            try:
+                                decode_fragments(rec)
+                            except DecodeError:
+                                rec = None  # _read() raises it with its message
+                        if rec is not None:
+                            prev = nxt
+                            nxt += (tot_len + 7) & ~7
+                            cur, prev_obj = end, cur
+                            self.last_record_lsn = prev_obj
+                            if prev >= start:
+                                self.records_read += 1
+                                yield rec
+                            continue
             try:
                 rec = self._read(nxt, prev, rand)
             except _Stop as stop:
@@ -276,6 +349,11 @@ class WalReader:
             nxt = int(rec.end)
             prev = int(rec.lsn)
             rand = False
+            cur, prev_obj = rec.end, rec.lsn
+            page, buf, major = self._page, self._buf, self._major
+            seg_base = self._segno * seg_size
+            seg_name = self._seg.name if self._seg is not None else ""
+            tli, tli_lo, tli_hi = self._tli, self._tli_lo, self._tli_hi
             self.last_record_lsn = rec.lsn
             if prev >= start:
                 self.records_read += 1

@@ -6,6 +6,7 @@ so nothing is copied until a caller asks for a payload.
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
 
 from ..lsn import Lsn
@@ -136,6 +137,37 @@ def _short() -> DecodeError:
     return DecodeError("record with invalid length")
 
 
+# Block 0's header, its RelFileLocator and block number, then XLR_BLOCK_ID_DATA_SHORT and the
+# main data length: the whole fragment header of most records (one block, no image).
+_ONE_BLOCK = struct.Struct("<BBHIIIIBB")
+_ONE_BLOCK_END = _SZREC + _ONE_BLOCK.size  # where its block data starts
+_SIMPLE_MASK = _HAS_IMAGE | _SAME_REL
+
+
+def simple_fragments(data: bytes, tot_len: int) -> tuple[list[BlockRef], int] | None:
+    """(blocks, main data length) of a record whose fragments take one of the two layouts
+    most records have, or None for any other layout (decode_fragments then does the work).
+
+    The layouts: main data only (COMMIT, RUNNING_XACTS), or block 0 without image and with
+    its own relation followed by main data (INSERT, HOT_UPDATE, PRUNE, INSERT_LEAF). Checking
+    them with one unpack, and making the BlockRef with all its fields at once, is the reader's
+    per-record fast path; the checks are those of DecodeXLogRecord for that layout.
+    """
+    if tot_len <= _SZREC:
+        return None
+    if data[_SZREC] == _DATA_SHORT:
+        if tot_len >= _SZREC + 2 and data[_SZREC + 1] == tot_len - _SZREC - 2:
+            return [], tot_len - _SZREC - 2
+    elif tot_len >= _ONE_BLOCK_END:
+        bid, fork_flags, data_len, spc, db, rel, blk, nxt, main_len = _ONE_BLOCK.unpack_from(data, _SZREC)
+        if (bid == 0 and nxt == _DATA_SHORT and not fork_flags & _SIMPLE_MASK
+                and tot_len - _ONE_BLOCK_END == data_len + main_len
+                and (data_len != 0) == (fork_flags & _HAS_DATA != 0)):
+            return [BlockRef(0, fork_flags, spc, db, rel, blk, data_len, False, 0, 0, 0, 0, False,
+                             None, 0, _ONE_BLOCK_END if data_len else 0)], main_len
+    return None
+
+
 def decode_fragments(rec: Record) -> None:
     """Parse the fragment headers after the record header; fill rec.blocks etc.
 
@@ -143,6 +175,12 @@ def decode_fragments(rec: Record) -> None:
     (DecodeXLogRecord). Does not assume how many blocks a record type has.
     """
     data = rec.data
+    simple = simple_fragments(data, rec.tot_len)
+    if simple is not None:
+        rec.blocks, rec.main_data_len = simple
+        rec.main_data_off = rec.tot_len - rec.main_data_len
+        rec.fpi_len = 0
+        return
     pos = _SZREC
     remaining = rec.tot_len - pos
     datatotal = 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import Callable
 
 from ..record import Record
 from . import (brin, clog, committs, dbase, generic, gin, gist, hash, heap, heap2, logicalmsg,
@@ -68,21 +69,61 @@ def rmgr_name(rmid: int) -> str:
 
 def identify_info(rmid: int, info: int, major: int) -> str | None:
     """rm_identify(info) of resource manager `rmid` in `major`; None means 'UNKNOWN (%x)'."""
+    key = (major << 16) | (rmid << 8) | info
+    try:
+        return _names[key]
+    except KeyError:
+        pass
+    name = None
     if 0 <= rmid <= RM_MAX_BUILTIN_ID:
-        return RMGRS[rmid].module.identify(info, major)  # type: ignore[no-any-return]
-    return None
+        name = RMGRS[rmid].module.identify(info, major)
+    if 0 <= rmid <= 255 and 0 <= info <= 255:  # a name depends on nothing else: keep it
+        _names[key] = name
+    return name  # type: ignore[no-any-return]
+
+
+# identify() and the describe function by (major << 16 | rmid << 8 | info): a record's type
+# name and which code describes it depend only on these, and looking them up once per kind
+# of record instead of per record saves the branch chains of the modules.
+_names: dict[int, str | None] = {}
+_describers: dict[int, Callable[[Record], str]] = {}
 
 
 def identify(rec: Record) -> str | None:
     """Record type name as pg_waldump prints it ('INSERT+INIT'); None for an unknown type."""
-    return identify_info(rec.rmid, rec.info, rec.pg_major)
+    try:
+        return _names[(rec.pg_major << 16) | (rec.rmid << 8) | rec.info]
+    except KeyError:
+        return identify_info(rec.rmid, rec.info, rec.pg_major)
+
+
+def _custom(rec: Record) -> str:
+    return f"rmid: {rec.rmid}"
+
+
+def describer(rmid: int, info: int, major: int) -> Callable[[Record], str]:
+    """The function that describes records of this resource manager, info and major: a
+    module's `describer(info, major)` fast path when it has one, else its describe()."""
+    key = (major << 16) | (rmid << 8) | info
+    fn = _describers.get(key)
+    if fn is None:
+        if 0 <= rmid <= RM_MAX_BUILTIN_ID:
+            module = RMGRS[rmid].module
+            fast = getattr(module, "describer", None)
+            fn = (fast(info, major) if fast is not None else None) or module.describe
+        else:
+            fn = _custom
+        if 0 <= rmid <= 255 and 0 <= info <= 255:
+            _describers[key] = fn
+    return fn
 
 
 def describe(rec: Record) -> str:
     """pg_waldump's desc text for the record (rm_desc of rec.pg_major)."""
-    if 0 <= rec.rmid <= RM_MAX_BUILTIN_ID:
-        return RMGRS[rec.rmid].module.describe(rec)  # type: ignore[no-any-return]
-    return f"rmid: {rec.rmid}"
+    fn = _describers.get((rec.pg_major << 16) | (rec.rmid << 8) | rec.info)
+    if fn is None:
+        fn = describer(rec.rmid, rec.info, rec.pg_major)
+    return fn(rec)
 
 
 def record_type(rec: Record) -> str:
@@ -91,5 +132,5 @@ def record_type(rec: Record) -> str:
     return name if name is not None else f"UNKNOWN ({rec.info & 0xF0:x})"
 
 
-__all__ = ["RMGRS", "Rmgr", "describe", "identify", "identify_info", "record_type",
-           "rmgr_name"]
+__all__ = ["RMGRS", "Rmgr", "describe", "describer", "identify", "identify_info",
+           "record_type", "rmgr_name"]

@@ -11,15 +11,21 @@ from __future__ import annotations
 
 import struct
 import time
-from typing import Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, Sequence
 
 from ..record import Record
 
 _S = {fmt: struct.Struct("<" + fmt) for fmt in ("B", "b", "H", "h", "I", "i", "Q", "q", "d")}
+_B, _b, _H, _h, _I, _i, _Q, _q = (_S[f].unpack_from for f in "BbHhIiQq")
+_error = struct.error
 
 
 class Buf:
-    """Little-endian reads at fixed offsets of a byte string; reads past the end give zeros."""
+    """Little-endian reads at fixed offsets of a byte string; reads past the end give zeros.
+
+    Each read tries unpack_from first (a read inside the data is the rule) and only when that
+    fails pads what is there with zeros (`_get`).
+    """
 
     __slots__ = ("b",)
 
@@ -38,28 +44,52 @@ class Buf:
         return s.unpack_from(self.b, off)[0]  # type: ignore[no-any-return]
 
     def u8(self, off: int) -> int:
-        return self._get("B", off)
+        try:
+            return _B(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("B", off)
 
     def i8(self, off: int) -> int:
-        return self._get("b", off)
+        try:
+            return _b(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("b", off)
 
     def u16(self, off: int) -> int:
-        return self._get("H", off)
+        try:
+            return _H(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("H", off)
 
     def i16(self, off: int) -> int:
-        return self._get("h", off)
+        try:
+            return _h(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("h", off)
 
     def u32(self, off: int) -> int:
-        return self._get("I", off)
+        try:
+            return _I(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("I", off)
 
     def i32(self, off: int) -> int:
-        return self._get("i", off)
+        try:
+            return _i(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("i", off)
 
     def u64(self, off: int) -> int:
-        return self._get("Q", off)
+        try:
+            return _Q(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("Q", off)
 
     def i64(self, off: int) -> int:
-        return self._get("q", off)
+        try:
+            return _q(self.b, off)[0]  # type: ignore[no-any-return]
+        except _error:
+            return self._get("q", off)
 
     def f64(self, off: int) -> float:
         return float(_S["d"].unpack(self.raw(off, 8))[0])
@@ -81,10 +111,26 @@ class Buf:
         return self.b[off:end].decode("utf-8", "surrogateescape")
 
     def u16_array(self, off: int, n: int) -> list[int]:
+        if n <= 0:
+            return []
+        if 0 <= off and off + 2 * n <= len(self.b):
+            return list(struct.unpack_from(f"<{n}H", self.b, off))
         return [self.u16(off + 2 * i) for i in range(n)]
 
     def u32_array(self, off: int, n: int) -> list[int]:
+        if n <= 0:
+            return []
+        if 0 <= off and off + 4 * n <= len(self.b):
+            return list(struct.unpack_from(f"<{n}I", self.b, off))
         return [self.u32(off + 4 * i) for i in range(n)]
+
+
+def unpack_main(rec: Record, st: struct.Struct) -> tuple[Any, ...]:
+    """st's fields at the start of the main data; a short main data reads as if padded with
+    zeros (as Buf does).  The describe fast paths read their whole struct with this."""
+    if rec.main_data_len >= st.size:
+        return st.unpack_from(rec.data, rec.main_data_off)
+    return st.unpack(rec.main_data.ljust(st.size, b"\0"))
 
 
 def main(rec: Record) -> Buf:
@@ -150,16 +196,31 @@ def cmod(a: int, b: int) -> int:
 _PG_EPOCH_UNIX = 946684800
 
 
+# (seconds, time.tzname when computed, "stamp" ... "zone" text) of the last timestamp: the
+# commit records of a stretch of WAL share their second, and localtime + strftime cost more
+# than the rest of a COMMIT's description. time.tzset() makes a new tzname tuple.
+_ts_last: tuple[int | None, object, str, str] = (None, None, "", "")
+
+
 def timestamptz_to_str(ts: int) -> str:
     """pg_waldump's frontend timestamptz_to_str(): local time of the process, '%Z' zone."""
-    secs = cdiv(ts, 1_000_000) + _PG_EPOCH_UNIX
+    global _ts_last
+    if ts >= 0:
+        secs, frac = divmod(ts, 1_000_000)
+    else:
+        secs, frac = cdiv(ts, 1_000_000), cmod(ts, 1_000_000)
+    secs += _PG_EPOCH_UNIX
+    last = _ts_last
+    if last[0] == secs and last[1] is time.tzname:
+        return "%s.%06d %s" % (last[2], frac, last[3])
+    tzname = time.tzname
     try:
         lt = time.localtime(secs)
         stamp = time.strftime("%Y-%m-%d %H:%M:%S", lt)
         zone = time.strftime("%Z", lt)
     except (OverflowError, ValueError, OSError):
         stamp, zone = "", ""
-    frac = cmod(ts, 1_000_000)
+    _ts_last = (secs, tzname, stamp, zone)
     return f"{stamp}.{frac:06d} {zone}"  # C's %06d: a negative fraction keeps its sign
 
 

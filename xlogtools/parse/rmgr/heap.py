@@ -4,8 +4,11 @@
 """
 from __future__ import annotations
 
+import struct
+from typing import Callable
+
 from ..record import Record
-from ._util import invalidations_desc, main, offsets_desc
+from ._util import invalidations_desc, main, offsets_desc, unpack_main
 
 INSERT = 0x00
 DELETE = 0x10
@@ -119,3 +122,74 @@ def describe(rec: Record) -> str:
     if rec.pg_major >= 16:
         return _desc_16(rec, info)
     return _desc_pre16(rec, info)
+
+
+# --- fast paths ---------------------------------------------------------------------------
+# INSERT, UPDATE/HOT_UPDATE, DELETE and LOCK are most of the WAL of an OLTP workload.  These
+# read the main data struct with one unpack (unpack_main only when the data is short), print
+# the infobits from a table and format with % (about twice as fast as f-strings with format
+# specs).  They print exactly what _desc_pre16/_desc_16 print (see describer()).
+
+_INSERT = struct.Struct("<HB")  # xl_heap_insert: offnum, flags
+_XMAX_OFF = struct.Struct("<IHBB")  # xl_heap_delete / xl_heap_lock: xmax, offnum, infobits, flags
+_UPDATE = struct.Struct("<IHBBIH")  # xl_heap_update: old_xmax, old_offnum, old_infobits_set,
+#                                     flags, new_xmax, new_offnum
+_OUT_INFOBITS = tuple(out_infobits(bits) for bits in range(32))
+_INFOBITS_LIST = tuple("[" + ", ".join(name for flag, name in _INFOBITS if bits & flag) + "]"
+                       for bits in range(32))
+
+
+def _insert_pre16(rec: Record) -> str:
+    if rec.main_data_len >= 3:
+        return "off %d flags 0x%02X" % _INSERT.unpack_from(rec.data, rec.main_data_off)
+    return "off %d flags 0x%02X" % unpack_main(rec, _INSERT)
+
+
+def _insert_16(rec: Record) -> str:
+    if rec.main_data_len >= 3:
+        return "off: %d, flags: 0x%02X" % _INSERT.unpack_from(rec.data, rec.main_data_off)
+    return "off: %d, flags: 0x%02X" % unpack_main(rec, _INSERT)
+
+
+def _update_pre16(rec: Record) -> str:
+    if rec.main_data_len >= 14:
+        xmax, off, bits, flags, new_xmax, new_off = _UPDATE.unpack_from(rec.data, rec.main_data_off)
+    else:
+        xmax, off, bits, flags, new_xmax, new_off = unpack_main(rec, _UPDATE)
+    return "off %d xmax %d flags 0x%02X %s; new off %d xmax %d" % (
+        off, xmax, flags, _OUT_INFOBITS[bits & 0x1F], new_off, new_xmax)
+
+
+def _update_16(rec: Record) -> str:
+    if rec.main_data_len >= 14:
+        xmax, off, bits, flags, new_xmax, new_off = _UPDATE.unpack_from(rec.data, rec.main_data_off)
+    else:
+        xmax, off, bits, flags, new_xmax, new_off = unpack_main(rec, _UPDATE)
+    return ("old_xmax: %d, old_off: %d, old_infobits: %s, flags: 0x%02X, new_xmax: %d, "
+            "new_off: %d" % (xmax, off, _INFOBITS_LIST[bits & 0x1F], flags, new_xmax, new_off))
+
+
+def _delete_pre16(rec: Record) -> str:
+    _xmax, off, bits, flags = unpack_main(rec, _XMAX_OFF)
+    return "off %d flags 0x%02X %s" % (off, flags, _OUT_INFOBITS[bits & 0x1F])
+
+
+def _lock_pre16(rec: Record) -> str:
+    xmax, off, bits, flags = unpack_main(rec, _XMAX_OFF)
+    return "off %d: xid %d: flags 0x%02X %s" % (off, xmax, flags, _OUT_INFOBITS[bits & 0x1F])
+
+
+def _delete_or_lock_16(rec: Record) -> str:
+    xmax, off, bits, flags = unpack_main(rec, _XMAX_OFF)
+    return "xmax: %d, off: %d, infobits: %s, flags: 0x%02X" % (
+        xmax, off, _INFOBITS_LIST[bits & 0x1F], flags)
+
+
+def describer(info: int, major: int) -> Callable[[Record], str] | None:
+    """A fast describe() for records with this info in this major, if there is one."""
+    op = info & OPMASK
+    if major >= 16:
+        return {INSERT: _insert_16, UPDATE: _update_16, HOT_UPDATE: _update_16,
+                DELETE: _delete_or_lock_16, LOCK: _delete_or_lock_16}.get(op)
+    return {INSERT: _insert_pre16, UPDATE: _update_pre16, HOT_UPDATE: _update_pre16,
+            DELETE: _delete_pre16, LOCK: _lock_pre16}.get(op)

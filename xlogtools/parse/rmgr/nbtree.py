@@ -6,8 +6,11 @@ isCatalogRel.
 """
 from __future__ import annotations
 
+import struct
+from typing import Callable
+
 from ..record import Record
-from ._util import Buf, block_data, has_block_data, main, offsets_desc, tf
+from ._util import Buf, block_data, has_block_data, main, offsets_desc, tf, unpack_main
 
 INSERT_LEAF = 0x00
 INSERT_UPPER = 0x10
@@ -149,3 +152,24 @@ def describe(rec: Record) -> str:
     if rec.pg_major >= 16:
         return _desc_16(rec, info)
     return _desc_14(rec, info)
+
+
+# --- fast paths ---------------------------------------------------------------------------
+# The insert records (INSERT_LEAF above all) are most of an index's WAL: xl_btree_insert is
+# one offset number (same text as _desc_14/_desc_16).
+_OFFNUM = struct.Struct("<H")
+
+
+def _insert_14(rec: Record) -> str:
+    return "off %d" % unpack_main(rec, _OFFNUM)
+
+
+def _insert_16(rec: Record) -> str:
+    return "off: %d" % unpack_main(rec, _OFFNUM)
+
+
+def describer(info: int, major: int) -> Callable[[Record], str] | None:
+    """A fast describe() for records with this info in this major, if there is one."""
+    if info & 0xF0 in (INSERT_LEAF, INSERT_UPPER, INSERT_META, INSERT_POST):
+        return _insert_16 if major >= 16 else _insert_14
+    return None

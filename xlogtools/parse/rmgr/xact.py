@@ -7,11 +7,13 @@ in 18); 14+ print the origin of aborts, 15+ that of prepares and the apply_feedb
 """
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+from typing import Callable
 
 from ..record import Record
 from ._util import (Buf, SIZEOF_INVAL_MSG, invalidations_desc, lsn, main, maxalign, relpathperm,
-                    timestamptz_to_str)
+                    timestamptz_to_str, unpack_main)
 
 COMMIT = 0x00
 PREPARE = 0x10
@@ -244,3 +246,24 @@ def describe(rec: Record) -> str:
         d = main(rec)
         return invalidations_desc(d, 4, d.i32(0), 0, 0, False, rec.pg_major)
     return ""
+
+
+# --- fast paths ---------------------------------------------------------------------------
+# Most commits carry no xinfo (no XLOG_XACT_HAS_INFO: no subtransactions, relations, stats,
+# invalidations, two-phase or origin): _desc_commit then prints only the commit time.
+_XACT_TIME = struct.Struct("<q")
+
+
+def _commit_fast(rec: Record) -> str:
+    if rec.info & HAS_INFO:
+        return _desc_commit(rec)
+    if rec.main_data_len >= 8:
+        return timestamptz_to_str(_XACT_TIME.unpack_from(rec.data, rec.main_data_off)[0])
+    return timestamptz_to_str(unpack_main(rec, _XACT_TIME)[0])
+
+
+def describer(info: int, major: int) -> Callable[[Record], str] | None:
+    """A fast describe() for records with this info in this major, if there is one."""
+    if info & OPMASK in (COMMIT, COMMIT_PREPARED):
+        return _commit_fast
+    return None
