@@ -259,3 +259,51 @@ def test_follow_prints_records_as_the_server_writes_them(cluster_factory) -> Non
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_pg13_descriptions_carry_what_the_workload_put_in() -> None:
+    """No pg_waldump 13 here: the descriptions of the committed 13 fixture are checked against
+    the values the every-rmgr workload (xlogtools/testing/workload.py) wrote."""
+    if not (FIXTURES / "pg13" / "meta.json").exists():
+        pytest.skip("no pg13 fixture")
+    from xlogtools.parse.api import open_wal
+    from xlogtools.parse.rmgr import describe, identify
+
+    lines = [(r.rmgr_name, identify(r), describe(r), r) for r in open_wal(FIXTURES / "pg13" / "wal")]
+    # 13 prints the kind and size of a logical message (14+ add prefix and payload)
+    messages = [d for n, _, d, _ in lines if n == "LogicalMessage"]
+    assert f"transactional message size {len('transactional message')} bytes" in messages
+    assert f"nontransactional message size {len('non-transactional message')} bytes" in messages
+    prepared = {d.split("gid ")[1].split(":")[0] for n, t, d, _ in lines if t == "PREPARE"}
+    assert prepared == {"gx1", "gx2"}
+    committed = [r for n, t, d, r in lines if t == "COMMIT_PREPARED"]
+    aborted = [r for n, t, d, r in lines if t == "ABORT_PREPARED"]
+    assert len(committed) == 1 and len(aborted) == 1
+    assert any(t == "RESTORE_POINT" and "xlogtools" in d for n, t, d, _ in lines)
+    # nextval() 40 times: the sequence logs ahead in steps of 32, so two LOG records at least
+    assert sum(1 for n, t, d, _ in lines if n == "Sequence" and t == "LOG") >= 2
+    # CREATE TABLESPACE ... LOCATION '<dir>/ts1' names that directory
+    assert any(n == "Tablespace" and t == "CREATE" and d.endswith('/ts1"') for n, t, d, _ in lines)
+    # the 70 subtransactions of one DO block: an ASSIGNMENT listing 64 of them
+    assert any(t == "ASSIGNMENT" and len(d.split("subxacts:")[1].split()) >= 64
+               for n, t, d, _ in lines if "subxacts:" in d)
+    # the multixact of a share lock plus an update in a subtransaction
+    assert any(n == "MultiXact" and t == "CREATE_ID" and "(sh)" in d and "(nokeyupd)" in d
+               for n, t, d, _ in lines)
+
+
+@pytest.mark.pg_majors(14, 15, 16, 17, 18)
+def test_pgbench_wal_in_waldump_format_equals_pg_waldump(pg_major: int, cluster_factory) -> None:
+    c = cluster_factory(wal_compression="pglz", conf={"checkpoint_timeout": "30s"})
+    c.pgbench(["-i", "-s", "1", "-q"])
+    c.execute("CHECKPOINT;")
+    c.pgbench(["-c", "2", "-t", "300"])
+    c.stop()
+    waldump = pgbin.tool(pg_major, "pg_waldump")
+    segs = sorted(p.name for p in c.pg_wal.iterdir() if len(p.name) == 24)
+    for args in ([], ["-b"], ["--stats"], ["--stats=record"]):
+        theirs = subprocess.run([str(waldump), *args, "-p", str(c.pg_wal), segs[0], segs[-1]],
+                                capture_output=True, text=True, timeout=300)
+        ours = xlogtools("dump", str(c.pg_wal), "--format", "waldump", *args)
+        assert ours.stdout == theirs.stdout, args
+        assert theirs.stdout.count("\n") > (20 if "--stats" in " ".join(args) else 5000)
