@@ -121,6 +121,7 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
                                             "--no-status"],
     }
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in tools}
+    cpus: dict[str, list[float]] = {k: [] for k in tools}
     for r in range(rounds):
         for name, argv in tools.items():
             shutil.rmtree(work, ignore_errors=True)
@@ -134,11 +135,15 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
                                  str(script)], timeout=seconds + 120)
             finally:
                 proc.send_signal(signal.SIGINT)
-                proc.wait(60)
+                _, _, ru = os.wait4(proc.pid, 0)
             tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
             lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore
+            n = int(re.search(r"actually processed: (\d+)", out).group(1))  # type: ignore
+            cpu = (ru.ru_utime + ru.ru_stime) / max(n, 1) * 1e6
             results[name].append((tps, lat))
-            print(f"  round {r + 1}: {name:32s} {tps:8.0f} TPS {lat:6.3f} ms", flush=True)
+            cpus[name].append(cpu)
+            print(f"  round {r + 1}: {name:32s} {tps:8.0f} TPS {lat:6.3f} ms  receiver CPU "
+                  f"{cpu:5.1f} us/transaction", flush=True)
     shutil.rmtree(work, ignore_errors=True)
     print(f"\nsynchronous commit: pgbench -c 4 -j 2 -T {seconds}, one INSERT per transaction, "
           f"{rounds} rounds: best and median")
@@ -148,7 +153,8 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
     for name in results:
         (tps, lat), (mtps, mlat) = best[name], med[name]
         print(f"  {name:32s} best {tps:6.0f} TPS {lat:6.3f} ms ratio {tps / base:4.2f}x | "
-              f"median {mtps:6.0f} TPS {mlat:6.3f} ms ratio {mtps / base_med:4.2f}x")
+              f"median {mtps:6.0f} TPS {mlat:6.3f} ms ratio {mtps / base_med:4.2f}x | "
+              f"CPU {sorted(cpus[name])[len(cpus[name]) // 2]:5.1f} us/transaction")
 
 
 def main() -> int:
