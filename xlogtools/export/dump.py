@@ -215,12 +215,18 @@ def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator
         pending.append(pool.submit(_work, a))
         if len(pending) >= ahead:
             break
-    while pending:
-        part = pending.popleft().result()
-        nxt = next(it, None)
-        if nxt is not None:
-            pending.append(pool.submit(_work, nxt))
-        yield part
+    try:
+        while pending:
+            part = pending.popleft().result()
+            nxt = next(it, None)
+            if nxt is not None:
+                pending.append(pool.submit(_work, nxt))
+            yield part
+    finally:
+        # Stopped early (damage, a broken link): drop what has not started; the pool's own
+        # shutdown then waits only for ranges already running (no racing shutdown at exit).
+        for f in pending:
+            f.cancel()
 
 
 def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink
@@ -244,26 +250,29 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     prev_last: int | None = None
     try:
         with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
-            for i, part in enumerate(_ordered(pool, args, ahead=opts.jobs + 1)):
-                if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
-                    # A broken link at a range boundary: read on sequentially from the last
-                    # good record, which stops exactly where one process would.
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
-                                    end=opts.end, timeline=reader.timeline)
-                    return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n)
-                for c in part.chunks:
-                    sink.write(_unportable(c))
-                n += part.records
-                if part.last_lsn is not None:
-                    prev_last = part.last_lsn
-                progress.update((ranges[i][1] or ranges[i][0]) - first, n)
-                eow = part.end_of_wal
-                if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
-                    pool.shutdown(wait=False, cancel_futures=True)
-                    return DumpResult(n, eow)
-                if i == len(ranges) - 1:
-                    return DumpResult(n, eow)
+            parts = _ordered(pool, args, ahead=opts.jobs + 1)
+            try:
+                for i, part in enumerate(parts):
+                    if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
+                        # A broken link at a range boundary: read on sequentially from the
+                        # last good record, which stops exactly where one process would.
+                        parts.close()
+                        rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
+                                        end=opts.end, timeline=reader.timeline)
+                        return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n)
+                    for c in part.chunks:
+                        sink.write(_unportable(c))
+                    n += part.records
+                    if part.last_lsn is not None:
+                        prev_last = part.last_lsn
+                    progress.update((ranges[i][1] or ranges[i][0]) - first, n)
+                    eow = part.end_of_wal
+                    if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
+                        return DumpResult(n, eow)
+                    if i == len(ranges) - 1:
+                        return DumpResult(n, eow)
+            finally:
+                parts.close()
     finally:
         progress.finish()
     return DumpResult(n, None)
