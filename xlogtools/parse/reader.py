@@ -364,6 +364,11 @@ class WalReader:
         segno = int(stop.error_lsn) // seg_size
         tli = self.source.timeline_of_segment(segno, self.expected)
         c = self.source.segment(tli, segno)
+        if int(next_lsn) % self.blcksz == 0 and stop.reason is not EndReason.END_LSN_REACHED:
+            # At a page boundary the next record would start after the page header: that is
+            # the LSN PostgreSQL names ("invalid record length at X") and writes next.
+            next_lsn = Lsn(int(next_lsn) + (L.SIZE_OF_LONG_PHD if int(next_lsn) % seg_size == 0
+                                            else L.SIZE_OF_SHORT_PHD))
         self.end_of_wal = EndOfWal(
             reason=stop.reason, lsn=next_lsn, last_record_lsn=self.last_record_lsn,
             error_lsn=stop.error_lsn, message=stop.message,
