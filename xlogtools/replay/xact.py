@@ -17,20 +17,12 @@ from ..parse.record import Record
 from .types import timestamptz_usecs_out
 
 RM_XACT_ID = 1
-COMMIT, PREPARE, ABORT, COMMIT_PREPARED, ABORT_PREPARED, ASSIGNMENT = (
-    0x00, 0x10, 0x20, 0x30, 0x40, 0x50)
-OPMASK = 0x70
-HAS_INFO = 0x80
-
-XINFO_HAS_DBINFO = 1 << 0
-XINFO_HAS_SUBXACTS = 1 << 1
-XINFO_HAS_RELFILENODES = 1 << 2
-XINFO_HAS_INVALS = 1 << 3
-XINFO_HAS_TWOPHASE = 1 << 4
-XINFO_HAS_ORIGIN = 1 << 5
-XINFO_HAS_AE_LOCKS = 1 << 6
-XINFO_HAS_GID = 1 << 7
-XINFO_HAS_DROPPED_STATS = 1 << 8  # 15+
+# The record codes and xinfo flags are access/xact.h's, declared once in the rmgr module.
+from ..parse.rmgr.xact import (ABORT, ABORT_PREPARED, ASSIGNMENT, COMMIT,  # noqa: E402,F401
+                               COMMIT_PREPARED, HAS_INFO, OPMASK, PREPARE, XINFO_HAS_AE_LOCKS,
+                               XINFO_HAS_DBINFO, XINFO_HAS_DROPPED_STATS, XINFO_HAS_GID,
+                               XINFO_HAS_INVALS, XINFO_HAS_ORIGIN, XINFO_HAS_RELFILENODES,
+                               XINFO_HAS_SUBXACTS, XINFO_HAS_TWOPHASE)
 
 _u32 = struct.Struct("<I").unpack_from
 _i32 = struct.Struct("<i").unpack_from
