@@ -20,6 +20,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
+from oracle import unpack_fixture
 import zstandard
 
 from xlogtools.locate import TimelineEnd, locate
@@ -524,13 +525,7 @@ def xlogtools(*args: str, prefix: tuple[str, ...] = ()) -> subprocess.CompletedP
 
 
 def unpack(major: int, dest: Path) -> list[Path]:
-    dest.mkdir(parents=True, exist_ok=True)
-    out = []
-    for f in sorted((FIXTURES / f"pg{major}" / "wal").glob("*.zst")):
-        p = dest / f.name[:-4]
-        p.write_bytes(zstandard.ZstdDecompressor().decompress(f.read_bytes(), max_output_size=1 << 24))
-        out.append(p)
-    return out
+    return unpack_fixture(major, dest)
 
 
 def test_cli_json_is_the_documented_schema(tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..lsn import Lsn
+from .protocol import _msg as protocol_msg  # noqa: E402
 from .protocol import (NEED_DATA, PROTOCOL_VERSION, SSL_REQUEST_CODE, AuthenticationOk,
                        AuthenticationSASL, AuthenticationSASLContinue, AuthenticationSASLFinal,
                        BackendKeyData, Column, CommandComplete, ConnectionClosed, CopyBothResponse,
@@ -374,8 +375,8 @@ class Backend:
 # encoding of server messages
 
 
-def _msg(t: bytes, body: bytes) -> bytes:
-    return t + _I32.pack(len(body) + 4) + body
+# Message framing is the protocol's, one definition for both sides.
+_msg = protocol_msg
 
 
 def _z(s: str) -> bytes:
