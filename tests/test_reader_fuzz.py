@@ -3,14 +3,17 @@ shuffled pages) and check the reader yields records and then a typed end, or a t
 never any other exception; and that every record before the damage is decoded unchanged."""
 from __future__ import annotations
 
+import os
 import random
 import shutil
 from pathlib import Path
 
 import pytest
+from crc32c import crc32c
 from oracle import unpack_fixture
 
 from xlogtools.errors import XlogError
+from xlogtools.parse import reader as reader_mod
 from xlogtools.parse.api import open_wal
 from xlogtools.parse.reader import EndOfWal
 
@@ -35,6 +38,46 @@ def read_all(path: Path) -> tuple[list[tuple[int, int, bytes]], EndOfWal | None,
                 except XlogError:
                     pages.append(b"")
     return recs, reader.end_of_wal, pages
+
+
+def scan_result(path: Path, c_walk: bool) -> tuple[int, object, dict[str, object] | None]:
+    """scan() of the whole WAL: its count, last record and end, with or without the C walk."""
+    saved = reader_mod._cscan
+    if not c_walk:
+        reader_mod._cscan = None
+    try:
+        reader = open_wal(path)
+        n = reader.scan()
+    finally:
+        reader_mod._cscan = saved
+    eow = reader.end_of_wal
+    return n, reader.last_record_lsn, eow.as_dict() if eow else None
+
+
+def assert_scan_is_iteration(path: Path, recs: list[tuple[int, int, bytes]],
+                             end: EndOfWal | None) -> None:
+    """scan() (C walk and Python walk) counts what iteration yields and ends where it ends."""
+    want = (len(recs), recs[-1][0] if recs else None, end.as_dict() if end else None)
+    for c_walk in (True, False):
+        n, last, eow = scan_result(path, c_walk)
+        assert (n, int(last) if last is not None else None, eow) == want, (c_walk, path)
+
+
+def test_the_c_walk_is_built() -> None:
+    """The C walk is part of the package wherever a C compiler is (setup.py); CI has one.
+    XLOGTOOLS_NO_C=1 runs the suite without it, on purpose."""
+    if os.environ.get("XLOGTOOLS_NO_C"):
+        pytest.skip("XLOGTOOLS_NO_C is set: the pure-Python walk is under test")
+    from xlogtools.parse import _walscan
+    assert reader_mod._cscan is _walscan.scan
+    data = random.Random(1).randbytes(100_003)
+    assert _walscan.crc32c(data) == crc32c(data) and _walscan.crc32c(data, 7) == crc32c(data, 7)
+    was = _walscan.set_hw(False)  # the table-driven CRC, as on CPUs without SSE4.2
+    try:
+        assert _walscan.crc32c(data) == crc32c(data) and _walscan.crc32c(data[1:], 9) == \
+            crc32c(data[1:], 9)
+    finally:
+        _walscan.set_hw(was)
 
 
 def mutate(rng: random.Random, segs: list[Path], blcksz: int = 8192) -> int:
@@ -80,6 +123,7 @@ def test_mutated_segments_give_records_then_a_typed_end(major: int, tmp_path: Pa
     unpack(major, clean)
     good, good_end, _ = read_all(clean)
     assert good and good_end is not None
+    assert_scan_is_iteration(clean, good, good_end)
     rng = random.Random(major)
     ends: set[str] = set()
     for i in range(ROUNDS):
@@ -95,6 +139,7 @@ def test_mutated_segments_give_records_then_a_typed_end(major: int, tmp_path: Pa
             continue
         assert end is not None
         ends.add(end.reason.value)
+        assert_scan_is_iteration(work, recs, end)
         # Every record that lies wholly before the damage is decoded exactly as before.
         # (a damaged page is unreadable as a whole, so the margin is its first byte)
         intact = [g for g in good if g[0] + g[1] <= first_bad - first_bad % 8192]

@@ -9,6 +9,7 @@ the end of valid WAL is where every live pg_wal stops.
 from __future__ import annotations
 
 import enum
+import os
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -19,6 +20,13 @@ from . import layout as L
 from .record import BlockRef, DecodeError, Record, decode_fragments
 from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
 from .source import SegmentFile, WalSource
+
+try:  # the C walk of ordinary records (setup.py builds it when a compiler is there)
+    from ._walscan import scan as _cscan
+except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
+    _cscan = None
+if os.environ.get("XLOGTOOLS_NO_C"):
+    _cscan = None
 
 MAX_RECORD_LEN = 1020 * 1024 * 1024  # XLogRecordMaxSize (16+); a garbage length beyond is "too long"
 
@@ -102,11 +110,16 @@ class WalReader:
     -e). until: stop before the first record starting at or after this LSN.
     timeline: the target timeline (default: the newest one found); its history file, when
     present, says which ancestor timeline each earlier segment is read from.
+    exact_start: `start` is known to be a record boundary (the end of a record read before):
+    read from there instead of searching its page for the first record (XLogFindNextRecord).
+    prev_lsn: with exact_start, the LSN of the record before `start`: the first record's
+    xl_prev must name it (as when reading on), else the end is a prev-link mismatch.
     """
 
     def __init__(self, source: WalSource, start: Lsn | int | None = None,
                  end: Lsn | int | None = None, timeline: int | None = None,
-                 verify_crc: bool = True, until: Lsn | int | None = None) -> None:
+                 verify_crc: bool = True, until: Lsn | int | None = None,
+                 exact_start: bool = False, prev_lsn: Lsn | int | None = None) -> None:
         self.source = source
         self.seg_size = source.seg_size
         self.blcksz = source.block_size
@@ -120,6 +133,9 @@ class WalReader:
         # for parallel readers: each record belongs to the range it starts in)
         self.until = int(until) if until is not None else None
         self.verify_crc = verify_crc
+        self.exact_start = exact_start or prev_lsn is not None
+        self.prev_lsn = int(prev_lsn) if prev_lsn is not None else None
+        self.resume_lsn: Lsn | None = None  # scan(): where the record after the last one starts
         if start is None:
             start = self._first_segment_start()
         self.start = Lsn(start)
@@ -236,6 +252,8 @@ class WalReader:
     # -- finding the first record ---------------------------------------------------------------
     def _find_first(self, target: int) -> int:
         """XLogFindNextRecord(): a record boundary at or before `target`'s first record."""
+        if self.exact_start:
+            return target
         blcksz = self.blcksz
         tmp = target
         while True:
@@ -255,8 +273,8 @@ class WalReader:
         except _Stop as stop:
             self._finish(stop, Lsn(self.start))
             return
-        rand = True
-        prev = 0
+        rand = self.prev_lsn is None
+        prev = self.prev_lsn or 0
         start = int(self.start)
         until = self.until
         # The fast path below reads a record that lies wholly on the page last validated, with
@@ -358,6 +376,60 @@ class WalReader:
             if prev >= start:
                 self.records_read += 1
                 yield rec
+
+    def scan(self) -> int:
+        """Walk the records with every check of iteration (headers, prev-links, CRC, fragment
+        headers) without making Record objects; the number of records at or after `start`.
+        Sets last_record_lsn, records_read and end_of_wal as iterating would. Ordinary records
+        are walked by the C extension when it is built; each record it stops before (anything
+        unusual, and all damage) is read by _read(), so the result and the messages are the
+        same either way."""
+        if _cscan is None or not self.verify_crc:
+            return sum(1 for _ in self)
+        try:
+            nxt = self._find_first(self.start)
+        except _Stop as stop:
+            self._finish(stop, Lsn(self.start))
+            return 0
+        start = int(self.start)
+        until = self.until if self.until is not None else (1 << 64) - 1
+        end = int(self.end) if self.end is not None else (1 << 64) - 1
+        magic = L.MAJOR_TO_PAGE_MAGIC.get(self._major, 0)
+        rand = self.prev_lsn is None
+        prev = self.prev_lsn or 0
+        n = 0
+        seg_size = self.seg_size
+        while True:
+            if not rand and self._seg is not None and self._segno == nxt // seg_size:
+                seg_base = self._segno * seg_size
+                got, nxt, prev, self._latest_page, self._latest_tli = _cscan(
+                    self._buf, seg_base, nxt, prev, start, min(until, self._tli_hi), end,
+                    max(self._latest_page, 0), self._latest_tli, self.blcksz, self.seg_size,
+                    magic, self.sysid, self._major, _RM_MAX_BUILTIN)
+                if got:
+                    n += got
+                    self.last_record_lsn = Lsn(prev)
+            if nxt >= until:
+                self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
+                                   f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
+                break
+            try:
+                rec = self._read(nxt, prev, rand)
+            except _Stop as stop:
+                self._finish(stop, Lsn(nxt))
+                break
+            except _Overwritten as ow:
+                nxt = ow.pageptr
+                continue
+            if rec is None:
+                break
+            nxt, prev, rand = int(rec.end), int(rec.lsn), False
+            self.last_record_lsn = rec.lsn
+            if prev >= start:
+                n += 1
+        self.records_read += n
+        self.resume_lsn = Lsn(nxt)
+        return n
 
     def _finish(self, stop: _Stop, next_lsn: Lsn) -> None:
         seg_size = self.seg_size

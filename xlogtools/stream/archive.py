@@ -11,6 +11,7 @@ chain, page headers, fragment headers), so `receive --verify` stops at the first
 """
 from __future__ import annotations
 
+import ctypes
 import fcntl
 import logging
 import mmap
@@ -460,14 +461,13 @@ class _MemorySource(WalSource):
         return self._v.buffers[c.segno]  # type: ignore[return-value]
 
 
-class _ResumingReader(WalReader):
-    """A WalReader that starts exactly at a known record boundary (`start`), instead of
-    searching the page for the first record (XLogFindNextRecord) and skipping up to it."""
-
-    exact = False
-
-    def _find_first(self, target: int) -> int:
-        return target if self.exact else super()._find_first(target)
+def _zero(buf: mmap.mmap) -> None:
+    """memset(buf, 0, len(buf))."""
+    view = ctypes.c_char.from_buffer(buf)
+    try:
+        ctypes.memset(ctypes.addressof(view), 0, len(buf))
+    finally:
+        del view
 
 
 class StreamVerifier:
@@ -484,6 +484,7 @@ class StreamVerifier:
         self.timeline = 0
         self.cluster: ClusterInfo | None = None
         self.buffers: dict[int, mmap.mmap] = {}
+        self._spare: list[mmap.mmap] = []
         self._received: dict[int, int] = {}
         self._first: int | None = None  # where streaming began (a segment start)
         self.next_lsn: Lsn | None = None  # end of the last verified record
@@ -493,13 +494,25 @@ class StreamVerifier:
 
     def start_segment(self, segno: int) -> None:
         """A segment file is (re)opened: its bytes arrive from its start again."""
-        self.buffers[segno] = mmap.mmap(-1, self.seg_size)  # zeros, allocated as written
-        self._received[segno] = 0
+        again = self.buffers.pop(segno, None)
+        if again is not None:
+            self._spare.append(again)
         keep = segno - 1 if self.next_lsn is None else min(segno - 1,
                                                             self.next_lsn // self.seg_size)
         for old in [s for s in self.buffers if s < keep]:
-            self.buffers.pop(old).close()
+            self._spare.append(self.buffers.pop(old))
             self._received.pop(old, None)
+        # Buffers are reused: a fresh anonymous mapping costs a page fault per 4 kB written,
+        # more than the copy itself; a reused one is cleared to zeros instead.
+        if self._spare:
+            buf = self._spare.pop()
+            _zero(buf)
+        else:
+            buf = mmap.mmap(-1, self.seg_size)
+        while len(self._spare) > 1:
+            self._spare.pop().close()
+        self.buffers[segno] = buf
+        self._received[segno] = 0
         if self._first is None:
             self._first = segno * self.seg_size
 
@@ -532,17 +545,13 @@ class StreamVerifier:
         if self.cluster is None or start is None or end - start < L.SIZE_OF_XLOG_RECORD \
                 or end <= self._verified_to:
             return 0
-        reader = _ResumingReader(_MemorySource(self), start=start, end=end,
-                                 timeline=self.timeline or 1)
-        reader.exact = self.next_lsn is not None
-        n = 0
-        for rec in reader:
-            if n == 0 and self.last_lsn is not None and rec.prev != self.last_lsn:
-                raise VerifyError(f"record with incorrect prev-link {rec.prev} at {rec.lsn}",
-                                  lsn=rec.lsn, valid_end=self.next_lsn)
-            n += 1
-            self.last_lsn = rec.lsn
-            self.next_lsn = rec.end
+        reader = WalReader(_MemorySource(self), start=start, end=end,
+                           timeline=self.timeline or 1, exact_start=self.next_lsn is not None,
+                           prev_lsn=self.last_lsn)
+        n = reader.scan()
+        if reader.last_record_lsn is not None and n:
+            self.last_lsn = reader.last_record_lsn
+            self.next_lsn = reader.resume_lsn
         self.records += n
         self._verified_to = end
         eow = reader.end_of_wal

@@ -1,0 +1,405 @@
+/*
+ * _walscan: the reader's record walk over one loaded segment, in C.
+ *
+ * It does what the Python reader (reader.py) does for an ordinary record, and nothing else:
+ * page header checks (XLogReaderValidatePageHeader), record header checks
+ * (ValidXLogRecordHeader, non-random mode: xl_prev must equal the previous record),
+ * assembly across pages of the same segment, CRC-32C (ValidXLogRecord) and the consistency
+ * of the fragment headers (DecodeXLogRecord).  It builds no record objects: it counts.
+ *
+ * Anything out of the ordinary makes it stop *before* that record and hand the position
+ * back: a record crossing into the next segment, XLOG_SWITCH, a custom resource manager, an
+ * overwritten continuation, the caller's limits, and every kind of damage.  The Python reader
+ * then reads that record itself, with its own checks and PostgreSQL's error messages.  So
+ * this walk only has to be at least as strict as the Python one, never more lenient: it
+ * accepts nothing the Python reader would reject.
+ *
+ * scan(buf, seg_base, nxt, prev, start, until, end, latest_page, latest_tli,
+ *      blcksz, seg_size, magic, sysid, major, max_builtin)
+ *   -> (records counted at or after start, nxt, prev, latest_page, latest_tli)
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SZ_REC 24          /* SizeOfXLogRecord */
+#define CRC_OFF 20         /* offsetof(XLogRecord, xl_crc) */
+#define SZ_SHORT_PHD 24
+#define SZ_LONG_PHD 40
+#define XLP_FIRST_IS_CONTRECORD 0x0001
+#define XLP_LONG_HEADER 0x0002
+#define XLP_FIRST_IS_OVERWRITE_CONTRECORD 0x0008
+#define XLP_ALL_FLAGS 0x000F
+#define XLOG_SWITCH 0x40
+#define MAX_RECORD_LEN (1020u * 1024u * 1024u)
+#define BLOCK_ID_DATA_SHORT 255
+#define BLOCK_ID_DATA_LONG 254
+#define BLOCK_ID_ORIGIN 253
+#define BLOCK_ID_TOPLEVEL_XID 252
+#define MAX_BLOCK_ID 32
+#define BKPBLOCK_HAS_IMAGE 0x10
+#define BKPBLOCK_HAS_DATA 0x20
+#define BKPBLOCK_SAME_REL 0x80
+#define BKPIMAGE_HAS_HOLE 0x01
+#define BKPIMAGE_IS_COMPRESSED_PRE15 0x02
+#define BKPIMAGE_COMPRESSED_15 (0x04 | 0x08 | 0x10) /* pglz, lz4, zstd */
+
+/* ---- CRC-32C (Castagnoli, reflected), as pg_crc32c: start ~0, end ~crc ---- */
+static uint32_t crc_table[8][256];
+static int have_sse42;
+
+static void crc_init(void) {
+    for (uint32_t i = 0; i < 256; i++) {
+        uint32_t c = i;
+        for (int k = 0; k < 8; k++)
+            c = (c & 1) ? (c >> 1) ^ 0x82F63B78u : c >> 1;
+        crc_table[0][i] = c;
+    }
+    for (uint32_t i = 0; i < 256; i++)
+        for (int t = 1; t < 8; t++)
+            crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    __builtin_cpu_init();
+    have_sse42 = __builtin_cpu_supports("sse4.2");
+#endif
+}
+
+static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
+    while (n >= 8) {
+        uint32_t lo, hi;
+        memcpy(&lo, p, 4);
+        memcpy(&hi, p + 4, 4);
+        lo ^= crc;
+        crc = crc_table[7][lo & 0xFF] ^ crc_table[6][(lo >> 8) & 0xFF] ^
+              crc_table[5][(lo >> 16) & 0xFF] ^ crc_table[4][lo >> 24] ^
+              crc_table[3][hi & 0xFF] ^ crc_table[2][(hi >> 8) & 0xFF] ^
+              crc_table[1][(hi >> 16) & 0xFF] ^ crc_table[0][hi >> 24];
+        p += 8;
+        n -= 8;
+    }
+    while (n--)
+        crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xFF];
+    return crc;
+}
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+__attribute__((target("sse4.2")))
+static uint32_t crc_hw(uint32_t crc, const uint8_t *p, size_t n) {
+    uint64_t c = crc;
+    while (n >= 8) {
+        uint64_t v;
+        memcpy(&v, p, 8);
+        c = __builtin_ia32_crc32di(c, v);
+        p += 8;
+        n -= 8;
+    }
+    crc = (uint32_t)c;
+    while (n--)
+        crc = __builtin_ia32_crc32qi(crc, *p++);
+    return crc;
+}
+#endif
+
+static inline uint32_t crc_update(uint32_t crc, const uint8_t *p, size_t n) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (have_sse42)
+        return crc_hw(crc, p, n);
+#endif
+    return crc_sw(crc, p, n);
+}
+
+/* ---- little-endian field reads (WAL is read as little-endian everywhere in xlogtools) ---- */
+static inline uint16_t rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
+static inline uint32_t rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
+static inline uint64_t rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+
+typedef struct {
+    const uint8_t *buf;
+    uint64_t len;         /* bytes of the segment that are there */
+    uint64_t seg_base;    /* LSN of buf[0] */
+    uint32_t blcksz;
+    uint32_t seg_size;
+    uint16_t magic;
+    uint64_t sysid;
+    int major;
+    int max_builtin;
+    uint64_t latest_page;
+    uint32_t latest_tli;
+} Walk;
+
+/* The header of the page at pageptr, if it is one the Python reader accepts; its size, or 0. */
+static uint32_t page_ok(Walk *w, uint64_t pageptr, uint16_t *info_out, uint32_t *rem_out) {
+    if (pageptr < w->seg_base)
+        return 0;
+    uint64_t off = pageptr - w->seg_base;
+    if (off + w->blcksz > w->len)
+        return 0;
+    const uint8_t *p = w->buf + off;
+    uint16_t info = rd16(p + 2);
+    uint32_t tli = rd32(p + 4);
+    uint32_t hdr;
+    if (rd16(p) != w->magic || (info & ~XLP_ALL_FLAGS))
+        return 0;
+    if (info & XLP_LONG_HEADER) {
+        if (rd64(p + 24) != w->sysid || rd32(p + 32) != w->seg_size || rd32(p + 36) != w->blcksz)
+            return 0;
+        hdr = SZ_LONG_PHD;
+    } else if (off == 0) {
+        return 0;
+    } else {
+        hdr = SZ_SHORT_PHD;
+    }
+    if (rd64(p + 8) != pageptr)
+        return 0;
+    if (pageptr > w->latest_page) {
+        if (tli < w->latest_tli)
+            return 0;
+        w->latest_page = pageptr;
+        w->latest_tli = tli;
+    }
+    *info_out = info;
+    *rem_out = rd32(p + 16);
+    return hdr;
+}
+
+/* DecodeXLogRecord's checks of the fragment headers: 1 when consistent. */
+static int fragments_ok(const Walk *w, const uint8_t *d, uint32_t tot_len) {
+    uint32_t pos = SZ_REC;
+    int64_t remaining = (int64_t)tot_len - SZ_REC;
+    int64_t datatotal = 0;
+    int max_block_id = -1;
+    int have_rel = 0;
+    while (remaining > datatotal) {
+        uint8_t block_id = d[pos++];
+        remaining--;
+        if (block_id <= MAX_BLOCK_ID) {
+            if ((int)block_id <= max_block_id || remaining < 3)
+                return 0;
+            max_block_id = block_id;
+            uint8_t fork_flags = d[pos];
+            uint16_t data_len = rd16(d + pos + 1);
+            pos += 3;
+            remaining -= 3;
+            if ((fork_flags & BKPBLOCK_HAS_DATA) ? data_len == 0 : data_len != 0)
+                return 0;
+            datatotal += data_len;
+            if (fork_flags & BKPBLOCK_HAS_IMAGE) {
+                if (remaining < 5)
+                    return 0;
+                uint16_t bimg_len = rd16(d + pos);
+                uint16_t hole_offset = rd16(d + pos + 2);
+                uint8_t bimg_info = d[pos + 4];
+                pos += 5;
+                remaining -= 5;
+                int compressed = w->major < 15 ? (bimg_info & BKPIMAGE_IS_COMPRESSED_PRE15) != 0
+                                               : (bimg_info & BKPIMAGE_COMPRESSED_15) != 0;
+                int has_hole = bimg_info & BKPIMAGE_HAS_HOLE;
+                uint32_t hole_length = 0;
+                if (compressed) {
+                    if (has_hole) {
+                        if (remaining < 2)
+                            return 0;
+                        hole_length = rd16(d + pos);
+                        pos += 2;
+                        remaining -= 2;
+                    }
+                } else {
+                    hole_length = w->blcksz - bimg_len;
+                }
+                if (has_hole && (hole_offset == 0 || hole_length == 0 || bimg_len == w->blcksz))
+                    return 0;
+                if (!has_hole && (hole_offset != 0 || hole_length != 0))
+                    return 0;
+                if (compressed && bimg_len == w->blcksz)
+                    return 0;
+                if (!has_hole && !compressed && bimg_len != w->blcksz)
+                    return 0;
+                datatotal += bimg_len;
+            }
+            if (!(fork_flags & BKPBLOCK_SAME_REL)) {
+                if (remaining < 12)
+                    return 0;
+                pos += 12;
+                remaining -= 12;
+                have_rel = 1;
+            } else if (!have_rel) {
+                return 0;
+            }
+            if (remaining < 4)
+                return 0;
+            pos += 4;
+            remaining -= 4;
+        } else if (block_id == BLOCK_ID_DATA_SHORT) {
+            if (remaining < 1)
+                return 0;
+            datatotal += d[pos];
+            pos += 1;
+            remaining -= 1;
+            break;
+        } else if (block_id == BLOCK_ID_DATA_LONG) {
+            if (remaining < 4)
+                return 0;
+            datatotal += rd32(d + pos);
+            pos += 4;
+            remaining -= 4;
+            break;
+        } else if (block_id == BLOCK_ID_ORIGIN) {
+            if (remaining < 2)
+                return 0;
+            pos += 2;
+            remaining -= 2;
+        } else if (block_id == BLOCK_ID_TOPLEVEL_XID && w->major >= 14) {
+            if (remaining < 4)
+                return 0;
+            pos += 4;
+            remaining -= 4;
+        } else {
+            return 0;
+        }
+    }
+    return remaining == datatotal;
+}
+
+static PyObject *scan(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    unsigned long long seg_base, nxt, prev, start, until, end, latest_page, sysid;
+    unsigned int latest_tli, blcksz, seg_size, magic;
+    int major, max_builtin;
+    if (!PyArg_ParseTuple(args, "y*KKKKKKKIIIIKii", &view, &seg_base, &nxt, &prev, &start,
+                          &until, &end, &latest_page, &latest_tli, &blcksz, &seg_size, &magic,
+                          &sysid, &major, &max_builtin))
+        return NULL;
+    Walk w = {view.buf, (uint64_t)view.len, seg_base, blcksz, seg_size, (uint16_t)magic, sysid,
+              major, max_builtin, latest_page, latest_tli};
+    uint64_t count = 0;
+    uint8_t *tmp = NULL;
+    size_t tmp_cap = 0;
+    int little = 1;
+    int ok = *(uint8_t *)&little == 1 && blcksz >= 1024 && seg_size >= blcksz;
+
+    Py_BEGIN_ALLOW_THREADS
+    while (ok) {
+        uint64_t rp = nxt;
+        uint64_t page_off = rp % blcksz;
+        if (rp >= until || rp < seg_base || rp - seg_base >= w.len)
+            break;
+        if (page_off == 0) {
+            /* a record at a page start follows the page header; the page must not begin
+               with a continuation */
+            uint16_t info;
+            uint32_t rem;
+            uint32_t hdr = page_ok(&w, rp, &info, &rem);
+            if (hdr == 0 || (info & XLP_FIRST_IS_CONTRECORD))
+                break;
+            rp += hdr;
+            page_off = hdr;
+        }
+        uint64_t off = rp - seg_base;
+        if (off + 8 > w.len || rp + SZ_REC > end)
+            break;
+        uint32_t tot_len = rd32(w.buf + off);
+        if (tot_len < SZ_REC || tot_len > MAX_RECORD_LEN)
+            break;
+        const uint8_t *rec;
+        uint64_t next;
+        uint64_t rec_last; /* LSN just past the record's last byte */
+        if (page_off + tot_len <= blcksz) {
+            if (off + tot_len > w.len)
+                break;
+            rec = w.buf + off;
+            next = rp + ((tot_len + 7) & ~7u);
+            rec_last = rp + tot_len;
+        } else {
+            /* gather the record from the following pages of this segment */
+            if (tmp_cap < tot_len) {
+                uint8_t *t = realloc(tmp, tot_len);
+                if (t == NULL)
+                    break;
+                tmp = t;
+                tmp_cap = tot_len;
+            }
+            uint32_t got = (uint32_t)(blcksz - page_off);
+            memcpy(tmp, w.buf + off, got);
+            uint64_t pageptr = rp - page_off;
+            int good = 1;
+            uint32_t hdr = 0, rem = 0;
+            while (got < tot_len) {
+                uint16_t info;
+                pageptr += blcksz;
+                if (pageptr - seg_base >= seg_size) { good = 0; break; }
+                hdr = page_ok(&w, pageptr, &info, &rem);
+                if (hdr == 0 || (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) ||
+                    !(info & XLP_FIRST_IS_CONTRECORD) || rem == 0 || tot_len != rem + got) {
+                    good = 0;
+                    break;
+                }
+                uint32_t n = rem < blcksz - hdr ? rem : blcksz - hdr;
+                if (pageptr + hdr + n > end) { good = 0; break; }
+                memcpy(tmp + got, w.buf + (pageptr - seg_base) + hdr, n);
+                got += n;
+            }
+            if (!good)
+                break;
+            rec = tmp;
+            next = pageptr + hdr + ((rem + 7) & ~7u);
+            rec_last = pageptr + hdr + (rem < blcksz - hdr ? rem : blcksz - hdr);
+        }
+        if (rec_last > end)
+            break;
+        uint8_t info = rec[16], rmid = rec[17];
+        if (rd64(rec + 8) != prev || (int)rmid > max_builtin ||
+            (rmid == 0 && (info & 0xF0) == XLOG_SWITCH))
+            break;
+        uint32_t c = crc_update(0xFFFFFFFFu, rec + SZ_REC, tot_len - SZ_REC);
+        c = crc_update(c, rec, CRC_OFF);
+        if ((c ^ 0xFFFFFFFFu) != rd32(rec + CRC_OFF) || !fragments_ok(&w, rec, tot_len))
+            break;
+        if (rp >= start)
+            count++;
+        prev = rp;
+        nxt = next;
+    }
+    Py_END_ALLOW_THREADS
+
+    free(tmp);
+    PyBuffer_Release(&view);
+    return Py_BuildValue("KKKKI", (unsigned long long)count, nxt, prev,
+                         (unsigned long long)w.latest_page, (unsigned int)w.latest_tli);
+}
+
+static PyObject *crc32c_py(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    unsigned int value = 0;
+    if (!PyArg_ParseTuple(args, "y*|I", &view, &value))
+        return NULL;
+    uint32_t c = crc_update(value ^ 0xFFFFFFFFu, view.buf, (size_t)view.len) ^ 0xFFFFFFFFu;
+    PyBuffer_Release(&view);
+    return PyLong_FromUnsignedLong(c);
+}
+
+static PyObject *set_hw(PyObject *self, PyObject *args) {
+    int on;
+    if (!PyArg_ParseTuple(args, "p", &on))
+        return NULL;
+    int was = have_sse42;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    have_sse42 = on && __builtin_cpu_supports("sse4.2");
+#endif
+    return PyBool_FromLong(was);
+}
+
+static PyMethodDef methods[] = {
+    {"scan", scan, METH_VARARGS, "Walk the ordinary records of one loaded segment (see the module source)."},
+    {"crc32c", crc32c_py, METH_VARARGS, "CRC-32C of a buffer, continuing from value (for tests)."},
+    {"set_hw", set_hw, METH_VARARGS, "Use the SSE4.2 CRC instruction if the CPU has it (tests); the old setting."},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walscan", NULL, -1, methods};
+
+PyMODINIT_FUNC PyInit__walscan(void) {
+    crc_init();
+    return PyModule_Create(&module);
+}
