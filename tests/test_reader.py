@@ -88,12 +88,20 @@ def every_rmgr(module_cluster_factory):
 COMPRESSIONS = ["off", "pglz", "lz4", "zstd"]
 
 
+def assert_scan_equals(reader, records, eow) -> None:  # type: ignore[no-untyped-def]
+    """scan() (the C walk where built) counts the records iteration gave and ends as it did."""
+    assert reader.scan() == len(records)
+    assert reader.last_record_lsn == (records[-1].lsn if records else None)
+    assert reader.end_of_wal.as_dict() == eow.as_dict()
+
+
 @pytest.mark.parametrize("compression", COMPRESSIONS)
 def test_every_rmgr_records_equal_pg_waldump(pg_major: int, compression: str, every_rmgr) -> None:
     cluster, start = every_rmgr(pg_major, compression)
     reader = open_wal(cluster.pg_wal, start=start)
     records = list(reader)
     assert_chain(records)
+    assert_scan_equals(open_wal(cluster.pg_wal, start=start), records, reader.end_of_wal)
     if compression != "off":
         methods = {b.compression for r in records for b in r.blocks if b.has_image}
         assert compression in methods, f"no {compression} images among {methods}"
@@ -182,8 +190,10 @@ def test_crash_end_equals_recovery_and_pg_waldump(pg_major: int, round_: int, cl
     # may have holes: a checkpoint removing them was interrupted by the crash).
     redo = Lsn(controldata(controldata_tool(pg_major), c.datadir)["Latest checkpoint's REDO location"])
     reader = open_wal(c.pg_wal, start=redo)
-    n = sum(1 for _ in reader)
+    records = list(reader)
+    n = len(records)
     eow = reader.end_of_wal
+    assert_scan_equals(open_wal(c.pg_wal, start=redo), records, eow)
     assert n > 1000 and eow is not None and eow.is_damage
     try:
         waldump = pgbin.tool(pg_major, "pg_waldump")
@@ -259,6 +269,7 @@ def test_reading_across_a_timeline_switch(pg_major: int, primary_standby) -> Non
     assert reader.timeline == 2
     records = list(reader)
     assert_chain(records)
+    assert_scan_equals(open_wal(standby.pg_wal), records, reader.end_of_wal)
     before = [r for r in records if r.lsn < switch]
     after = [r for r in records if r.lsn >= switch]
     assert before and after and {r.timeline for r in before} == {1} and {r.timeline for r in after} == {2}
