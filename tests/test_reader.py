@@ -14,7 +14,7 @@ import pytest
 from xlogtools.lsn import Lsn
 from xlogtools.parse import layout as L
 from xlogtools.parse.api import open_wal
-from xlogtools.parse.reader import EndReason
+from xlogtools.parse.reader import EndReason, complete_records_end
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster
 from xlogtools.testing.workload import EVERY_RMGR_CONF, run_every_rmgr
@@ -83,6 +83,56 @@ def every_rmgr(module_cluster_factory):
         return made[(major, compression)]
 
     return get
+
+
+@pytest.mark.parametrize("major", FIXTURE_MAJORS, ids=[f"pg{m}" for m in FIXTURE_MAJORS])
+def test_complete_records_end_of_a_segment_cut_anywhere(major: int, tmp_path: Path) -> None:
+    """A segment copied while being written (cut at any byte, the rest zeros or not there):
+    complete_records_end is the end of the last record that lies wholly before the cut, as
+    iteration over the whole WAL places it (records crossing pages and segments included)."""
+    from oracle import unpack_fixture
+    segs = unpack_fixture(major, tmp_path)
+    reader = open_wal(tmp_path)
+    records = list(reader)
+    src = reader.source
+    assert src.cluster is not None
+    seg_size = src.seg_size
+    rng = random.Random(major)
+    for path in rng.sample(sorted(segs), min(3, len(segs))):
+        tli, segno = int(path.name[:8], 16), int(path.name[8:16], 16) * (0x100000000 // seg_size) \
+            + int(path.name[16:], 16)
+        whole = path.read_bytes()
+        base = segno * seg_size
+        starts_in = [r for r in records if base <= r.lsn < base + seg_size]
+        for cut in [0, 8192, seg_size] + [rng.randrange(seg_size) for _ in range(12)]:
+            # cut off: a record is whole when its last byte is on a page that is all there (as
+            # PostgreSQL, the reader reads whole pages); zero-padded (a file being written):
+            # when its last non-zero byte is before the cut (its CRC then holds)
+            page_cut = cut - cut % src.block_size
+            for data, key, limit in ((whole[:cut], "last", page_cut),
+                                     (whole[:cut] + bytes(seg_size - cut), "nz", cut)):
+                done = [r for r in starts_in
+                        if _byte_lsn(r, key, src.block_size, seg_size) - base < limit
+                        and _byte_lsn(r, "last", src.block_size, seg_size) - base < seg_size]
+                want = min(int(done[-1].end) - base, seg_size) if done else 0
+                assert complete_records_end(src.cluster, tli, segno, data) == want, \
+                    (path.name, cut, key)
+
+
+def _byte_lsn(r, key: str, block_size: int, seg_size: int) -> int:  # type: ignore[no-untyped-def]
+    """LSN of a record's last byte ("last") or of its last non-zero byte ("nz"): its offset in
+    the record mapped over the page headers between."""
+    i = r.tot_len - 1
+    if key == "nz":
+        i = len(r.data.rstrip(b"\0")) - 1
+    pos = int(r.lsn)
+    while True:
+        room = block_size - pos % block_size
+        if i < room:
+            return pos + i
+        i -= room
+        pos += room
+        pos += L.SIZE_OF_LONG_PHD if pos % seg_size == 0 else L.SIZE_OF_SHORT_PHD
 
 
 COMPRESSIONS = ["off", "pglz", "lz4", "zstd"]

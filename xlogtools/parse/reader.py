@@ -19,7 +19,7 @@ from ..lsn import Lsn
 from . import layout as L
 from .record import BlockRef, DecodeError, Record, decode_fragments
 from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
-from .source import SegmentFile, WalSource
+from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
 
 try:  # the C walk of ordinary records (setup.py builds it when a compiler is there)
     from ._walscan import scan as _cscan
@@ -581,6 +581,21 @@ class WalReader:
                 gotheader = True
         nxt = pageptr + self._page_hdr + L.maxalign(self._page_rem)
         return b"".join(parts), nxt
+
+
+def complete_records_end(cluster: ClusterInfo, tli: int, segno: int, data: bytes) -> int:
+    """How much of a segment holds whole, valid records: the offset where the record after
+    the last complete one in `data` (the segment's bytes from its start, maybe fewer than a
+    segment) would start; 0 when no record starts and ends in it. For a segment still being
+    written this is what is certainly WAL: a page can be on disk with a record half-copied
+    into it, and zeros are not a proof of anything."""
+    seg_size = cluster.seg_size
+    reader = WalReader(MemorySource(cluster, {(tli, segno): data}), start=segno * seg_size,
+                       timeline=tli)
+    reader.scan()
+    if reader.last_record_lsn is None or reader.resume_lsn is None:
+        return 0
+    return min(int(reader.resume_lsn) - segno * seg_size, seg_size)
 
 
 class _Overwritten(Exception):

@@ -15,6 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..errors import ClusterMismatch, InputError
 from ..lsn import Lsn, parse_segment_name, segment_name
@@ -329,3 +330,21 @@ class WalSource:
 
     def name_of(self, tli: int, segno: int) -> str:
         return segment_name(tli, segno, self.seg_size)
+
+
+class MemorySource(WalSource):
+    """A WalSource over segments held in memory: {(timeline, segno): buffer}. A buffer is the
+    segment's bytes from its start (bytes, or an mmap, which slices to bytes without copying
+    the whole segment); a short one reads as a segment cut off there."""
+
+    def __init__(self, cluster: ClusterInfo, segments: dict[tuple[int, int], Any]) -> None:
+        super().__init__(inputs=[])
+        self.cluster = cluster
+        self._buffers = segments
+        for tli, segno in segments:
+            name = segment_name(tli, segno, cluster.seg_size)
+            self.files[(tli, segno)] = SegmentFile(Path(name), name, True, None,
+                                                   cluster.seg_size, tli, segno)
+
+    def read(self, c: SegmentFile) -> bytes:
+        return self._buffers[(c.tli, c.segno)]  # type: ignore[no-any-return]

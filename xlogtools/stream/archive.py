@@ -25,7 +25,7 @@ from ..errors import ClusterMismatch, InputError, XlogError
 from ..lsn import Lsn, parse_segment_name, segment_name
 from ..parse import layout as L
 from ..parse.reader import EndReason, WalReader
-from ..parse.source import ClusterInfo, SegmentFile, WalSource, parse_long_header, read_file_bytes
+from ..parse.source import ClusterInfo, MemorySource, parse_long_header, read_file_bytes
 
 log = logging.getLogger("xlogtools.stream")
 
@@ -441,26 +441,6 @@ def _write_all(fd: int, data: memoryview, offset: int) -> None:
 # online verification with the shared reader
 
 
-class _MemorySource(WalSource):
-    """A WalSource over the verifier's in-memory segments (zero-padded to the segment size,
-    so the reader's page checks see zeros, not a short file, past what has arrived)."""
-
-    def __init__(self, v: "StreamVerifier") -> None:
-        super().__init__(inputs=[])
-        self.cluster = v.cluster
-        self._v = v
-        tli = v.timeline or 1
-        for segno in v.buffers:
-            name = segment_name(tli, segno, v.seg_size)
-            self.files[(tli, segno)] = SegmentFile(Path(name), name, True, None, v.seg_size,
-                                                   tli, segno)
-
-    def read(self, c: SegmentFile) -> bytes:
-        # An anonymous mmap: sliced, it gives bytes as a file's contents would, without
-        # copying the whole segment for every run.
-        return self._v.buffers[c.segno]  # type: ignore[return-value]
-
-
 def _zero(buf: mmap.mmap) -> None:
     """memset(buf, 0, len(buf))."""
     view = ctypes.c_char.from_buffer(buf)
@@ -545,8 +525,12 @@ class StreamVerifier:
         if self.cluster is None or start is None or end - start < L.SIZE_OF_XLOG_RECORD \
                 or end <= self._verified_to:
             return 0
-        reader = WalReader(_MemorySource(self), start=start, end=end,
-                           timeline=self.timeline or 1, exact_start=self.next_lsn is not None,
+        tli = self.timeline or 1
+        # The in-memory segments are zero-padded to the segment size, so the reader's page
+        # checks see zeros, not a short file, past what has arrived.
+        source = MemorySource(self.cluster, {(tli, s): b for s, b in self.buffers.items()})
+        reader = WalReader(source, start=start, end=end,
+                           timeline=tli, exact_start=self.next_lsn is not None,
                            prev_lsn=self.last_lsn)
         n = reader.scan()
         if reader.last_record_lsn is not None and n:
