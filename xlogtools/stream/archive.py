@@ -319,7 +319,7 @@ class WalArchive:
         self._name = name
         self._pos = segno * self.seg_size
         if self.verifier is not None:
-            self.verifier.start_segment(segno)
+            self.verifier.start_segment(segno, path)
 
     def _complete(self) -> None:
         """The segment is full: fsync, close, rename SEG.partial -> SEG, fsync DIR."""
@@ -377,6 +377,8 @@ class WalArchive:
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
+            if self.verifier is not None:
+                self.verifier.close()
 
     # -- compression ----------------------------------------------------------------------------
     def _queue_compression(self, path: Path) -> None:
@@ -465,6 +467,7 @@ class StreamVerifier:
         self.cluster: ClusterInfo | None = None
         self.buffers: dict[int, mmap.mmap] = {}
         self._spare: list[mmap.mmap] = []
+        self._mapped: set[int] = set()  # segments read from their files
         self._received: dict[int, int] = {}
         self._first: int | None = None  # where streaming began (a segment start)
         self.next_lsn: Lsn | None = None  # end of the last verified record
@@ -472,33 +475,59 @@ class StreamVerifier:
         self.records = 0
         self._verified_to = 0
 
-    def start_segment(self, segno: int) -> None:
-        """A segment file is (re)opened: its bytes arrive from its start again."""
-        again = self.buffers.pop(segno, None)
-        if again is not None:
-            self._spare.append(again)
+    def start_segment(self, segno: int, path: str | os.PathLike[str] | None = None) -> None:
+        """A segment file is (re)opened: its bytes arrive from its start again. With `path`
+        (the file they are written to, already the segment's full size), the verifier reads
+        them from the file through a read-only shared mapping, which sees each write at once:
+        no copy. Without, feed() copies them into memory of its own."""
+        self._drop(segno)
         keep = segno - 1 if self.next_lsn is None else min(segno - 1,
                                                             self.next_lsn // self.seg_size)
         for old in [s for s in self.buffers if s < keep]:
-            self._spare.append(self.buffers.pop(old))
+            self._drop(old)
             self._received.pop(old, None)
-        # Buffers are reused: a fresh anonymous mapping costs a page fault per 4 kB written,
-        # more than the copy itself; a reused one is cleared to zeros instead.
-        if self._spare:
+        if path is not None:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                buf = mmap.mmap(fd, self.seg_size, prot=mmap.PROT_READ)
+            finally:
+                os.close(fd)
+            self._mapped.add(segno)
+        elif self._spare:
+            # A fresh anonymous mapping costs a page fault per 4 kB written, more than the
+            # copy itself; a reused one is cleared to zeros instead.
             buf = self._spare.pop()
             _zero(buf)
         else:
             buf = mmap.mmap(-1, self.seg_size)
-        while len(self._spare) > 1:
-            self._spare.pop().close()
         self.buffers[segno] = buf
         self._received[segno] = 0
         if self._first is None:
             self._first = segno * self.seg_size
 
+    def _drop(self, segno: int) -> None:
+        buf = self.buffers.pop(segno, None)
+        if buf is None:
+            return
+        if segno in self._mapped or len(self._spare) >= 1:
+            self._mapped.discard(segno)
+            buf.close()
+        else:
+            self._spare.append(buf)
+
+    def close(self) -> None:
+        for segno in list(self.buffers):
+            self._drop(segno)
+        for buf in self._spare:
+            buf.close()
+        self._spare.clear()
+
     def feed(self, segno: int, offset: int, data: memoryview) -> None:
+        """`data` arrived at `offset` of segment `segno` (and, for a segment read from its
+        file, was written there)."""
         buf = self.buffers[segno]
-        buf[offset:offset + len(data)] = data
+        if segno not in self._mapped:
+            buf[offset:offset + len(data)] = data
         self._received[segno] = offset + len(data)
         if self.cluster is None and offset == 0:
             info = parse_long_header(bytes(buf[:L.SIZE_OF_LONG_PHD]),
