@@ -475,3 +475,308 @@ def test_stopped_standby_is_dropped_other_keeps_streaming(pg_major: int, cluster
         assert digest(sb2) == digest(primary)
     for sb in (sb1, sb2):
         sb.stop()
+
+
+# ---------------------------------------------------------------------------------------------
+# an archive with a hole
+
+
+@pytest.mark.pg_majors(15)
+def test_hole_in_archive_is_served_up_to_the_missing_segment(pg_major: int, cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    """pg_receivewal 15 gets every segment before the hole, byte for byte (the one before it
+    ends in a WAL switch: zeros the sender must send because WAL went on after it), the
+    WARNING that names the missing segment, and nothing after it."""
+    primary = cluster_factory(pg_major, name="primary")
+    primary.execute("CREATE TABLE t (a int, b text)")
+    for i in range(5):
+        primary.execute(f"INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, {2000 * (i + 1)}) g;"
+                        "SELECT pg_switch_wal();")
+    primary.stop()
+    work = primary.base.parent / f"{primary.base.name}-serve"
+    arch = work / "arch"
+    arch.mkdir(parents=True)
+    segs = sorted(p.name for p in primary.pg_wal.iterdir() if re.fullmatch(r"[0-9A-F]{24}", p.name))
+    hole = 3
+    assert len(segs) > hole + 1
+    for name in segs[:hole] + segs[hole + 1:]:
+        shutil.copy(primary.pg_wal / name, arch / name)
+    # the segment before the hole ends in a WAL switch: a tail of zeros
+    assert (arch / segs[hole - 1]).read_bytes().endswith(bytes(8192))
+    rw = work / "rw"
+    rw.mkdir()
+    shutil.copy(primary.pg_wal / segs[0], rw / segs[0])  # pg_receivewal resumes after it
+    chown_to_server_user(rw)
+    with serving(arch, "--auth", str(write_users(work / "users"))) as srv:
+        tool = primary.tool("pg_receivewal")
+        user = pgbin.server_user()
+        kw = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+        errlog = work / "pg_receivewal.err"
+        with open(errlog, "w") as err:
+            proc = subprocess.Popen(
+                [str(tool), "-D", str(rw), "-n", "--no-sync", "-v", "-d",
+                 f"host=127.0.0.1 port={srv.port} user={USER} password='{PASSWORD}'"],
+                stdout=subprocess.DEVNULL, stderr=err, env=pgbin.runtime_env(tool), **kw)
+        try:
+            missing = f"WAL segment {segs[hole]} is missing from the archive"
+            wait_until(lambda: missing in errlog.read_text(), 30, 0.2,
+                       what="pg_receivewal to get the WARNING")
+            wait_until(lambda: (rw / segs[hole - 1]).exists(), 30, 0.2,
+                       what="the segment before the hole to be complete")
+            assert proc.poll() is None, errlog.read_text()  # it waits for more, no error
+        finally:
+            proc.terminate()
+            proc.wait(30)
+        assert "WARNING" in errlog.read_text()
+        assert f"client #1: {missing}" in srv.log.read_text()
+    for name in segs[1:hole]:
+        assert (rw / name).read_bytes() == (primary.pg_wal / name).read_bytes(), name
+    assert sorted(p.name for p in rw.iterdir()) == segs[:hole], "WAL after the hole was sent"
+
+
+# ---------------------------------------------------------------------------------------------
+# relay mode: serve --upstream
+
+
+def upstream_dsn(cluster, app: str = "relay") -> str:  # type: ignore[no-untyped-def]
+    return f"host=127.0.0.1 port={cluster.port} user=postgres application_name={app}"
+
+
+def read_status(path: Path) -> dict:  # type: ignore[type-arg]
+    import json
+
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def identify(port: int) -> tuple[str, ...]:
+    """(systemid, timeline, xlogpos) of IDENTIFY_SYSTEM."""
+    c = Client(port)
+    try:
+        assert isinstance(c.login(), P.ReadyForQuery)
+        row = next(e for e in c.query("IDENTIFY_SYSTEM") if isinstance(e, P.DataRow))
+        return tuple(v.decode() for v in row.values[:3])
+    finally:
+        c.close()
+
+
+def upstream_state(path: Path) -> str | None:
+    return (read_status(path).get("upstream") or {}).get("state")
+
+
+TABLES = ("t1", "t2", "t3", "pgbench_accounts", "pgbench_branches", "pgbench_tellers",
+          "pgbench_history")
+
+
+def table_digests(cluster) -> dict[str, tuple[str | None, ...]]:  # type: ignore[no-untyped-def]
+    return {t: cluster.sql(f"SELECT count(*), md5(coalesce(string_agg(t::text, ',' ORDER BY "
+                           f"t::text), '')) FROM {t} t")[0] for t in TABLES}
+
+
+def test_relay_streams_live_to_a_standby(pg_major: int, cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    """primary -> serve --upstream -> standby (pg_basebackup of the primary, no
+    restore_command). DIR is never polled (--poll-interval 3600): all the standby gets comes
+    through the receiver's notifications. The primary restarts in between: the relay keeps
+    serving, reconnects through its slot, and the standby goes on."""
+    primary = cluster_factory(pg_major, name="primary")
+    primary.execute("CREATE TABLE t1 (id int PRIMARY KEY, h text, v text);"
+                    "CREATE TABLE t2 (id int PRIMARY KEY, ts timestamptz, n numeric);")
+    work = primary.base.parent / f"{primary.base.name}-relay"
+    arch = work / "arch"
+    arch.mkdir(parents=True)
+    status = work / "status.json"
+    with serving(arch, "--auth", str(write_users(work / "users")), "--timeout", "20",
+                 "--status-file", str(status), "--poll-interval", "3600",
+                 "--upstream", upstream_dsn(primary), "-S", "relay_slot", "--create-slot") as srv:
+        wait_until(lambda: read_status(status).get("archive_end_lsn", "0/0") != "0/0", 30,
+                   0.2, what="the relay to receive WAL")
+        standby = cluster_factory.standby(primary, name="sb", start=False)
+        set_conninfo(standby, srv.port, "sb")
+        standby.start()
+        wait_until(lambda: replayed(standby, primary.current_lsn()), 60, 0.2,
+                   what="the standby to catch up through the relay")
+        # one small commit: the standby gets it from the .partial the relay is writing
+        primary.execute("INSERT INTO t1 VALUES (0, 'live', 'from the .partial')")
+        lsn, walfile = primary.sql("SELECT pg_current_wal_lsn(), "
+                                   "pg_walfile_name(pg_current_wal_lsn())")[0]
+        wait_until(lambda: replayed(standby, lsn), 30, 0.1, what="the small commit")
+        assert (arch / f"{walfile}.partial").exists() and not (arch / walfile).exists(), \
+            (lsn, sorted(p.name for p in arch.iterdir()))
+        assert standby.sql("SELECT v FROM t1 WHERE id = 0") == [("from the .partial",)]
+
+        # a workload while the standby streams: pgbench (its tables are DDL too), DML, DDL
+        primary.pgbench(["-i", "-s", "1", "-q"])
+        primary.execute(WORKLOAD)
+        primary.pgbench(["-n", "-c", "2", "-t", "300"])
+        primary.execute("CREATE TABLE t3 AS SELECT g AS id, md5(g::text) AS h FROM "
+                        "generate_series(1, 5000) g; ALTER TABLE t3 ADD PRIMARY KEY (id);"
+                        "CREATE INDEX ON t1 (h); UPDATE t3 SET h = upper(h) WHERE id % 5 = 0;")
+        target = primary.current_lsn()
+        wait_until(lambda: replayed(standby, target), 60, 0.2, what="the standby to replay")
+        assert table_digests(standby) == table_digests(primary)
+        rows = standby.sql("SELECT status, sender_port FROM pg_stat_wal_receiver")
+        assert rows == [("streaming", str(srv.port))], rows
+        rows = primary.sql("SELECT application_name, state FROM pg_stat_replication")
+        assert rows == [("relay", "streaming")], rows
+        assert primary.sql("SELECT active FROM pg_replication_slots WHERE slot_name = "
+                           "'relay_slot'") == [("t",)]
+        # the status file (rewritten every second) shows the upstream and the standby
+        st = wait_until(lambda: (s := read_status(status)) and Lsn(
+            s["upstream"]["flushed_lsn"]) >= Lsn(target) and s, 10, 0.2,
+            what="the status file to show the upstream's flushed position")
+        assert st["upstream"]["state"] == "streaming" and st["upstream"]["slot"] == "relay_slot"
+        assert [(c["application_name"], c["state"]) for c in st["clients"]] == \
+            [("sb", "streaming")], st
+        assert "upstream_lag_bytes" in st["clients"][0]
+        # IDENTIFY_SYSTEM: the upstream's system identifier and timeline, our flushed position
+        sysid, tli, xlogpos = identify(srv.port)
+        assert (sysid, tli) == (primary.sql("SELECT system_identifier FROM "
+                                            "pg_control_system()")[0][0], "1")
+        assert Lsn(xlogpos) >= Lsn(target)
+
+        # the upstream goes away: the relay keeps its standby, then reconnects
+        primary.stop()
+        wait_until(lambda: upstream_state(status) in ("disconnected", "connecting"), 30, 0.2,
+                   what="the relay to see the upstream gone")
+        assert srv.alive(), srv.log.read_text()
+        rows = standby.sql("SELECT status, sender_port FROM pg_stat_wal_receiver")
+        assert rows == [("streaming", str(srv.port))], rows  # still connected to the relay
+        primary.start()
+        primary.execute("INSERT INTO t1 SELECT g, 'after restart', 'x' FROM "
+                        "generate_series(900001, 903000) g; DELETE FROM t2 WHERE id % 4 = 0;")
+        target = primary.current_lsn()
+        wait_until(lambda: replayed(standby, target), 60, 0.2,
+                   what="the standby to go on after the upstream's restart")
+        assert table_digests(standby) == table_digests(primary)
+        wait_until(lambda: upstream_state(status) == "streaming", 10, 0.2,
+                   what="the status file to show the upstream back")
+        log = srv.log.read_text()
+        assert "upstream: lost" in log and "Traceback" not in log, log
+    standby.stop()
+
+
+def test_relay_follows_upstream_promotion(pg_major: int, cluster_factory) -> None:  # type: ignore[no-untyped-def]
+    """primary -> standby U -> serve --upstream U -> standby S. The primary stops, U is
+    promoted (timeline 2): the relay follows U to timeline 2, and S follows the relay."""
+    primary = cluster_factory(pg_major, name="primary")
+    upstream = cluster_factory.standby(primary, name="up")
+    work = primary.base.parent / f"{primary.base.name}-relay"
+    arch = work / "arch"
+    arch.mkdir(parents=True)
+    status = work / "status.json"
+    with serving(arch, "--auth", str(write_users(work / "users")), "--status-file",
+                 str(status), "--upstream", upstream_dsn(upstream)) as srv:
+        # (U's position after its base backup is a segment start: WAL to relay comes now)
+        primary.execute("CREATE TABLE t1 (id int PRIMARY KEY, h text, v text);"
+                        "CREATE TABLE t2 (id int PRIMARY KEY, ts timestamptz, n numeric);")
+        wait_until(lambda: read_status(status).get("archive_end_lsn", "0/0") != "0/0", 30,
+                   0.2, what="the relay to receive WAL")
+        sb = cluster_factory.standby(primary, name="sb", start=False)
+        set_conninfo(sb, srv.port, "sb")
+        sb.start()
+        primary.execute(WORKLOAD)
+        lsn = primary.current_lsn()
+        wait_until(lambda: replayed(sb, lsn), 60, 0.2, what="S to catch up through U and the relay")
+        primary.stop()
+        upstream.promote()
+        upstream.execute("INSERT INTO t1 SELECT g, 'tli2', 'after promotion' FROM "
+                         "generate_series(100001, 103000) g; DELETE FROM t2 WHERE id < 100;")
+        target = upstream.current_lsn()
+        wait_until(lambda: replayed(sb, target), 60, 0.2, what="S to follow to timeline 2")
+        assert sb.sql("SELECT received_tli, status FROM pg_stat_wal_receiver") == \
+            [("2", "streaming")]
+        assert digest(sb) == digest(upstream)
+        assert (arch / "00000002.history").exists()
+        wait_until(lambda: read_status(status).get("timeline") == 2
+                   and upstream_state(status) == "streaming", 10, 0.2,
+                   what="the status file to show timeline 2")
+        assert read_status(status)["upstream"]["timeline"] == 2
+        assert identify(srv.port)[1] == "2"
+        log = srv.log.read_text()
+        assert "timeline 1 became historic" in log and "TIMELINE 2" in log
+    sb.stop()
+
+
+def closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])  # nothing listens there once the socket is closed
+
+
+def test_relay_without_its_upstream_serves_dir_and_keeps_trying(tmp_path: Path) -> None:
+    """No server at --upstream when serve starts: one clear line (no traceback), DIR is
+    served meanwhile, the status shows the upstream down and the attempts go on."""
+    arch = tmp_path / "arch"
+    shutil.copytree(FIXTURE_WAL, arch)
+    status = tmp_path / "status.json"
+    port = closed_port()
+    with serving(arch, "--auth", str(write_users(tmp_path / "users")), "--status-file",
+                 str(status), "--status-interval", "1",
+                 "--upstream", f"host=127.0.0.1 port={port} user=rep") as srv:
+        wait_until(lambda: "serving the WAL already in" in srv.log.read_text(), 20, 0.1,
+                   what="the log line saying DIR is served meanwhile")
+        c = Client(srv.port)
+        assert isinstance(c.login(), P.ReadyForQuery)
+        res = c.query("IDENTIFY_SYSTEM")
+        row = next(e for e in res if isinstance(e, P.DataRow))
+        assert tuple(row.values[1:3]) == (b"1", b"0/8DE49A")  # DIR's timeline and end of WAL
+        res = c.query("START_REPLICATION 0/800000 TIMELINE 1")
+        assert isinstance(res[-1], P.CopyBothResponse)
+        ev = c.event()
+        assert isinstance(ev, P.XLogData) and ev.start == 0x800000
+        c.close()
+        wait_until(lambda: (read_status(status).get("upstream") or {}).get("disconnects", 0)
+                   >= 2, 20, 0.2, what="a second attempt to connect")
+        up = read_status(status)["upstream"]
+        assert up["state"] in ("disconnected", "connecting")
+        assert "Connection refused" in up["last_error"] and up["server"] == f"127.0.0.1:{port}"
+        wait_until(lambda: re.search(rf"upstream 127\.0\.0\.1:{port} (disconnected|connecting) "
+                                     r"tli 0 .*\(last error: .*Connection refused",
+                                     srv.log.read_text()), 10, 0.2, what="the status text")
+        assert srv.alive(), srv.log.read_text()
+        log = srv.log.read_text()
+        assert f'connection to server at "127.0.0.1", port {port} failed: Connection refused' \
+            in log
+        assert "Traceback" not in log
+
+
+def test_relay_usage_errors(tmp_path: Path) -> None:
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xlogtools.cli", "serve", "-D",
+                               str(tmp_path), "--trust", "--port", "0", *args],
+                              capture_output=True, text=True, timeout=30)
+    r = run("-S", "s1")
+    assert r.returncode == 2 and "--slot needs --upstream" in r.stderr
+    r = run("--upstream", "host=127.0.0.1", "--create-slot")
+    assert r.returncode == 2 and "--create-slot needs a slot" in r.stderr
+    r = run("--upstream", "host=127.0.0.1", "-S", "Bad-Name")
+    assert r.returncode == 2 and "replication slot name \"Bad-Name\" is invalid" in r.stderr
+    r = run("--upstream", "host=127.0.0.1 port=notaport")  # refused before listening
+    assert r.returncode == 1 and r.stderr == 'xlogtools: error: invalid integer value ' \
+        '"notaport" for connection option "port"\n', r.stderr
+
+
+@pytest.mark.pg_majors(15)
+def test_relay_refusals_end_serve(pg_major: int, cluster_factory, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    """What a new connection would not fix ends serve with exit 1 and one line: a role the
+    upstream does not know, and WAL of another cluster in DIR."""
+    primary = cluster_factory(pg_major, name="primary")
+    users = str(write_users(tmp_path / "users"))
+
+    def run(arch: Path, dsn: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xlogtools.cli", "serve", "-D", str(arch),
+                               "--auth", users, "--port", "0", "--upstream", dsn],
+                              capture_output=True, text=True, timeout=60)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    r = run(empty, f"host=127.0.0.1 port={primary.port} user=nosuchrole")
+    assert r.returncode == 1, r.stderr
+    assert 'xlogtools: error: connection to server at "127.0.0.1", port ' in r.stderr
+    assert r.stderr.count('role "nosuchrole" does not exist') == 1, r.stderr  # one line
+    assert "Traceback" not in r.stderr
+    foreign = tmp_path / "foreign"
+    shutil.copytree(FIXTURE_WAL, foreign)
+    r = run(foreign, upstream_dsn(primary))
+    assert r.returncode == 1, r.stderr
+    assert "holds WAL of another database system" in r.stderr and "Traceback" not in r.stderr

@@ -33,7 +33,12 @@ from . import handled
 @click.option("--poll-interval", type=click.FloatRange(min=0.05), default=0.5,
               show_default=True, metavar="SECS", help="Look for new WAL in DIR this often.")
 @click.option("--upstream", metavar="CONNSTR",
-              help="Relay mode: receive from this server into DIR (not available yet).")
+              help="Relay mode: receive WAL from this server into DIR (as `xlogtools receive` "
+                   "does) and send it on to clients as soon as it is durable.")
+@click.option("-S", "--slot", metavar="NAME",
+              help="With --upstream: stream through this physical replication slot.")
+@click.option("--create-slot", is_flag=True,
+              help="With --upstream and --slot: create the slot if it does not exist yet.")
 @click.option("--add-user", metavar="NAME",
               help="Add NAME to the --auth file (password from $XLOGTOOLS_PASSWORD or a "
                    "prompt), then exit.")
@@ -41,7 +46,8 @@ from . import handled
 @handled
 def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bool,
           timeout: float, status_file: str | None, status_interval: float, poll_interval: float,
-          upstream: str | None, add_user: str | None, verbose: bool) -> None:
+          upstream: str | None, slot: str | None, create_slot: bool, add_user: str | None,
+          verbose: bool) -> None:
     """Serve the WAL of DIR over the streaming replication protocol, as a primary's
     walsender would: standbys (primary_conninfo) and pg_receivewal connect to it.
 
@@ -50,6 +56,13 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
       xlogtools serve -D /archive --auth users.txt --add-user standby
       xlogtools serve -D /archive --port 5499 --auth users.txt
       # on the standby: primary_conninfo = 'host=archive port=5499 user=standby password=...'
+      # relay: follow db1 through slot relay1, serve its WAL as it arrives
+      xlogtools serve -D /archive --port 5499 --auth users.txt \\
+          --upstream "host=db1 user=rep application_name=relay1" -S relay1 --create-slot
+
+    With --upstream, an upstream that cannot be reached (at start too) is retried with
+    backoff while DIR is served; a refusal (authentication, pg_hba, a missing slot) or
+    another cluster's WAL in DIR ends serve with exit 1.
     """
     from ..stream.sender import ServeError, ServeOptions, serve as run_serve
     from ..stream.users import add_user as add_user_fn, load_users
@@ -61,8 +74,10 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         add_user_fn(auth_file, add_user, pw)
         click.echo(f"added user \"{add_user}\" to {auth_file}", err=True)
         return
-    if upstream:
-        raise UsageError("--upstream (relay mode) is not implemented yet")
+    if (slot or create_slot) and not upstream:
+        raise UsageError(f"{'--slot' if slot else '--create-slot'} needs --upstream")
+    if create_slot and not slot:
+        raise UsageError("--create-slot needs a slot to be specified using --slot")
     if trust and auth_file:
         raise UsageError("--auth and --trust exclude each other")
     if not trust and not auth_file:
@@ -71,6 +86,8 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         raise UsageError(f"directory \"{directory}\" does not exist")
     logging.basicConfig(level=logging.INFO if verbose or status_interval else logging.WARNING,
                         format="%(asctime)s xlogtools serve: %(message)s", stream=sys.stderr)
+    # the receiver's own progress (each finished segment...) only with -v; its warnings always
+    logging.getLogger("xlogtools.stream").setLevel(logging.INFO if verbose else logging.WARNING)
     opts = ServeOptions(directory, host=host, port=port,
                         users=load_users(auth_file) if auth_file else None, trust=trust,
                         timeout=timeout, status_file=status_file,
@@ -79,12 +96,19 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         opts.validate()
     except ServeError as exc:
         raise UsageError(str(exc)) from None
+    recv_opts = None
+    if upstream:
+        from ..stream.receiver import ReceiveOptions
+
+        recv_opts = ReceiveOptions(directory=directory, conninfo=upstream, slot=slot,
+                                   ensure_slot=create_slot, verbose=verbose, status_line=False)
+        recv_opts.validate()  # a bad slot name is a usage error, before listening
 
     def ready(sender: object) -> None:
         click.echo(f"xlogtools serve: listening on {host}:{sender.port}", err=True)  # type: ignore[attr-defined]
 
     async def main() -> None:
-        task = asyncio.ensure_future(run_serve(opts, ready=ready))
+        task = asyncio.ensure_future(run_serve(opts, ready=ready, upstream=recv_opts))
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, task.cancel)

@@ -76,6 +76,10 @@ class ReceiveOptions:
     verbose: bool = False
     status_line: bool | None = None  # None: when stderr is a terminal
     environ: dict[str, str] | None = None
+    # For a relay (serve --upstream), which sends standbys only what is durable in DIR:
+    flush_batches: bool = False  # fsync after every batch of messages, as a walreceiver does
+    retry_first: bool = False  # retry a first connection that found no server (not a refusal)
+    ensure_slot: bool = False  # create the slot (if missing) on the first connection, then stream
 
     def validate(self) -> None:
         if (self.create_slot or self.drop_slot) and not self.slot:
@@ -83,6 +87,8 @@ class ReceiveOptions:
                              "be specified using --slot")
         if self.create_slot and self.drop_slot:
             raise UsageError("cannot use --create-slot together with --drop-slot")
+        if self.ensure_slot and not self.slot:
+            raise UsageError("--create-slot needs a slot to be specified using --slot")
         if self.if_not_exists and not self.create_slot:
             raise UsageError("--if-not-exists needs --create-slot")
         if self.synchronous and not self.sync:
@@ -113,6 +119,20 @@ class ReceiveResult:
     timelines: list[int] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ReceiverProgress:
+    """What the receiver hands its `on_progress` hook: after a state change, and after every
+    batch that made more WAL durable. A relay's walsender sends up to `flushed`."""
+
+    state: str  # connecting | connected | streaming | disconnected | stopped
+    timeline: int  # the timeline being written (0: none yet)
+    received: Lsn  # written to DIR
+    flushed: Lsn  # durable in DIR (fdatasync'ed, the directory entry too)
+    server_end: Lsn  # the server's WAL end as it last reported it
+    server: str = ""  # host:port (or socket) of the connection, once connected
+    detail: str = ""  # why it is disconnected / stopped
+
+
 class _Retry(Exception):
     """The session ended in a way a new connection may fix."""
 
@@ -126,9 +146,16 @@ _PERMANENT_SQLSTATES = {"42704", "58P01", "42501", "28000", "28P01", "55000"}
 
 
 class Receiver:
-    def __init__(self, options: ReceiveOptions, *, out: TextIO | None = None) -> None:
+    """One receiver; `on_progress(ReceiverProgress)` is called in the event loop, from the
+    receiver's own callbacks, so it must be quick and must not raise."""
+
+    def __init__(self, options: ReceiveOptions, *, out: TextIO | None = None,
+                 on_progress: Callable[[ReceiverProgress], None] | None = None) -> None:
         options.validate()
         self.opts = options
+        self.on_progress = on_progress
+        self._reported: tuple[str, int, int] = ("", 0, 0)  # (state, timeline, flushed)
+        self._slot_ready = False
         self.out = out if out is not None else sys.stderr
         overrides = {"host": options.host, "port": options.port, "user": options.user}
         self.params: ConnParams = resolve(options.conninfo, overrides, environ=options.environ,
@@ -158,6 +185,30 @@ class Receiver:
         self._status_on = options.status_line if options.status_line is not None else \
             bool(getattr(self.out, "isatty", lambda: False)())
         self._status_len = 0
+
+    # -- the progress hook ------------------------------------------------------------------
+    def _report(self, state: str, detail: str = "") -> None:
+        if self.on_progress is None:
+            return
+        a = self.archive
+        tli = a.timeline if a is not None else 0
+        flushed = int(a.flushed) if a is not None else 0
+        key = (state, tli, flushed)
+        if key == self._reported and state == "streaming":
+            return
+        self._reported = key
+        conn = self._conn
+        server = ""
+        if conn is not None:
+            h = conn.host
+            server = h.socket_path if h.is_unix else f"{h.host}:{h.port}"
+        p = ReceiverProgress(state, tli, a.written if a is not None else Lsn(0),
+                             a.flushed if a is not None else Lsn(0),
+                             Lsn(self._server_end), server, detail)
+        try:
+            self.on_progress(p)
+        except Exception:  # a bug of the listener must not stop the receiver
+            log.exception("progress hook failed")
 
     # -- stopping -------------------------------------------------------------------------
     def request_stop(self, reason: str = "signal") -> None:
@@ -192,6 +243,7 @@ class Receiver:
                         backoff = BACKOFF_FIRST
                     if self.archive is not None:
                         self.archive.close_segment()
+                    self._report("disconnected", r.reason)
                     if self.opts.no_loop:
                         raise ReceiveError(f"disconnected: {r.reason}") from None
                     if self._stop is not None:
@@ -228,15 +280,21 @@ class Receiver:
                 log.info("flushed up to %s (timeline %d); %d segments completed, %d records "
                          "verified", r.flushed, r.timeline, r.segments_completed,
                          r.records_verified)
+            exc = sys.exc_info()[1]
+            self._report("stopped", str(exc) if exc is not None else self.result.stop_reason)
 
     async def _session(self, first: bool) -> str:
+        self._report("connecting")
         try:
             conn = await Connection.connect(self.params)
         except ConnectError as exc:
-            if first or exc.auth_failed:
+            if exc.auth_failed or first and not self.opts.retry_first:
                 raise
+            if first and exc.server_error is not None and exc.server_error.sqlstate[:2] == "28":
+                raise  # refused (pg_hba, role, privilege): a later attempt will not do better
             raise _Retry(str(exc), False) from None
         self._conn = conn
+        self._report("connected")
         streamed_before = self.result.bytes_received
         try:
             return await self._replicate(conn, first)
@@ -266,6 +324,8 @@ class Receiver:
         self.sysid = ident.system_identifier
         if self.opts.create_slot or self.opts.drop_slot:
             return await self._slot_command(conn)
+        if self.opts.ensure_slot and not self._slot_ready:
+            await self._ensure_slot(conn)
         if self.archive is None:
             seg = await conn.query("SHOW wal_segment_size")
             seg_size = parse_size_setting(seg.text(0, 0) or "")
@@ -273,7 +333,7 @@ class Receiver:
                                       sync=self.opts.sync, compression=self.opts.compression,
                                       compression_level=self.opts.compression_level,
                                       verify=self.opts.verify,
-                                      zero_fill=self.opts.synchronous)
+                                      zero_fill=self.opts.synchronous or self.opts.flush_batches)
             found = self.archive.open()
         else:
             found = self.archive.streaming_start(self.archive.scan())
@@ -362,6 +422,18 @@ class Receiver:
                 raise ReceiveError(str(exc)) from None
         return "slot-created"
 
+    async def _ensure_slot(self, conn: Connection) -> None:
+        """Create the slot unless it exists (serve --create-slot), then stream through it."""
+        slot = self.opts.slot
+        assert slot is not None
+        try:
+            await conn.query(create_slot_command(slot, conn.server_version))
+            log.info("created replication slot \"%s\"", slot)
+        except ServerError as exc:
+            if exc.sqlstate != "42710":
+                raise ReceiveError(str(exc)) from None
+        self._slot_ready = True
+
     # -- the copy stream ------------------------------------------------------------------
     async def _stream(self, conn: Connection, start: Lsn) -> NextTimeline | str:
         """HandleCopyStream: returns the next timeline at the end of one, or the stop
@@ -384,6 +456,7 @@ class Receiver:
         self._status_pos = start
         self._status_shown = time.monotonic()
         interval = self.opts.status_interval
+        self._report("streaming")
         conn.set_data_handler(lambda: self._on_data(conn))
         try:
             while True:
@@ -465,6 +538,8 @@ class Receiver:
             self._flush()
             self._send_status(conn)
             self._last_status = time.monotonic()
+        elif self.opts.flush_batches and archive.written > archive.flushed:
+            self._flush()
         now = time.monotonic()
         if archive.verifier is not None and archive.written > self._verified_upto:
             sync = self.opts.synchronous
@@ -486,6 +561,8 @@ class Receiver:
             self._show_status(now)
         if self._stop is not None and self._end_event is None:
             self._end_event = "stop"
+        if self.on_progress is not None and archive.flushed != self._reported[2]:
+            self._report("streaming")
 
     async def _end_of_stream(self, conn: Connection, ev: Any) -> NextTimeline | str:
         archive = self.archive
@@ -501,6 +578,7 @@ class Receiver:
             if archive.verifier is not None:
                 self._verify()
             self._flush()
+            self._report("streaming")
             self._streaming = False
             res = await conn.end_copy()
             if res is None:
@@ -588,10 +666,13 @@ def _size(n: int) -> str:
 
 
 async def receive(options: ReceiveOptions, *, install_signals: bool = False,
-                  on_start: Callable[[Receiver], None] | None = None) -> ReceiveResult:
+                  on_start: Callable[[Receiver], None] | None = None,
+                  on_progress: Callable[[ReceiverProgress], None] | None = None
+                  ) -> ReceiveResult:
     """Run a receiver until endpos, a signal (install_signals) or an error it does not
-    retry (ReceiveError, ConnectError, ArchiveError, ClusterMismatch: all XlogError)."""
-    rec = Receiver(options)
+    retry (ReceiveError, ConnectError, ArchiveError, ClusterMismatch: all XlogError).
+    `on_progress` is the Receiver's hook (see ReceiverProgress)."""
+    rec = Receiver(options, on_progress=on_progress)
     if on_start is not None:
         on_start(rec)
     loop = asyncio.get_running_loop()
@@ -625,5 +706,6 @@ def _setup_logging(verbose: bool) -> None:
     logger.setLevel(logging.INFO if verbose else logging.WARNING)
 
 
-__all__ = ["ReceiveOptions", "ReceiveResult", "ReceiveError", "Receiver", "receive",
+__all__ = ["ReceiveOptions", "ReceiveResult", "ReceiveError", "Receiver", "ReceiverProgress",
+           "receive",
            "run_receiver", "ArchiveError", "ClusterMismatch", "ConnectError"]

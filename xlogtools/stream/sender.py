@@ -7,10 +7,13 @@ client has been silent for half the timeout), CopyDone at the end of a historic 
 the (next_tli, next_tli_startpos) result set, "requested WAL segment %s has already been
 removed" for what the archive lacks, and a wal_sender_timeout-like drop of silent clients.
 
-How far a segment may be sent (`valid_length`): pages whose header carries the right magic
-and address, then the last non-zero byte of the last such page (extended over a final record
-whose CRC checks): the tail of a segment still being written, or a recycled file's stale
-pages, are never sent, so nothing sent has to be taken back.
+How far a segment may be sent is `sendable.valid_length`: only what is certainly WAL, so
+nothing sent has to be taken back.
+
+Relay mode (`relay.py`): a receiver in the same event loop writes DIR and calls
+`WalSender.wal_flushed(timeline, lsn)` after each batch it made durable; that wakes the
+streaming sessions, which send up to that position, from the `.partial` being written too:
+there the flushed position, not `valid_length`, says how much is WAL.
 """
 from __future__ import annotations
 
@@ -21,19 +24,14 @@ import json
 import logging
 import os
 import secrets
-import struct
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from crc32c import crc32c
-
-from ..errors import InputError, XlogError
+from ..errors import XlogError
 from ..lsn import Lsn
-from ..parse import layout as L
-from ..parse.source import SegmentFile, WalSource
+from ..parse.source import SegmentFile
 from .backend import (ADMIN_SHUTDOWN, FEATURE_NOT_SUPPORTED, INTERNAL_ERROR,
                       INVALID_AUTHORIZATION, INVALID_PASSWORD, INT8OID, MAX_SEND_SIZE,
                       OBJECT_NOT_IN_STATE, TEXTOID, BYTEAOID,
@@ -49,10 +47,15 @@ from .protocol import (NEED_DATA, AuthenticationOk, AuthenticationSASL,
                        EmptyQueryResponse, NegotiateProtocolVersion, PrimaryKeepalive, Query,
                        ReadyForQuery, SASLInitialResponse, SASLResponse, SSLRequest,
                        SSLResponse, StandbyStatusUpdate, StartupMessage, Terminate, pg_now)
+from .sendable import Archive, TimelinePlan, valid_length
+
+if TYPE_CHECKING:
+    from .receiver import ReceiveOptions
+    from .relay import UpstreamStatus
 
 log = logging.getLogger("xlogtools.serve")
 
-_U32 = struct.Struct("<I")
+_SEND_BURST = 32 * MAX_SEND_SIZE  # bytes sent before looking at the client's messages again
 _TRUE = {"true", "on", "yes", "1"}
 _FALSE = {"false", "off", "no", "0"}
 
@@ -96,210 +99,6 @@ def is_loopback(host: str) -> bool:
 
 
 # ---------------------------------------------------------------------------------------------
-# how much of a segment may be sent
-
-
-def valid_length(data: bytes, segno: int, seg_size: int, block_size: int, magic: int) -> tuple[int, bool]:
-    """(bytes from the segment start that may be sent, every page valid and present)."""
-    seg_start = segno * seg_size
-    n = min(len(data), seg_size)
-    pos = 0
-    while pos + L.SIZE_OF_SHORT_PHD <= n:
-        m, _info, _tli, addr, _rem = L.PAGE_HEADER.unpack_from(data, pos)
-        if m != magic or addr != seg_start + pos:
-            break
-        pos += block_size
-    pages_end = min(pos, n)
-    if pages_end == 0:
-        return 0, False
-    last = pages_end - block_size if pages_end % block_size == 0 else pages_end - pages_end % block_size
-    page = data[last:pages_end]
-    end = last + len(page.rstrip(b"\0"))
-    end = max(end, _complete_last_record(data, last, pages_end, end))
-    return end, pages_end >= seg_size
-
-
-def _complete_last_record(data: bytes, page: int, page_end: int, end: int) -> int:
-    """Extend `end` to the end of a record of this page whose last bytes are zeros, when the
-    record's CRC proves it complete (a shutdown checkpoint ends in zero xids)."""
-    info, rem = struct.unpack_from("<H", data, page + 2)[0], _U32.unpack_from(data, page + 16)[0]
-    hdr = L.SIZE_OF_LONG_PHD if info & L.XLP_LONG_HEADER else L.SIZE_OF_SHORT_PHD
-    pos = page + hdr + ((rem + 7) & ~7 if info & L.XLP_FIRST_IS_CONTRECORD else 0)
-    while pos + L.SIZE_OF_XLOG_RECORD <= page_end and pos < end:
-        tot = _U32.unpack_from(data, pos)[0]
-        if tot < L.SIZE_OF_XLOG_RECORD or pos + tot > page_end:
-            break
-        rec_end = pos + tot
-        if rec_end > end:
-            crc = _U32.unpack_from(data, pos + 20)[0]
-            if crc32c(data[pos + 24:rec_end] + data[pos:pos + 20]) == crc:
-                return rec_end
-            break
-        pos = (rec_end + 7) & ~7
-    return end
-
-
-class Archive:
-    """DIR as a walsender sees it: rescanned when its files change; segment bytes cached."""
-
-    def __init__(self, directory: str | os.PathLike[str]) -> None:
-        self.directory = Path(directory)
-        self.source: WalSource | None = None
-        self._signature: tuple[Any, ...] = ()
-        self._cache: OrderedDict[tuple[Path, int, int], tuple[bytes, int, bool]] = OrderedDict()
-        self.generation = 0
-        self.holes_reported: set[tuple[int, int]] = set()
-
-    def _scan_signature(self) -> tuple[Any, ...]:
-        out = []
-        for root, dirs, files in os.walk(self.directory):
-            dirs[:] = [d for d in dirs if d not in ("archive_status", "summaries")]
-            for f in files:
-                if f.endswith(".tmp") or f.startswith("."):
-                    continue
-                try:
-                    st = os.stat(os.path.join(root, f))
-                except OSError:
-                    continue
-                out.append((root, f, st.st_size, st.st_mtime_ns))
-        out.sort()
-        return tuple(out)
-
-    def refresh(self) -> bool:
-        """Rescan DIR; True when something changed."""
-        sig = self._scan_signature()
-        if sig == self._signature and self.source is not None:
-            return False
-        try:
-            src = WalSource.open([self.directory])
-        except InputError as exc:
-            if self.source is None:
-                log.debug("archive not usable yet: %s", exc)
-                self._signature = sig
-                return False
-            log.warning("rescanning %s: %s", self.directory, exc)
-            return False
-        self._signature = sig
-        self.source = src
-        self.generation += 1
-        return True
-
-    # -- what the archive holds ---------------------------------------------------------------
-    @property
-    def ready(self) -> bool:
-        return self.source is not None and self.source.cluster is not None
-
-    def current_timeline(self) -> int:
-        assert self.source is not None
-        return max(self.source.timelines())
-
-    def history(self, tli: int) -> list[Any]:
-        assert self.source is not None
-        return self.source.histories.get(tli, [])
-
-    def segment_data(self, seg: SegmentFile, segno: int) -> tuple[bytes, int, bool]:
-        """(bytes, sendable length, complete) of one segment file (cached by name/size/mtime)."""
-        assert self.source is not None
-        try:
-            st = seg.path.stat()
-        except OSError:
-            return b"", 0, False
-        key = (seg.path, st.st_size, st.st_mtime_ns)
-        hit = self._cache.get(key)
-        if hit is not None:
-            self._cache.move_to_end(key)
-            return hit
-        data = self.source.read(seg)
-        cl = self.source.cluster
-        assert cl is not None
-        n, complete = valid_length(data, segno, cl.seg_size, cl.block_size, cl.magic)
-        res = (data, n, complete)
-        self._cache[key] = res
-        while len(self._cache) > 6:
-            self._cache.popitem(last=False)
-        return res
-
-    def file_for(self, plan: "TimelinePlan", segno: int) -> SegmentFile | None:
-        assert self.source is not None
-        seg_size = self.source.seg_size
-        chain = plan.chain
-        for i in range(len(chain) - 1, -1, -1):
-            tli, begin = chain[i]
-            if int(begin) // seg_size <= segno:
-                f = self.source.segment(tli, segno)
-                if f is not None:
-                    return f
-                # The switch segment of a historic timeline may also come from the old one.
-                if i > 0 and plan.valid_upto is not None and i == len(chain) - 1 \
-                        and int(plan.valid_upto) // seg_size == segno:
-                    continue
-                return None
-        return None
-
-    def first_segno(self, plan: "TimelinePlan") -> int | None:
-        assert self.source is not None
-        tlis = {t for t, _ in plan.chain}
-        segs = [s for (t, s) in self.source.files if t in tlis]
-        return min(segs) if segs else None
-
-    def last_segno(self, plan: "TimelinePlan") -> int | None:
-        assert self.source is not None
-        tlis = {t for t, _ in plan.chain}
-        segs = [s for (t, s) in self.source.files if t in tlis]
-        return max(segs) if segs else None
-
-    def end_of_wal(self, tli: int) -> Lsn:
-        """Where the WAL of `tli` (with its ancestors) ends in the archive: the xlogpos of
-        IDENTIFY_SYSTEM."""
-        assert self.source is not None
-        plan = self.plan(tli, Lsn(0))
-        seg_size = self.source.seg_size
-        last = self.last_segno(plan)
-        if last is None:
-            return Lsn(0)
-        for segno in range(last, max(-1, last - 64), -1):
-            f = self.file_for(plan, segno)
-            if f is None:
-                continue
-            _, n, _ = self.segment_data(f, segno)
-            if n > 0:
-                return Lsn(segno * seg_size + n)
-        return Lsn(0)
-
-    def plan(self, tli: int, start: Lsn) -> "TimelinePlan":
-        """What streaming `tli` from `start` means here (StartReplication of walsender.c)."""
-        assert self.source is not None
-        cur = self.current_timeline()
-        if tli == 0:
-            tli = cur
-        if tli == cur:
-            return TimelinePlan(tli, _chain(self.source.expected_timelines(cur)), None, None)
-        hist = self.history(cur)
-        for i, h in enumerate(hist):
-            if h.tli == tli:
-                nxt = hist[i + 1].tli if i + 1 < len(hist) else cur
-                chain = _chain(self.source.expected_timelines(cur))
-                # the requested timeline's chain, then the next one from the switch point
-                idx = [t for t, _ in chain].index(tli)
-                chain = chain[:idx + 1] + [(nxt, h.switchpoint)]
-                return TimelinePlan(tli, chain, h.switchpoint, nxt)
-        raise CommandError(INTERNAL_ERROR, f"requested timeline {tli} is not in this server's "
-                           "history")
-
-
-def _chain(expected: list[tuple[int, Lsn, Lsn | None]]) -> list[tuple[int, Lsn]]:
-    return [(t, b) for t, b, _ in expected]
-
-
-@dataclass(frozen=True)
-class TimelinePlan:
-    timeline: int
-    chain: list[tuple[int, Lsn]]  # (tli, begin) oldest first; the last one's files are newest
-    valid_upto: Lsn | None  # switch point when the timeline is historic
-    next_tli: int | None
-
-
-# ---------------------------------------------------------------------------------------------
 # per-client state, shown by the status view
 
 
@@ -321,18 +120,24 @@ class ClientStatus:
     hot_standby_xmin: int = 0
     note: str = ""
 
-    def as_json(self, archive_end: int) -> dict[str, Any]:
-        return {"id": self.id, "peer": self.peer, "user": self.user,
-                "application_name": self.application_name, "state": self.state,
-                "timeline": self.timeline, "sent_lsn": str(Lsn(self.sent)),
-                "write_lsn": str(Lsn(self.write)), "flush_lsn": str(Lsn(self.flush)),
-                "replay_lsn": str(Lsn(self.apply)),
-                "sent_lag_bytes": max(0, archive_end - self.sent) if archive_end else None,
-                "flush_lag_bytes": max(0, self.sent - self.flush) if self.flush else None,
-                "replay_lag_bytes": max(0, self.sent - self.apply) if self.apply else None,
-                "connected_at": _iso(self.connected_at),
-                "last_reply": _iso(self.last_reply) if self.last_reply else None,
-                "note": self.note}
+    def as_json(self, archive_end: int, upstream_end: int | None = None) -> dict[str, Any]:
+        out = {"id": self.id, "peer": self.peer, "user": self.user,
+               "application_name": self.application_name, "state": self.state,
+               "timeline": self.timeline, "sent_lsn": str(Lsn(self.sent)),
+               "write_lsn": str(Lsn(self.write)), "flush_lsn": str(Lsn(self.flush)),
+               "replay_lsn": str(Lsn(self.apply)),
+               "sent_lag_bytes": max(0, archive_end - self.sent) if archive_end else None,
+               "flush_lag_bytes": max(0, self.sent - self.flush) if self.flush else None,
+               "replay_lag_bytes": max(0, self.sent - self.apply) if self.apply else None,
+               "connected_at": _iso(self.connected_at),
+               "last_reply": _iso(self.last_reply) if self.last_reply else None,
+               "note": self.note}
+        if upstream_end is not None:
+            # relay mode: how far the client is behind the upstream server (what it holds for
+            # sure: its flush position, else its write position, else what we sent)
+            held = self.flush or self.write or self.sent
+            out["upstream_lag_bytes"] = max(0, upstream_end - held) if held else None
+        return out
 
 
 def _iso(t: float) -> str:
@@ -361,14 +166,22 @@ class WalSender:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._mock_secret = secrets.token_bytes(16)
         self.port = options.port
+        # Relay mode: (timeline, flushed LSN) of the receiver writing DIR while it streams;
+        # None when nothing writes DIR (archive mode, or the upstream is away).
+        self.live: tuple[int, int] | None = None
+        self.upstream: UpstreamStatus | None = None  # shown by the status view
 
     async def start(self) -> None:
         self.archive.refresh()
         if not self.archive.ready:
             log.warning("no WAL in %s yet: clients will be refused until some arrives",
                         self.options.directory)
-        self._server = await asyncio.start_server(self._client, self.options.host,
-                                                  self.options.port, limit=1 << 20)
+        try:
+            self._server = await asyncio.start_server(self._client, self.options.host,
+                                                      self.options.port, limit=1 << 20)
+        except OSError as exc:
+            raise ServeError(f"could not listen on {self.options.host}:{self.options.port}: "
+                             f"{exc.strerror or exc}") from None
         sock = self._server.sockets[0]
         self.port = sock.getsockname()[1]
         log.info("serving %s on %s:%d", self.options.directory, self.options.host, self.port)
@@ -404,8 +217,67 @@ class WalSender:
             log.warning("archive scan failed: %s", exc)
             return
         if changed:
-            ev, self._changed = self._changed, asyncio.Event()
-            ev.set()
+            self._wake_sessions()
+
+    def _wake_sessions(self) -> None:
+        ev, self._changed = self._changed, asyncio.Event()
+        ev.set()
+
+    # -- the relay hook -----------------------------------------------------------------------
+    def wal_flushed(self, timeline: int, flushed: Lsn) -> None:
+        """A writer of DIR (the relay's receiver) made the WAL of `timeline` durable up to
+        `flushed`: streaming sessions may send up to there (from the segment still being
+        written too) and are woken now. DIR is rescanned only when this names a file or a
+        timeline the last scan did not see (a new segment, a rename, a history file)."""
+        prev = self.live
+        self.live = (timeline, int(flushed))
+        src = self.archive.source
+        if prev is None or prev[0] != timeline or src is None or src.cluster is None:
+            self.archive.forget_cached()
+            self._check_archive()
+        elif int(flushed) > 0:
+            seg_size = src.seg_size
+            last = (int(flushed) - 1) // seg_size  # the segment holding the last byte
+            f = src.segment(timeline, last)
+            if f is None or (f.partial and int(flushed) % seg_size == 0) or \
+                    prev[1] // seg_size != int(flushed) // seg_size:
+                self.archive.forget_cached()
+                self._check_archive()
+        self._wake_sessions()
+
+    def wal_writer_gone(self) -> None:
+        """Nothing writes DIR any more (the upstream is away): serve what DIR holds, as in
+        archive mode (the receiver flushed everything it wrote before saying so)."""
+        if self.live is not None:
+            self.live = None
+            self.archive.forget_cached()
+            self._check_archive()
+            self._wake_sessions()
+
+    def live_limit(self, f: SegmentFile, segno: int) -> int | None:
+        """In relay mode, the end (LSN) of what may be sent from segment file `f` when the
+        receiver's flushed position decides it; None when valid_length does."""
+        live = self.live
+        if live is None or f.tli != live[0] or f.compression is not None:
+            return None
+        src = self.archive.source
+        assert src is not None
+        seg_start = segno * src.seg_size
+        seg_end = seg_start + src.seg_size
+        flushed = live[1]
+        if flushed >= seg_end:
+            # finished by the receiver: its complete file is whole; an older .partial of the
+            # same timeline (not written by this receiver) is judged by its pages
+            return None if f.partial else seg_end
+        return max(seg_start, flushed)
+
+    def end_lsn(self, tli: int) -> Lsn:
+        """The xlogpos of IDENTIFY_SYSTEM: the relay's flushed position while its receiver
+        streams that timeline, else the end of the WAL in DIR."""
+        live = self.live
+        if live is not None and live[0] == tli:
+            return Lsn(live[1])
+        return self.archive.end_of_wal(tli)
 
     async def _poll(self) -> None:
         while True:
@@ -417,21 +289,31 @@ class WalSender:
         end = 0
         if self.archive.ready:
             with contextlib.suppress(Exception):
-                end = int(self.archive.end_of_wal(self.archive.current_timeline()))
-        return {"time": _iso(time.time()), "directory": str(self.options.directory),
-                "timeline": self.archive.current_timeline() if self.archive.ready else None,
-                "archive_end_lsn": str(Lsn(end)),
-                "clients": [c.as_json(end) for c in self.clients.values()]}
+                end = int(self.end_lsn(self.archive.current_timeline()))
+        up = self.upstream
+        upstream_end = up.end if up is not None else None
+        out = {"time": _iso(time.time()), "directory": str(self.options.directory),
+               "timeline": self.archive.current_timeline() if self.archive.ready else None,
+               "archive_end_lsn": str(Lsn(end))}
+        if up is not None:
+            out["upstream"] = up.as_json()
+        out["clients"] = [c.as_json(end, upstream_end) for c in self.clients.values()]
+        return out
 
     def status_text(self) -> str:
         st = self.status()
         lines = [f"archive end {st['archive_end_lsn']} (timeline {st['timeline']}), "
                  f"{len(st['clients'])} client(s)"]
+        if self.upstream is not None:
+            lines.append("  " + self.upstream.text())
         for c in st["clients"]:
+            up = f", {c['upstream_lag_bytes']} B behind upstream" \
+                if c.get("upstream_lag_bytes") is not None else ""
             lines.append(f"  #{c['id']} {c['application_name'] or '-'} {c['peer']} {c['state']} "
                          f"tli {c['timeline']} sent {c['sent_lsn']} write {c['write_lsn']} "
                          f"flush {c['flush_lsn']} replay {c['replay_lsn']} "
-                         f"lag {c['sent_lag_bytes']} B" + (f" ({c['note']})" if c['note'] else ""))
+                         f"lag {c['sent_lag_bytes']} B{up}"
+                         + (f" ({c['note']})" if c['note'] else ""))
         return "\n".join(lines)
 
     def write_status_file(self) -> None:
@@ -452,7 +334,7 @@ class WalSender:
             with contextlib.suppress(Exception):
                 self.write_status_file()
             if self.options.status_interval and time.monotonic() - last_text >= interval \
-                    and self.clients:
+                    and (self.clients or self.upstream is not None):
                 last_text = time.monotonic()
                 log.info("%s", self.status_text())
 
@@ -463,6 +345,9 @@ class WalSender:
         st = ClientStatus(cid, f"{peer[0]}:{peer[1]}" if peer else "?")
         self.clients[cid] = st
         session = _Session(self, reader, writer, st)
+        task = asyncio.current_task()
+        if task is not None:
+            self._tasks.add(task)  # close() ends the sessions too
         try:
             await session.run()
         except _Drop:
@@ -473,14 +358,17 @@ class WalSender:
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             log.info("client #%d: connection lost", cid)
         except asyncio.CancelledError:
+            # the server shuts down; the task ends normally (asyncio's stream callback would
+            # log a cancelled client task as an unhandled exception)
             session.try_send(error_response(ADMIN_SHUTDOWN, "terminating connection due to "
                                             "administrator command", severity="FATAL"))
-            raise
         except Exception as exc:  # a bug of ours must not take the server down
             log.exception("client #%d: internal error", cid)
             session.try_send(error_response(INTERNAL_ERROR, f"internal error: {exc}",
                                             severity="FATAL"))
         finally:
+            if task is not None:
+                self._tasks.discard(task)
             self.clients.pop(cid, None)
             with contextlib.suppress(Exception):
                 writer.close()
@@ -642,7 +530,7 @@ class _Session:
             self.send(EmptyQueryResponse())
         elif isinstance(cmd, IdentifySystem):
             tli = arch.current_timeline()
-            end = arch.end_of_wal(tli)
+            end = self.server.end_lsn(tli)
             self.send(*result_set([("systemid", TEXTOID), ("timeline", INT8OID),
                                    ("xlogpos", TEXTOID), ("dbname", TEXTOID)],
                                   [(str(src.cluster.sysid).encode(), str(tli).encode(),  # type: ignore[union-attr]
@@ -712,7 +600,7 @@ class _Session:
         if plan.valid_upto is None or cmd.start < plan.valid_upto:
             self.send(CopyBothResponse(0))
             await self.drain()
-            await self.stream(plan, int(cmd.start))
+            plan = await self.stream(plan, int(cmd.start))
             if self.be.state is BState.QUERY and st.note.startswith("error"):
                 return  # an ErrorResponse ended the copy
         if plan.valid_upto is not None:
@@ -721,8 +609,9 @@ class _Session:
                                   "START_STREAMING")[:-1])
         self.send(CommandComplete("START_STREAMING"))
 
-    async def stream(self, plan: TimelinePlan, pos: int) -> None:
-        """The WalSndLoop: send, keepalive, wait; returns after both CopyDones."""
+    async def stream(self, plan: TimelinePlan, pos: int) -> TimelinePlan:
+        """The WalSndLoop: send, keepalive, wait; returns after both CopyDones, with the
+        plan it ended on (a timeline streamed as the newest may have become historic)."""
         st = self.st
         src = self.archive.source
         assert src is not None
@@ -731,12 +620,13 @@ class _Session:
         timeout = self.opts.timeout
         last_reply_request = 0.0
         last_send = time.monotonic()
+        scanned = -1
         try:
             while True:
                 if reader.done():
                     reader.result()  # raises the client's protocol error, or _Drop
                 if self.be.state in (BState.QUERY,):
-                    return  # both CopyDones exchanged
+                    return plan  # both CopyDones exchanged
                 now = time.monotonic()
                 silent = now - self.last_recv
                 if timeout and silent > timeout:
@@ -755,9 +645,13 @@ class _Session:
                 if self.be.state is BState.COPY_CLIENT_DONE:
                     self.send(CopyDone())  # the client ends streaming: we end too
                     await self.drain()
-                    return
+                    return plan
                 src = self.archive.source
                 assert src is not None
+                if plan.valid_upto is None and self.archive.generation != scanned:
+                    scanned = self.archive.generation  # DIR was rescanned: a new timeline?
+                    if self.archive.current_timeline() != plan.timeline:
+                        plan = self._became_historic(plan)
                 if plan.valid_upto is not None and st.sent >= plan.valid_upto:
                     log.info("client #%d: end of timeline %d at %s; next timeline %d",
                              st.id, plan.timeline, plan.valid_upto, plan.next_tli)
@@ -768,28 +662,40 @@ class _Session:
                 f = self.archive.file_for(plan, segno)
                 if f is None:
                     if await self.missing(plan, segno):
-                        return
+                        return plan
                     await self.wait(reader, 1.0)
                     continue
-                data, n, complete = self.archive.segment_data(f, segno)
-                if n < seg_size and self._next_exists(plan, segno):
-                    # WAL went on in the next segment: the rest of this one is final (zeros
-                    # after a WAL switch, or a tail of zeros), send it as walsender would.
-                    n = seg_size
-                end = segno * seg_size + n
+                seg_start = segno * seg_size
+                end = self.server.live_limit(f, segno)
+                data: bytes | None = None
+                if end is None:
+                    data, n, complete = self.archive.segment_data(f, segno)
+                    if n < seg_size and self._later_exists(plan, segno):
+                        # WAL went on after this segment: the rest of this one is final
+                        # (zeros after a WAL switch, or a tail of zeros), send it as walsender
+                        # would.
+                        n = seg_size
+                    end = seg_start + n
                 if plan.valid_upto is not None:
                     end = min(end, int(plan.valid_upto))
                 if st.sent < end:
-                    st.note = ""
-                    sent_now = 0
                     wal_end = end
-                    while st.sent < end and sent_now < 4 * MAX_SEND_SIZE * 8:
+                    end = min(end, st.sent + _SEND_BURST)
+                    if data is None:  # relay mode: read what the receiver flushed
+                        data = self._read_flushed(f, st.sent - seg_start, end - st.sent)
+                        if not data:
+                            await self.wait(reader, 1.0)
+                            continue
+                        base, end = st.sent, st.sent + len(data)
+                    else:
+                        base = seg_start
+                    st.note = ""
+                    while st.sent < end:
                         k = min(MAX_SEND_SIZE, end - st.sent)
-                        off = st.sent - segno * seg_size
+                        off = st.sent - base
                         self.writer.write(encode_xlogdata(st.sent, wal_end, pg_now(),
                                                           memoryview(data)[off:off + k]))
                         st.sent += k
-                        sent_now += k
                     last_send = time.monotonic()
                     await self.drain()
                     continue
@@ -800,12 +706,46 @@ class _Session:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
 
-    def _next_exists(self, plan: TimelinePlan, segno: int) -> bool:
-        f = self.archive.file_for(plan, segno + 1)
-        if f is None:
+    def _became_historic(self, plan: TimelinePlan) -> TimelinePlan:
+        """A newer timeline appeared in DIR (the relay's upstream was promoted, or its files
+        were copied in): the one streamed is historic now and ends at its switch point, after
+        which the client is sent to the next (as a cascading walsender does)."""
+        try:
+            new = self.archive.plan(plan.timeline, Lsn(self.st.sent))
+        except CommandError as exc:
+            log.warning("client #%d: timeline %d is no longer the newest, but %s", self.st.id,
+                        plan.timeline, exc)
+            return plan
+        if new.valid_upto is not None:
+            log.info("client #%d: timeline %d became historic at %s (next timeline %d)",
+                     self.st.id, plan.timeline, new.valid_upto, new.next_tli)
+        return new
+
+    def _read_flushed(self, f: SegmentFile, offset: int, length: int) -> bytes:
+        """Bytes of the segment file `f` the receiver has made durable (no cache: it is
+        being written)."""
+        try:
+            fd = os.open(f.path, os.O_RDONLY)
+        except FileNotFoundError:  # renamed since the last scan: look again
+            self.server._check_archive()
+            return b""
+        try:
+            return os.pread(fd, length, offset)
+        finally:
+            os.close(fd)
+
+    def _later_exists(self, plan: TimelinePlan, segno: int) -> bool:
+        """Whether WAL went on after `segno`: the first later segment in DIR holds WAL (a
+        missing one in between is a hole, reported when the client gets there)."""
+        last = self.archive.last_segno(plan)
+        if last is None or last <= segno:
             return False
-        _, n, _ = self.archive.segment_data(f, segno + 1)
-        return n > 0
+        for s in range(segno + 1, last + 1):
+            f = self.archive.file_for(plan, s)
+            if f is not None:
+                _, n, _ = self.archive.segment_data(f, s)
+                return n > 0
+        return False
 
     async def missing(self, plan: TimelinePlan, segno: int) -> bool:
         """A segment is not in the archive: removed (error, True), a hole, or not yet there."""
@@ -875,7 +815,16 @@ def _peer_is_loopback(host: str) -> bool:
     return is_loopback(host.split("%")[0]) or host.startswith("::ffff:127.")
 
 
-async def serve(options: ServeOptions, *, ready: Callable[[WalSender], None] | None = None) -> None:
+async def serve(options: ServeOptions, *, ready: Callable[[WalSender], None] | None = None,
+                upstream: ReceiveOptions | None = None) -> None:
+    """Serve DIR until cancelled. With `upstream` (relay mode), a receiver in this event loop
+    writes DIR from that server and clients get its WAL as soon as it is durable: see
+    `relay.relay()`, which this then runs."""
+    if upstream is not None:
+        from .relay import relay
+
+        await relay(options, upstream, ready=ready)
+        return
     sender = WalSender(options)
     await sender.start()
     if ready:
@@ -884,3 +833,7 @@ async def serve(options: ServeOptions, *, ready: Callable[[WalSender], None] | N
         await sender.serve_forever()
     finally:
         await sender.close()
+
+
+__all__ = ["ServeError", "ServeOptions", "WalSender", "ClientStatus", "serve", "is_loopback",
+           "Archive", "TimelinePlan", "valid_length"]
