@@ -21,6 +21,8 @@ import pytest
 import zstandard
 
 from xlogtools.lsn import Lsn
+from xlogtools.parse.api import open_wal
+from xlogtools.parse.source import parse_long_header
 from xlogtools.stream import protocol as P
 from xlogtools.stream.backend import (Backend, BState, ClientProtocolError, CommandError,
                                       IdentifySystem, ScramExchange, ScramVerifier, Show,
@@ -195,8 +197,17 @@ def test_backend_rejects_garbage_and_parses_standby_messages() -> None:
 def test_valid_length_stops_at_stale_pages() -> None:
     data = zstandard.ZstdDecompressor().stream_reader(
         open(FIXTURE_WAL / "000000010000000000000008.zst", "rb")).read()
-    n, complete = valid_length(data, 8, 1 << 20, 8192, 0xD110)
-    assert not complete and 909312 < n <= 917504  # the recycled pages after it are not sent
+    cluster = parse_long_header(data[:40], "000000010000000000000008")
+    assert cluster is not None
+    n, complete = valid_length(data, 8, cluster, 1)
+    # the recycled pages after the last record are not sent; it is the reader's end of WAL
+    assert not complete and 909312 < n <= 917504
+    reader = open_wal(FIXTURE_WAL, start=Lsn(8 << 20))
+    last = None
+    for last in reader:
+        pass
+    assert last is not None and reader.end_of_wal.reason == "invalid_length"  # zeros, then stale pages
+    assert n == int(last.end) - (8 << 20)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,7 +240,8 @@ def test_security_refusals(fixture_server: Server) -> None:
     assert isinstance(res[0], P.ErrorResponse) and res[0].sqlstate == "0A000"
     res = c.query("IDENTIFY_SYSTEM")
     row = next(e for e in res if isinstance(e, P.DataRow))
-    assert row.values[1] == b"1" and row.values[2] == b"0/8DE49A"
+    # xlogpos: the end of the last record as PostgreSQL counts it (MAXALIGNed, EndRecPtr)
+    assert row.values[1] == b"1" and row.values[2] == b"0/8DE4A0"
     c.close()
 
 
@@ -720,7 +732,7 @@ def test_relay_without_its_upstream_serves_dir_and_keeps_trying(tmp_path: Path) 
         assert isinstance(c.login(), P.ReadyForQuery)
         res = c.query("IDENTIFY_SYSTEM")
         row = next(e for e in res if isinstance(e, P.DataRow))
-        assert tuple(row.values[1:3]) == (b"1", b"0/8DE49A")  # DIR's timeline and end of WAL
+        assert tuple(row.values[1:3]) == (b"1", b"0/8DE4A0")  # DIR's timeline and end of WAL
         res = c.query("START_REPLICATION 0/800000 TIMELINE 1")
         assert isinstance(res[-1], P.CopyBothResponse)
         ev = c.event()

@@ -2,73 +2,54 @@
 walsender sees it (`Archive`: rescanned when its files change, segment bytes cached), and what
 streaming a timeline from a position means there (`TimelinePlan`).
 
-How far a segment may be sent (`valid_length`): pages whose header carries the right magic
-and address, then the last non-zero byte of the last such page (extended over a final record
-whose CRC checks): the tail of a segment still being written, or a recycled file's stale
-pages, are never sent, so nothing sent has to be taken back. (In relay mode the receiver's
+How far a segment may be sent (`valid_length`): up to the end of the last whole record the
+reader validates (CRC included) in pages whose header carries the right magic and address:
+the tail of a segment still being written, or a recycled file's stale pages, are never sent,
+so nothing sent has to be taken back. (In relay mode the receiver's
 flushed position decides instead for the segment it writes: see `sender.WalSender.live_limit`.)
 """
 from __future__ import annotations
 
 import logging
 import os
-import struct
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from crc32c import crc32c
 
 from ..errors import InputError
 from ..lsn import Lsn
 from ..parse import layout as L
-from ..parse.source import SegmentFile, WalSource
+from ..parse.reader import complete_records_end
+from ..parse.source import ClusterInfo, SegmentFile, WalSource
 from .backend import INTERNAL_ERROR, CommandError
 
 log = logging.getLogger("xlogtools.serve")
 
-_U32 = struct.Struct("<I")
 
 
-def valid_length(data: bytes, segno: int, seg_size: int, block_size: int, magic: int) -> tuple[int, bool]:
-    """(bytes from the segment start that may be sent, every page valid and present)."""
+def valid_length(data: bytes, segno: int, cluster: ClusterInfo, tli: int) -> tuple[int, bool]:
+    """(bytes from the segment start that may be sent, every page valid and present).
+
+    What may be sent is what is certainly WAL: up to the end of the last whole, valid record
+    (CRC and all, by the reader) that lies in pages with the right magic and address. A page
+    of a segment being written can be on disk with a record half-copied into it, or with the
+    last bytes of a record still zeros; and a recycled file's pages beyond the end are stale.
+    (Once the next segment exists the caller sends a complete segment whole.)"""
+    seg_size, block_size = cluster.seg_size, cluster.block_size
     seg_start = segno * seg_size
     n = min(len(data), seg_size)
     pos = 0
     while pos + L.SIZE_OF_SHORT_PHD <= n:
         m, _info, _tli, addr, _rem = L.PAGE_HEADER.unpack_from(data, pos)
-        if m != magic or addr != seg_start + pos:
+        if m != cluster.magic or addr != seg_start + pos:
             break
         pos += block_size
     pages_end = min(pos, n)
     if pages_end == 0:
         return 0, False
-    last = pages_end - block_size if pages_end % block_size == 0 else pages_end - pages_end % block_size
-    page = data[last:pages_end]
-    end = last + len(page.rstrip(b"\0"))
-    end = max(end, _complete_last_record(data, last, pages_end, end))
-    return end, pages_end >= seg_size
-
-
-def _complete_last_record(data: bytes, page: int, page_end: int, end: int) -> int:
-    """Extend `end` to the end of a record of this page whose last bytes are zeros, when the
-    record's CRC proves it complete (a shutdown checkpoint ends in zero xids)."""
-    info, rem = struct.unpack_from("<H", data, page + 2)[0], _U32.unpack_from(data, page + 16)[0]
-    hdr = L.SIZE_OF_LONG_PHD if info & L.XLP_LONG_HEADER else L.SIZE_OF_SHORT_PHD
-    pos = page + hdr + ((rem + 7) & ~7 if info & L.XLP_FIRST_IS_CONTRECORD else 0)
-    while pos + L.SIZE_OF_XLOG_RECORD <= page_end and pos < end:
-        tot = _U32.unpack_from(data, pos)[0]
-        if tot < L.SIZE_OF_XLOG_RECORD or pos + tot > page_end:
-            break
-        rec_end = pos + tot
-        if rec_end > end:
-            crc = _U32.unpack_from(data, pos + 20)[0]
-            if crc32c(data[pos + 24:rec_end] + data[pos:pos + 20]) == crc:
-                return rec_end
-            break
-        pos = (rec_end + 7) & ~7
-    return end
+    return complete_records_end(cluster, tli, segno, data[:pages_end]), pages_end >= seg_size
 
 
 class Archive:
@@ -152,7 +133,7 @@ class Archive:
         data = self.source.read(seg)
         cl = self.source.cluster
         assert cl is not None
-        n, complete = valid_length(data, segno, cl.seg_size, cl.block_size, cl.magic)
+        n, complete = valid_length(data, segno, cl, seg.tli)
         res = (data, n, complete)
         self._cache[key] = res
         while len(self._cache) > 6:
