@@ -117,4 +117,6 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         except asyncio.CancelledError:
             pass
 
-    asyncio.run(main())
+    from ..stream.loop import run as run_loop
+
+    run_loop(main())

@@ -27,6 +27,7 @@ from ..lsn import Lsn
 from .archive import ArchiveError, VerifyError, WalArchive
 from .conninfo import ConnParams, resolve
 from .connection import Connection, ConnectError, ConnectionLost, ServerError
+from .loop import run as run_loop
 from .protocol import (NEED_DATA, CommandComplete, ConnectionClosed, CopyDone, ErrorResponse,
                        NextTimeline, PrimaryKeepalive, ProtocolError, SlotInfo,
                        SystemIdentity, XLogData, create_slot_command,
@@ -690,7 +691,7 @@ def run_receiver(options: ReceiveOptions) -> ReceiveResult:
     """receive() on a fresh event loop, with SIGINT/SIGTERM meaning "stop cleanly"."""
     _setup_logging(options.verbose)
     try:
-        return asyncio.run(receive(options, install_signals=True))
+        return run_loop(receive(options, install_signals=True))
     except OSError as exc:  # a local I/O error the layers below did not word themselves
         raise ReceiveError(f"I/O error: {exc}") from None
 
