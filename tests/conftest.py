@@ -19,6 +19,7 @@ import itertools
 import os
 import re
 import shutil
+import subprocess
 import tempfile
 from collections import Counter
 from collections.abc import Iterator
@@ -247,3 +248,18 @@ def primary_standby(cluster_factory: ClusterFactory) -> Any:
 @pytest.fixture
 def pg_bindir(pg_major: int) -> Path:
     return pgbin.bindir(pg_major)
+
+
+@pytest.fixture(scope="session")
+def server_cert(pg_cluster_root: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for CN=localhost and its key (for TLS tests)."""
+    d = pg_cluster_root / "cert"
+    d.mkdir(exist_ok=True)
+    crt, key = d / "server.crt", d / "server.key"
+    if not crt.exists():
+        subprocess.run(["openssl", "req", "-new", "-x509", "-days", "2", "-nodes",
+                        "-newkey", "rsa:2048", "-keyout", str(key), "-out", str(crt),
+                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
+                       check=True, capture_output=True, timeout=60)
+        crt.chmod(0o644)  # clients running as the server user read it (sslrootcert)
+    return crt, key

@@ -533,19 +533,6 @@ def test_authentication_failures(primary: Cluster, arch: Path) -> None:
     assert sorted(p.name for p in arch.iterdir()) == before
 
 
-@pytest.fixture(scope="session")
-def server_cert(pg_cluster_root: Path) -> tuple[Path, Path]:
-    d = pg_cluster_root / "cert"
-    d.mkdir(exist_ok=True)
-    crt, key = d / "server.crt", d / "server.key"
-    if not crt.exists():
-        subprocess.run(["openssl", "req", "-new", "-x509", "-days", "2", "-nodes",
-                        "-newkey", "rsa:2048", "-keyout", str(key), "-out", str(crt),
-                        "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"],
-                       check=True, capture_output=True, timeout=60)
-    return crt, key
-
-
 def test_sslmode_require_with_a_self_signed_certificate(
         primary: Cluster, arch: Path, server_cert: tuple[Path, Path]) -> None:
     c = primary

@@ -494,6 +494,58 @@ def test_stopped_standby_is_dropped_other_keeps_streaming(pg_major: int, cluster
 
 
 @pytest.mark.pg_majors(15)
+def test_tls_with_pg_receivewal_verify_full(pg_major: int, cluster_factory,  # type: ignore[no-untyped-def]
+                                           server_cert: tuple[Path, Path]) -> None:
+    """serve --ssl-cert/--ssl-key: pg_receivewal with sslmode=verify-full (libpq checks the
+    certificate and the host name) streams segments byte-identical to the primary's; without
+    a certificate, sslmode=require is refused by libpq ("server does not support SSL")."""
+    crt, key = server_cert
+    primary = cluster_factory(pg_major, name="primary")
+    primary.execute("CREATE TABLE t (a int, b text)")
+    for i in range(3):
+        primary.execute(f"INSERT INTO t SELECT g, md5(g::text) FROM generate_series(1, 3000) g;"
+                        "SELECT pg_switch_wal();")
+    end = Lsn(primary.current_lsn())  # the start of the segment after the last switch
+    primary.stop()
+    work = primary.base.parent / f"{primary.base.name}-serve"
+    arch = work / "arch"
+    arch.mkdir(parents=True)
+    segs = sorted(p.name for p in primary.pg_wal.iterdir() if re.fullmatch(r"[0-9A-F]{24}", p.name)
+                  and int(p.name[8:], 16) <= int(end) >> 20)  # not the recycled future files
+    for name in segs:
+        shutil.copy(primary.pg_wal / name, arch / name)
+    tool = primary.tool("pg_receivewal")
+    user = pgbin.server_user()
+    kw = {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []} if user else {}
+    users = str(write_users(work / "users"))
+    for tls in (True, False):
+        rw = work / f"rw-{tls}"
+        rw.mkdir()
+        shutil.copy(primary.pg_wal / segs[0], rw / segs[0])
+        chown_to_server_user(rw)
+        args = ["--auth", users, "--status-file", str(work / "status.json")]
+        if tls:
+            args += ["--ssl-cert", str(crt), "--ssl-key", str(key)]
+        with serving(arch, *args) as srv:
+            conn = (f"host=localhost hostaddr=127.0.0.1 port={srv.port} user={USER} "
+                    f"password='{PASSWORD}' sslmode=" +
+                    (f"verify-full sslrootcert={crt}" if tls else "require"))
+            proc = subprocess.run([str(tool), "-D", str(rw), "-n", "--no-sync", "-E",
+                                   str(Lsn(int(end) - 1)), "-d", conn],
+                                  capture_output=True, text=True, timeout=60,
+                                  env={**pgbin.runtime_env(tool), "HOME": str(work)}, **kw)
+            if tls:
+                assert proc.returncode == 0, proc.stderr
+                for name in segs[1:-1]:
+                    assert (rw / name).read_bytes() == (primary.pg_wal / name).read_bytes()
+                assert "TLS handshake failed" not in srv.log.read_text()
+            else:
+                assert proc.returncode != 0
+                assert "server does not support SSL" in proc.stderr, proc.stderr
+                assert not any((rw / n).exists() for n in segs[1:])
+
+
+@pytest.mark.pg_majors(15)
 def test_hole_in_archive_is_served_up_to_the_missing_segment(pg_major: int, cluster_factory) -> None:  # type: ignore[no-untyped-def]
     """pg_receivewal 15 gets every segment before the hole, byte for byte (the one before it
     ends in a WAL switch: zeros the sender must send because WAL went on after it), the

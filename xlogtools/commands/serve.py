@@ -39,6 +39,10 @@ from . import handled
               help="With --upstream: stream through this physical replication slot.")
 @click.option("--create-slot", is_flag=True,
               help="With --upstream and --slot: create the slot if it does not exist yet.")
+@click.option("--ssl-cert", type=click.Path(dir_okay=False, exists=True),
+              help="PEM server certificate (chain): TLS is offered to clients (sslmode).")
+@click.option("--ssl-key", type=click.Path(dir_okay=False, exists=True),
+              help="Private key of --ssl-cert (default: in the --ssl-cert file).")
 @click.option("--add-user", metavar="NAME",
               help="Add NAME to the --auth file (password from $XLOGTOOLS_PASSWORD or a "
                    "prompt), then exit.")
@@ -46,8 +50,8 @@ from . import handled
 @handled
 def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bool,
           timeout: float, status_file: str | None, status_interval: float, poll_interval: float,
-          upstream: str | None, slot: str | None, create_slot: bool, add_user: str | None,
-          verbose: bool) -> None:
+          upstream: str | None, slot: str | None, create_slot: bool, ssl_cert: str | None,
+          ssl_key: str | None, add_user: str | None, verbose: bool) -> None:
     """Serve the WAL of DIR over the streaming replication protocol, as a primary's
     walsender would: standbys (primary_conninfo) and pg_receivewal connect to it.
 
@@ -91,7 +95,8 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
     opts = ServeOptions(directory, host=host, port=port,
                         users=load_users(auth_file) if auth_file else None, trust=trust,
                         timeout=timeout, status_file=status_file,
-                        status_interval=status_interval, poll_interval=poll_interval)
+                        status_interval=status_interval, poll_interval=poll_interval,
+                        ssl_cert=ssl_cert, ssl_key=ssl_key)
     try:
         opts.validate()
     except ServeError as exc:

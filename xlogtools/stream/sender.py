@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,13 +79,33 @@ class ServeOptions:
     status_interval: float = 10.0
     max_clients: int = 64
     pg_major: int | None = None  # default: from the archive's page magic
+    ssl_cert: str | os.PathLike[str] | None = None  # PEM certificate (chain): TLS offered
+    ssl_key: str | os.PathLike[str] | None = None  # its private key (default: in ssl_cert)
 
     def validate(self) -> None:
+        if self.ssl_key and not self.ssl_cert:
+            raise ServeError("--ssl-key needs --ssl-cert")
         if self.trust and not is_loopback(self.host):
             raise ServeError(f"--trust is accepted only with a loopback --host, not "
                              f"\"{self.host}\"")
         if not self.trust and self.users is None:
             raise ServeError("name a users file with --auth FILE (or --trust on loopback)")
+
+
+def _server_ssl_context(options: ServeOptions) -> ssl.SSLContext | None:
+    """The TLS context of --ssl-cert/--ssl-key (TLS 1.2 or later, as PostgreSQL's default
+    ssl_min_protocol_version), or None."""
+    if not options.ssl_cert:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        ctx.load_cert_chain(options.ssl_cert, options.ssl_key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ServeError(f"could not load server certificate \"{options.ssl_cert}\""
+                         + (f" or key \"{options.ssl_key}\"" if options.ssl_key else "")
+                         + f": {getattr(exc, 'strerror', None) or exc}") from None
+    return ctx
 
 
 def is_loopback(host: str) -> bool:
@@ -119,6 +140,7 @@ class ClientStatus:
     last_reply: float | None = None
     hot_standby_xmin: int = 0
     note: str = ""
+    ssl: bool = False
 
     def as_json(self, archive_end: int, upstream_end: int | None = None) -> dict[str, Any]:
         out = {"id": self.id, "peer": self.peer, "user": self.user,
@@ -131,7 +153,7 @@ class ClientStatus:
                "replay_lag_bytes": max(0, self.sent - self.apply) if self.apply else None,
                "connected_at": _iso(self.connected_at),
                "last_reply": _iso(self.last_reply) if self.last_reply else None,
-               "note": self.note}
+               "ssl": self.ssl, "note": self.note}
         if upstream_end is not None:
             # relay mode: how far the client is behind the upstream server (what it holds for
             # sure: its flush position, else its write position, else what we sent)
@@ -170,6 +192,7 @@ class WalSender:
         # None when nothing writes DIR (archive mode, or the upstream is away).
         self.live: tuple[int, int] | None = None
         self.upstream: UpstreamStatus | None = None  # shown by the status view
+        self.ssl_context = _server_ssl_context(options)
 
     async def start(self) -> None:
         self.archive.refresh()
@@ -427,8 +450,20 @@ class _Session:
     async def startup(self) -> None:
         while True:
             ev = await self.next_event(None)
+            if isinstance(ev, SSLRequest) and self.server.ssl_context is not None \
+                    and not self.st.ssl:
+                self.send(SSLResponse(True))  # 'S', then the TLS handshake on this socket
+                await self.drain()
+                try:
+                    await asyncio.wait_for(self.writer.start_tls(self.server.ssl_context),
+                                           max(self.opts.timeout, 10.0) or None)
+                except (OSError, asyncio.TimeoutError, ssl.SSLError) as exc:
+                    log.info("client #%d: TLS handshake failed: %s", self.st.id, exc)
+                    raise _Drop() from None
+                self.st.ssl = True
+                continue
             if isinstance(ev, (SSLRequest, GSSENCRequest)):
-                self.send(SSLResponse(False))  # answered 'N': we speak plain TCP only
+                self.send(SSLResponse(False))  # 'N': no TLS (no --ssl-cert), no GSSAPI
                 await self.drain()
                 continue
             if isinstance(ev, CancelRequest):
