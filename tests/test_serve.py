@@ -530,9 +530,9 @@ def test_tls_with_pg_receivewal_verify_full(pg_major: int, cluster_factory,  # t
             conn = (f"host=localhost hostaddr=127.0.0.1 port={srv.port} user={USER} "
                     f"password='{PASSWORD}' sslmode=" +
                     (f"verify-full sslrootcert={crt}" if tls else "require"))
-            proc = subprocess.run([str(tool), "-D", str(rw), "-n", "--no-sync", "-E",
+            proc = subprocess.run([str(tool), "-D", str(rw), "-n", "--no-sync", "-v", "-E",
                                    str(Lsn(int(end) - 1)), "-d", conn],
-                                  capture_output=True, text=True, timeout=60,
+                                  capture_output=True, text=True, timeout=20,
                                   env={**pgbin.runtime_env(tool), "HOME": str(work)}, **kw)
             if tls:
                 assert proc.returncode == 0, proc.stderr

@@ -452,6 +452,9 @@ class _Session:
             ev = await self.next_event(None)
             if isinstance(ev, SSLRequest) and self.server.ssl_context is not None \
                     and not self.st.ssl:
+                # Stop reading before answering: the client's ClientHello follows the 'S' at
+                # once and must reach the TLS layer, not the plain stream's buffer.
+                self.writer.transport.pause_reading()
                 self.send(SSLResponse(True))  # 'S', then the TLS handshake on this socket
                 await self.drain()
                 try:
