@@ -352,15 +352,9 @@ class WalReader:
                                 self.records_read += 1
                                 yield rec
                             continue
-            try:
-                rec = self._read(nxt, prev, rand)
-            except _Stop as stop:
-                self._finish(stop, Lsn(nxt))
-                return
-            except _Overwritten as ow:
-                # Start again at the page that overwrote the broken continuation; the
-                # record there links back to the last complete record (prev is unchanged).
-                nxt = ow.pageptr
+            rec = self._step(nxt, prev, rand)
+            if isinstance(rec, int):
+                nxt = rec
                 continue
             if rec is None:
                 return
@@ -413,13 +407,9 @@ class WalReader:
                 self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
                                    f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
                 break
-            try:
-                rec = self._read(nxt, prev, rand)
-            except _Stop as stop:
-                self._finish(stop, Lsn(nxt))
-                break
-            except _Overwritten as ow:
-                nxt = ow.pageptr
+            rec = self._step(nxt, prev, rand)
+            if isinstance(rec, int):
+                nxt = rec
                 continue
             if rec is None:
                 break
@@ -430,6 +420,18 @@ class WalReader:
         self.records_read += n
         self.resume_lsn = Lsn(nxt)
         return n
+
+    def _step(self, nxt: int, prev: int, rand: bool) -> Record | int | None:
+        """The record at nxt, read by _read(); or the LSN to read from instead (the page that
+        overwrote a broken continuation: its record links back to the last complete one, so
+        prev is unchanged); or None when reading ended (end_of_wal is set)."""
+        try:
+            return self._read(nxt, prev, rand)
+        except _Stop as stop:
+            self._finish(stop, Lsn(nxt))
+            return None
+        except _Overwritten as ow:
+            return ow.pageptr
 
     def _finish(self, stop: _Stop, next_lsn: Lsn) -> None:
         seg_size = self.seg_size
