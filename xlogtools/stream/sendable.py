@@ -119,7 +119,8 @@ class Archive:
         return self.source.histories.get(tli, [])
 
     def segment_data(self, seg: SegmentFile, segno: int) -> tuple[bytes, int, bool]:
-        """(bytes, sendable length, complete) of one segment file (cached by name/size/mtime)."""
+        """(bytes, sendable length, complete) of one segment file (complete ones cached by
+        name/size/mtime)."""
         assert self.source is not None
         try:
             st = seg.path.stat()
@@ -135,6 +136,10 @@ class Archive:
         assert cl is not None
         n, complete = valid_length(data, segno, cl, seg.tli)
         res = (data, n, complete)
+        if not complete:
+            # Still being written: two writes within one mtime tick leave size and mtime as
+            # they were, so a cached copy could hide the second one. Read it again next time.
+            return res
         self._cache[key] = res
         while len(self._cache) > 6:
             self._cache.popitem(last=False)
