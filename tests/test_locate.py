@@ -321,8 +321,11 @@ def test_end_found_in_log_n_header_reads(pg_major: int, crashes, tmp_path: Path)
         shutil.copy(wal / old[i % len(old)], wal / name)
         future.append(name)
     t = locate([wal], checkpoint_search_bytes=0, commit_search_bytes=0).overall
+    # When the WAL had filled its last file (no next segment: missing_segment), the next name
+    # is now one of the renamed old files: the same end, met as a stale page address.
+    reason = "stale_page_address" if clean.reason == "missing_segment" else clean.reason
     assert (t.end_lsn, t.last_record_lsn, t.reason) == (clean.end_lsn, clean.last_record_lsn,
-                                                        clean.reason)
+                                                        reason)
     assert set(future) <= set(t.stale_segments)
     n = t.segments
     beyond = len(t.stale_segments) + len(t.empty_segments)
