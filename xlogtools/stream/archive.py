@@ -202,6 +202,21 @@ class WalArchive:
     def has_history(self, tli: int) -> bool:
         return tli == 1 or (self.dir / f"{tli:08X}.history").exists()
 
+    def _write_durably(self, path: Path, content: bytes) -> None:
+        """path.tmp written and fsynced, renamed to path, DIR fsynced (OSError on failure):
+        a reader of DIR sees the whole file or none of it, after a crash too."""
+        tmp = path.with_name(path.name + ".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        try:
+            _write_all(fd, memoryview(content), 0)
+            if self.sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        os.rename(tmp, path)
+        if self.sync:
+            _fsync_dir(self.dir)
+
     def write_history(self, tli: int, filename: str, content: bytes) -> None:
         """writeTimeLineHistoryFile(): temp file, fsync, rename, fsync DIR."""
         expect = f"{tli:08X}.history"
@@ -209,18 +224,8 @@ class WalArchive:
             raise ArchiveError(f"server reported unexpected history file name for timeline "
                                f"{tli}: {filename}")
         path = self.dir / expect
-        tmp = self.dir / (expect + ".tmp")
         try:
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                _write_all(fd, memoryview(content), 0)
-                if self.sync:
-                    os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.rename(tmp, path)
-            if self.sync:
-                _fsync_dir(self.dir)
+            self._write_durably(path, content)
         except OSError as exc:
             raise ArchiveError(f"could not write timeline history file \"{path}\": "
                                f"{exc.strerror}", file=str(path)) from None
@@ -408,18 +413,7 @@ class WalArchive:
             import zstandard
 
             out = zstandard.ZstdCompressor(level=level).compress(raw)
-        final = path.with_name(f"{path.name}.{ext}")
-        tmp = path.with_name(f"{path.name}.{ext}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        try:
-            _write_all(fd, memoryview(out), 0)
-            if self.sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.rename(tmp, final)
-        if self.sync:
-            _fsync_dir(self.dir)
+        self._write_durably(path.with_name(f"{path.name}.{ext}"), out)
         os.unlink(path)
         if self.sync:
             _fsync_dir(self.dir)
