@@ -125,3 +125,16 @@ def unpack_fixture(major: int, dest: Path) -> list[Path]:
         p.write_bytes(zstandard.ZstdDecompressor().decompress(f.read_bytes(), max_output_size=1 << 24))
         out.append(p)
     return out
+
+
+def replayed(standby, lsn: str) -> bool:  # type: ignore[no-untyped-def]
+    """The standby has replayed up to lsn."""
+    return standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") == [("t",)]
+
+
+def caught_up(primary, standby, timeout: float = 60) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the standby has replayed what the primary has written so far."""
+    from xlogtools.testing.cluster import wait_until
+
+    lsn = primary.current_lsn()
+    wait_until(lambda: replayed(standby, lsn), timeout, what="the standby to catch up")

@@ -17,6 +17,7 @@ from xlogtools.parse.reader import WalReader
 from xlogtools.parse.source import WalSource
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster, wait_until
+from oracle import caught_up
 
 CONF = {"wal_log_hints": "on", "max_prepared_transactions": 5}
 
@@ -53,12 +54,6 @@ def xid_of(c: Cluster, script: str) -> int:
     """Run a transaction script whose last statement selects txid_current(); its xid."""
     out = c.execute(script).split()
     return int(out[-1])
-
-
-def caught_up(primary: Cluster, standby: Cluster) -> None:
-    lsn = primary.current_lsn()
-    wait_until(lambda: standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == [("t",)],
-               60, what="the standby to catch up")
 
 
 def committed_workload(c: Cluster, early: Session) -> tuple[set[int], set[int]]:

@@ -30,7 +30,7 @@ from xlogtools.parse.api import open_wal
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster, wait_until
 
-from oracle import REC_RE, controldata, controldata_tool, redo_done_at
+from oracle import REC_RE, caught_up, controldata, controldata_tool, redo_done_at
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 HEADERS = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)
@@ -506,9 +506,7 @@ def test_promotion_reports_both_timelines(pg_major: int, primary_standby) -> Non
     where the server's clean shutdown checkpoint ends."""
     primary, standby = primary_standby()
     primary.pgbench(["-i", "-s", "1", "-q"])
-    lsn = primary.current_lsn()
-    wait_until(lambda: standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == [("t",)],
-               60, what="standby to catch up")
+    caught_up(primary, standby)
     standby.promote()
     standby.pgbench(["-t", "100"])
     standby.stop()

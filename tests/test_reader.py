@@ -19,8 +19,8 @@ from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster
 from xlogtools.testing.workload import EVERY_RMGR_CONF, run_every_rmgr
 
-from oracle import (controldata, controldata_tool, first_diff, our_row, parse_waldump_b, redo_done_at,
-                     run_waldump)
+from oracle import (caught_up, controldata, controldata_tool, first_diff, our_row, parse_waldump_b,
+                    redo_done_at, run_waldump)
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 FIXTURE_MAJORS = sorted(int(p.name[2:]) for p in FIXTURES.glob("pg*") if (p / "meta.json").exists())
@@ -304,10 +304,7 @@ def test_reading_across_a_timeline_switch(pg_major: int, primary_standby) -> Non
     timeline 1 into timeline 2 with an unbroken chain; both parts equal what PostgreSQL has."""
     primary, standby = primary_standby()
     primary.pgbench(["-i", "-s", "1", "-q"])
-    lsn = primary.current_lsn()
-    from xlogtools.testing.cluster import wait_until
-    wait_until(lambda: standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'") == [("t",)],
-               60, what="standby to catch up")
+    caught_up(primary, standby)
     standby.promote()
     standby.pgbench(["-t", "200"])
     standby.execute("CHECKPOINT;")

@@ -31,6 +31,7 @@ from xlogtools.stream.sender import valid_length
 from xlogtools.stream.users import add_user, load_users, make_verifier
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import wait_until
+from oracle import replayed
 
 FIXTURE_WAL = Path(__file__).parent.parent / "fixtures" / "pg15" / "wal"
 USER, PASSWORD = "replicator", "s3cret pw"
@@ -332,10 +333,6 @@ def set_conninfo(standby, port: int, name: str, extra: str = "") -> None:  # typ
     lines.append(f"primary_conninfo = 'host=127.0.0.1 port={port} user={USER} "
                  f"password=''{PASSWORD}'' application_name={name}{extra}'")
     auto.write_text("\n".join(lines) + "\n")
-
-
-def replayed(standby, lsn: str) -> bool:  # type: ignore[no-untyped-def]
-    return standby.sql(f"SELECT pg_last_wal_replay_lsn() >= '{lsn}'::pg_lsn") == [("t",)]
 
 
 def make_archive(src: Path, arch: Path) -> list[str]:
