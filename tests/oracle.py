@@ -76,8 +76,31 @@ def run_waldump(waldump: Path, pg_wal: Path, *args: str) -> subprocess.Completed
     if "-s" not in args and not any(a.startswith("--start") for a in args):
         segs = sorted(p.name for p in pg_wal.iterdir() if len(p.name) == 24)
         files = [segs[0], segs[-1]]
-    return subprocess.run([str(waldump), *args, "-p", str(pg_wal), *files],
+    return subprocess.run([str(waldump), *args, "-p", str(pg_wal), *files,
+                           *waldump_start_file(pg_wal, args)],
                           capture_output=True, text=True, timeout=600)
+
+
+def waldump_start_file(pg_wal: Path, args: tuple[str, ...]) -> list[str]:
+    """[STARTSEG, ENDSEG] for pg_waldump when pg_wal holds a segment file with no WAL yet.
+
+    Given -s and -p only, pg_waldump takes the segment size from whichever WAL file readdir
+    returns first, and fails ("header specifies 0 bytes") when that is a new segment the
+    server had created, zero-filled, without writing to it yet (a crash copy can have one).
+    Naming the file holding -s's LSN and the last file makes it read the size there; that
+    file is then the last one it reads, which is where it would stop anyway (the empty file
+    is at or past the end of WAL). Otherwise (and with -t, or a segment already named) []."""
+    if "-s" not in args or "-t" in args or any(len(a) == 24 and a.isalnum() for a in args):
+        return []
+    files = sorted(p for p in pg_wal.iterdir() if len(p.name) == 24)
+    heads = {p.name: p.read_bytes()[:40] for p in files}
+    good = [n for n, h in heads.items() if len(h) == 40 and h[2] & 0x02]  # XLP_LONG_HEADER
+    if not good or len(good) == len(files):
+        return []
+    seg_size = int.from_bytes(heads[good[0]][32:36], "little")
+    start, per_id = int(Lsn(args[args.index("-s") + 1])) // seg_size, 0x100000000 // seg_size
+    name = f"{good[0][:8]}{start // per_id:08X}{start % per_id:08X}"
+    return [name, files[-1].name] if name in heads else []
 
 
 def first_diff(ours: list[Row], theirs: list[Row]) -> str:

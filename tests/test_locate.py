@@ -30,7 +30,7 @@ from xlogtools.parse.api import open_wal
 from xlogtools.testing import pgbin
 from xlogtools.testing.cluster import Cluster, wait_until
 
-from oracle import REC_RE, caught_up, controldata, controldata_tool, redo_done_at
+from oracle import REC_RE, caught_up, controldata, controldata_tool, redo_done_at, waldump_start_file
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 HEADERS = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)
@@ -183,8 +183,9 @@ def waldump(major: int, wal: Path, *args: str) -> subprocess.CompletedProcess[st
     except pgbin.Unavailable:
         assert major == 13  # the npm build of 13 is server-only
         return None
-    return subprocess.run([str(tool), *args, "-p", str(wal)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "TZ": "UTC", "LC_ALL": "C"})
+    return subprocess.run([str(tool), *args, "-p", str(wal), *waldump_start_file(wal, args)],
+                          capture_output=True, text=True, timeout=300,
+                          env={**os.environ, "TZ": "UTC", "LC_ALL": "C"})
 
 
 def recovered_copy(crash: Crash, base: Path, major: int) -> tuple[Cluster, Path]:
