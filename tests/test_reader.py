@@ -205,6 +205,23 @@ BIG_RECORDS = ("SELECT pg_logical_emit_message(false, 'big', "
                "repeat(md5(random()::text), 300 + (random() * 3000)::int));\n")
 
 
+def _wait_for_transactions_since_redo(c: Cluster, xids: int = 300, timeout: float = 60) -> None:
+    """Wait until XIDS transactions have started since the latest checkpoint's redo point (a
+    pgbench transaction writes five records or more), so the crash leaves more than a thousand
+    records to recover; a checkpoint finishing meanwhile starts the count again."""
+    deadline = time.monotonic() + timeout
+    base: tuple[str, int] | None = None
+    while time.monotonic() < deadline:
+        redo, xmax = c.sql("SELECT (pg_control_checkpoint()).redo_lsn, "
+                           "pg_snapshot_xmax(pg_current_snapshot())")[0]
+        if base is None or base[0] != redo:
+            base = (redo, int(xmax))
+        elif int(xmax) - base[1] >= xids:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"fewer than {xids} transactions since the redo point in {timeout} s")
+
+
 def copy_cluster(crashed: Cluster, base: Path) -> Cluster:
     copy = Cluster(crashed.major, base, conf=crashed.conf, name=base.name)
     copy._mkdir(base)  # noqa: SLF001
