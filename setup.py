@@ -1,9 +1,13 @@
-"""Build step for the optional C walk of the WAL reader (xlogtools/parse/_walscan.c).
+"""Build step for the optional C extensions: the WAL reader's walk of ordinary records
+(xlogtools/parse/_walscan.c) and a synchronous receiver's per-commit loop
+(xlogtools/stream/_syncpump.c).
 
-Everything else is in pyproject.toml. The extension is optional: without a C compiler the
-package installs without it and the reader walks records in Python (same results, slower).
+Everything else is in pyproject.toml. Both are optional: without a C compiler the package
+installs without them and the same work is done in Python (same results, slower).
 """
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("xlogtools.parse._walscan", ["xlogtools/parse/_walscan.c"],
+                             optional=True, extra_compile_args=["-O2"]),
+                   Extension("xlogtools.stream._syncpump", ["xlogtools/stream/_syncpump.c"],
                              optional=True, extra_compile_args=["-O2"])])

@@ -40,8 +40,10 @@ def read_all(path: Path) -> tuple[list[tuple[int, int, bytes]], EndOfWal | None,
     return recs, reader.end_of_wal, pages
 
 
-def scan_result(path: Path, c_walk: bool) -> tuple[int, object, dict[str, object] | None]:
-    """scan() of the whole WAL: its count, last record and end, with or without the C walk."""
+def scan_result(path: Path, c_walk: bool
+                ) -> tuple[int, object, dict[str, object] | None, object]:
+    """scan() of the whole WAL: its count, last record, end and where the record after the
+    last one starts (resume_lsn), with or without the C walk."""
     saved = reader_mod._cscan
     if not c_walk:
         reader_mod._cscan = None
@@ -51,16 +53,23 @@ def scan_result(path: Path, c_walk: bool) -> tuple[int, object, dict[str, object
     finally:
         reader_mod._cscan = saved
     eow = reader.end_of_wal
-    return n, reader.last_record_lsn, eow.as_dict() if eow else None
+    return n, reader.last_record_lsn, eow.as_dict() if eow else None, reader.resume_lsn
 
 
 def assert_scan_is_iteration(path: Path, recs: list[tuple[int, int, bytes]],
                              end: EndOfWal | None) -> None:
-    """scan() (C walk and Python walk) counts what iteration yields and ends where it ends."""
+    """scan() (C walk and Python walk) counts what iteration yields and ends where it ends;
+    both name the same resume_lsn (where a streaming verifier goes on from)."""
     want = (len(recs), recs[-1][0] if recs else None, end.as_dict() if end else None)
+    resume = []
     for c_walk in (True, False):
-        n, last, eow = scan_result(path, c_walk)
+        n, last, eow, res = scan_result(path, c_walk)
         assert (n, int(last) if last is not None else None, eow) == want, (c_walk, path)
+        if recs:
+            assert res is not None and int(res) > recs[-1][0], (c_walk, path, res)
+        resume.append(res)
+    if recs:
+        assert resume[0] == resume[1], (path, resume)
 
 
 def test_the_c_walk_is_built() -> None:

@@ -431,6 +431,51 @@ def test_synchronous_standby_waits_for_the_receiver(
     assert "Traceback" not in r.stderr
 
 
+@pytest.mark.parametrize("loop", ["c", "python"])
+def test_synchronous_under_load_segments_identical(
+        primary: Cluster, arch: Path, receivers: list[Receiver], loop: str) -> None:
+    """A synchronous receiver under many small commits (the C loop's rounds, or with
+    XLOGTOOLS_NO_C=1 the Python path's), across segment ends and big multi-message
+    transactions: the segments are the primary's, the .partial its prefix, and what the
+    primary was told is flushed is in the files."""
+    c = primary
+    app = f"xlt_load_{loop}"
+    env = clean_env(arch.parent, **({"XLOGTOOLS_NO_C": "1"} if loop == "python" else {}))
+    start = Lsn(c.current_lsn())
+    r = Receiver(arch, conninfo(c, app), "--synchronous", env=env)
+    receivers.append(r)
+    wait_until(lambda: repl_row(c, app) or r.proc.poll() is not None, 30,
+               what="the receiver to connect")
+    assert r.proc.poll() is None, r.stderr
+    c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{app}'; SELECT pg_reload_conf();")
+    try:
+        wait_until(lambda: c.sql("SELECT sync_state FROM pg_stat_replication WHERE "
+                                 f"application_name = '{app}'") == [("sync",)], 30,
+                   what="the receiver to become the synchronous standby")
+        c.execute("CREATE TABLE IF NOT EXISTS small (a int, b text)")
+        script = c.base / "small.sql"
+        script.write_text("INSERT INTO small VALUES (:client_id, repeat('y', 200));\n")
+        script.chmod(0o644)
+        while Lsn(c.current_lsn()) - start < 3 * SEG:
+            c.pgbench(["-n", "-c", "4", "-t", "1500", "-f", str(script)])
+            make_wal(c, 700)  # one big transaction: many full messages, a segment end
+        end = Lsn(c.current_lsn())
+        wait_received(c, app, end, flush=True)
+    finally:
+        c.execute("ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf();")
+    assert r.stop() == 0, r.stderr
+    flushed = repl_row(c, app)
+    assert assert_identical(arch, c.pg_wal) >= 3
+    assert_contiguous(arch)
+    assert_partial_is_prefix(arch, c.pg_wal, end)
+    rounds = re.findall(r"(\d+) synchronous rounds were done by the C loop", r.stderr)
+    if loop == "c":
+        assert rounds and int(rounds[-1]) > 1000, r.stderr[-2000:]
+    else:
+        assert not rounds, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr and flushed is None
+
+
 def test_kill9_restart_slot_retention_and_primary_restart(
         primary: Cluster, arch: Path, receivers: list[Receiver]) -> None:
     c = primary

@@ -379,7 +379,11 @@ class WalReader:
         unusual, and all damage) is read by _read(), so the result and the messages are the
         same either way."""
         if _cscan is None or not self.verify_crc:
-            return sum(1 for _ in self)
+            n = 0
+            for rec in self:
+                n += 1
+                self.resume_lsn = rec.end
+            return n
         try:
             nxt = self._find_first(self.start)
         except _Stop as stop:

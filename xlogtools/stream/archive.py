@@ -293,6 +293,35 @@ class WalArchive:
                 self._complete()
         self.written = _lsn(Lsn, pos)
 
+    def open_segment_target(self) -> tuple[int, int] | None:
+        """(descriptor, first LSN) of the open segment, for a caller that writes WAL into it
+        itself (the synchronous receiver's C loop) and then calls `written_by_caller`; None
+        when no segment is open or the verifier needs each write handed to it."""
+        if self._fd is None or self._pos == self._segno * self.seg_size:
+            return None  # (the first bytes of a segment go through write(): header checks)
+        if self.verifier is not None and not self.verifier.reads_file(self._segno):
+            return None
+        return self._fd, self._segno * self.seg_size
+
+    @property
+    def open_file_name(self) -> str:
+        """The open segment's name (its file is NAME.partial)."""
+        return self._name
+
+    def written_by_caller(self, pos: int, durable: bool) -> None:
+        """WAL up to `pos` was written into the open segment (see open_segment_target);
+        `durable`: and fdatasync'ed."""
+        if pos == self._pos:
+            return
+        if self.verifier is not None:
+            self.verifier.received_up_to(self._segno, pos - self._segno * self.seg_size)
+        self._pos = pos
+        self.written = _lsn(Lsn, pos)
+        if durable:
+            self.flushed = self.written
+        else:
+            self._dirty = True
+
     def _open(self, segno: int) -> None:
         name = segment_name(self.timeline, segno, self.seg_size)
         path = self.dir / (name + ".partial")
@@ -515,6 +544,15 @@ class StreamVerifier:
         for buf in self._spare:
             buf.close()
         self._spare.clear()
+
+    def reads_file(self, segno: int) -> bool:
+        """Whether segment `segno` is read from its file (then writes need not be fed)."""
+        return segno in self._mapped
+
+    def received_up_to(self, segno: int, end: int) -> None:
+        """Bytes up to offset `end` of file-backed segment `segno` were written (not at its
+        start: the first write of a segment goes through feed(), which checks the header)."""
+        self._received[segno] = end
 
     def feed(self, segno: int, offset: int, data: memoryview) -> None:
         """`data` arrived at `offset` of segment `segno` (and, for a segment read from its

@@ -89,6 +89,7 @@ class _Wire(asyncio.BufferedProtocol):
         self.lost: BaseException | None = None
         self.closed = False
         self.paused = False
+        self.detached = False  # reading handed to the caller (Connection.detach_reading)
         self.on_data: Callable[[], None] | None = None  # called instead of waking, see below
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -365,6 +366,43 @@ class Connection:
         if tr is None or self._wire.closed:
             raise ConnectionLost("server closed the connection unexpectedly")
         tr.write(self.fe.standby_status(write, flush, apply))
+
+    def detach_reading(self) -> int | None:
+        """Stop the event loop's transport from reading and hand the caller a duplicate of the
+        socket to read (and send status updates on) itself, e.g. with loop.add_reader.  Only
+        when nothing is pending: no TLS, no unparsed bytes, nothing queued for sending.
+        Returns the new descriptor, or None when that is not possible now.  The caller must
+        call attach_reading() with the bytes it read but did not handle."""
+        wire = self._wire
+        tr = wire.transport
+        if (self.tls or wire.paused or wire.closed or wire.detached or tr is None
+                or self.fe.buffered or tr.get_write_buffer_size()):
+            return None
+        sock = tr.get_extra_info("socket")
+        if sock is None:
+            return None
+        fd = os.dup(sock.fileno())
+        tr.pause_reading()
+        wire.detached = True
+        return fd
+
+    def attach_reading(self, fd: int, unhandled: bytes) -> None:
+        """Undo detach_reading(): `unhandled` (bytes read from the socket and not handled)
+        go first into the protocol's buffer, then the transport reads again."""
+        wire = self._wire
+        os.close(fd)
+        wire.detached = False
+        if unhandled:
+            self.fe.receive_data(unhandled)
+        if wire.transport is not None and not wire.closed:
+            wire.transport.resume_reading()
+
+    def send_raw(self, data: bytes) -> None:
+        """Bytes already encoded (the rest of a status update the socket did not take)."""
+        tr = self._wire.transport
+        if tr is None or self._wire.closed:
+            raise ConnectionLost("server closed the connection unexpectedly")
+        tr.write(data)
 
     def poll(self) -> ServerEvent | Sentinel:
         """The next event already received, or NEED_DATA (never waits)."""

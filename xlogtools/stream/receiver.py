@@ -28,6 +28,7 @@ from .archive import ArchiveError, VerifyError, WalArchive
 from .conninfo import ConnParams, resolve
 from .connection import Connection, ConnectError, ConnectionLost, ServerError
 from .loop import run as run_loop
+from . import syncpump
 from .protocol import (NEED_DATA, CommandComplete, ConnectionClosed, CopyDone, ErrorResponse,
                        NextTimeline, PrimaryKeepalive, ProtocolError, SlotInfo,
                        SystemIdentity, XLogData, create_slot_command,
@@ -117,6 +118,7 @@ class ReceiveResult:
     bytes_received: int = 0
     stop_reason: str = ""  # endpos | signal | slot-created | slot-dropped | nothing-to-do
     reconnects: int = 0
+    c_loop_rounds: int = 0  # synchronous rounds done by the C loop (syncpump)
     timelines: list[int] = field(default_factory=list)
 
 
@@ -181,6 +183,8 @@ class Receiver:
         self._last_status = 0.0
         self._end_event: Any = None  # what ended the stream: an event, "endpos" or "stop"
         self._pump_error: BaseException | None = None
+        self._fast: syncpump.SyncPump | None = None  # the C loop, while it reads the socket
+        self._fast_ok = False
         self._status_shown = 0.0
         self._status_pos = 0
         self._status_on = options.status_line if options.status_line is not None else \
@@ -453,6 +457,7 @@ class Receiver:
         self._last_status = time.monotonic()
         self._end_event = None
         self._pump_error = None
+        self._fast_ok = self.opts.synchronous and syncpump.AVAILABLE
         self._streaming = True
         self._status_pos = start
         self._status_shown = time.monotonic()
@@ -467,6 +472,7 @@ class Receiver:
                     self._pump(conn)
                 ev = self._end_event
                 if ev is not None:
+                    self._leave_fast()
                     conn.set_data_handler(None)
                     return await self._end_of_stream(conn, ev)
                 now = time.monotonic()
@@ -478,7 +484,11 @@ class Receiver:
                     timeout = left if timeout is None else min(timeout, left)
                 await conn.wait(timeout)
         finally:
+            self._leave_fast()
             conn.set_data_handler(None)
+            if self.result.c_loop_rounds:
+                log.info("%d synchronous rounds were done by the C loop so far",
+                         self.result.c_loop_rounds)
 
     def _on_data(self, conn: Connection) -> None:
         """The I/O layer's data callback: never raises; wakes _stream when it must act."""
@@ -490,6 +500,42 @@ class Receiver:
             self._pump_error = exc
         if self._end_event is not None or self._pump_error is not None:
             conn.wake()
+
+    def _fast_ready(self, conn: Connection) -> None:
+        """The socket is readable while the C loop has it (SyncPump): one round, then what
+        _pump does after its messages; never raises (like _on_data)."""
+        fast = self._fast
+        if fast is None or self._end_event is not None or self._pump_error is not None:
+            return
+        try:
+            stop, moved, wal_end = fast.round()
+            self.result.c_loop_rounds += 1
+            if moved:
+                self.result.bytes_received += moved
+                self._last_status = time.monotonic()
+            if wal_end > self._server_end:
+                self._server_end = wal_end
+            if stop == syncpump.DRAINED:
+                self._idle_work(conn)
+            elif stop == syncpump.ENDPOS:
+                log.info("stopped log streaming at %s (timeline %d)", self.archive.written,
+                         self.archive.timeline)  # type: ignore[union-attr]
+                self._end_event = "endpos"
+            else:  # a message for the Python path, or end of file: give the socket back
+                if stop == syncpump.END_OF_FILE:
+                    self._fast_ok = False
+                self._leave_fast()
+                self._pump(conn)
+        except BaseException as exc:  # handed to the coroutine, raised there
+            self._pump_error = exc
+        if self._end_event is not None or self._pump_error is not None:
+            self._leave_fast()
+            conn.wake()
+
+    def _leave_fast(self) -> None:
+        fast, self._fast = self._fast, None
+        if fast is not None:
+            fast.close()
 
     def _pump(self, conn: Connection) -> None:
         """Handle every message received so far, then the work due before waiting again."""
@@ -564,6 +610,10 @@ class Receiver:
             self._end_event = "stop"
         if self.on_progress is not None and archive.flushed != self._reported[2]:
             self._report("streaming")
+        if self._fast is None and self._fast_ok and self._end_event is None:
+            # Synchronous, inside a segment, nothing pending: the C loop takes the socket.
+            self._fast = syncpump.SyncPump.start(conn, archive, self.opts.endpos,
+                                                 lambda: self._fast_ready(conn))
 
     async def _end_of_stream(self, conn: Connection, ev: Any) -> NextTimeline | str:
         archive = self.archive
