@@ -221,7 +221,7 @@ pump(PyObject *self, PyObject *args)
     }
     if (flushed)
         flush_pos = pos;
-    if (stop != OS_ERROR && (flushed || reply)) {
+    if (stop != OS_ERROR && stop != END_OF_FILE && (flushed || reply)) {
         /* standby status update: 'd' len 'r' write flush apply(0) time reply(0) */
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);

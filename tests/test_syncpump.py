@@ -1,0 +1,159 @@
+"""The synchronous receiver's C round (xlogtools/stream/_syncpump.c) on its own, over a socket
+pair: what it writes, what it acknowledges, and where it hands over to the Python path.
+(The real-server test is test_receive.py::test_synchronous_under_load_segments_identical.)"""
+from __future__ import annotations
+
+import os
+import socket
+import struct
+from pathlib import Path
+
+import pytest
+
+from xlogtools.stream import syncpump
+
+pytestmark = pytest.mark.skipif(not syncpump.AVAILABLE, reason="the C extension is not built "
+                                "(or XLOGTOOLS_NO_C is set)")
+SEG = 1 << 16
+BASE = 5 * SEG  # the open segment's first LSN
+
+
+def xlogdata(start: int, data: bytes, wal_end: int = 0) -> bytes:
+    body = b"w" + struct.pack(">QQQ", start, wal_end or start + len(data), 0) + data
+    return b"d" + struct.pack(">I", len(body) + 4) + body
+
+
+def keepalive(wal_end: int, reply: bool) -> bytes:
+    body = b"k" + struct.pack(">QQ?", wal_end, 0, reply)
+    return b"d" + struct.pack(">I", len(body) + 4) + body
+
+
+def status(msg: bytes) -> tuple[int, int, int, int]:
+    """(write, flush, apply, reply) of a standby status update."""
+    assert msg[:6] == b"d\0\0\0\x26r" and len(msg) == 39
+    w, f, a, _t, r = struct.unpack(">QQQq?", msg[6:])
+    return w, f, a, r
+
+
+@pytest.fixture
+def pair(tmp_path: Path):
+    ours, server = socket.socketpair()
+    ours.setblocking(False)
+    fd = os.open(tmp_path / "seg.partial", os.O_RDWR | os.O_CREAT, 0o600)
+    os.pwrite(fd, bytes(SEG), 0)
+    yield ours, server, fd
+    ours.close()
+    server.close()
+    os.close(fd)
+
+
+def pump(ours: socket.socket, fd: int, buf: bytearray, have: int, pos: int, flushed: int,
+         endpos: int = 0):
+    from xlogtools.stream._syncpump import pump as c_pump
+    return c_pump(ours.fileno(), buf, have, fd, BASE, SEG, pos, flushed, endpos)
+
+
+def test_writes_fsyncs_and_acknowledges_a_batch(pair) -> None:
+    ours, server, fd = pair
+    pos = BASE + 100
+    a, b = os.urandom(300), os.urandom(50)
+    server.sendall(xlogdata(pos, a) + keepalive(pos + 300, False) + xlogdata(pos + 300, b, 9999999))
+    buf = bytearray(1 << 12)
+    stop, have, new, wal_end, unsent, err, at = pump(ours, fd, buf, 0, pos, pos)
+    assert (stop, have, new, wal_end, unsent, err) == (syncpump.DRAINED, 0, pos + 350, 9999999,
+                                                        b"", 0)
+    assert os.pread(fd, 350, 100) == a + b and not any(os.pread(fd, 100, 0))
+    assert status(server.recv(100)) == (pos + 350, pos + 350, 0, False)
+
+
+def test_a_reply_request_alone_is_answered_with_the_old_position(pair) -> None:
+    ours, server, fd = pair
+    server.sendall(keepalive(BASE + 5000, True))
+    stop, have, new, wal_end, unsent, *_ = pump(ours, fd, bytearray(4096), 0, BASE + 80,
+                                                BASE + 72)
+    assert (stop, have, new, wal_end) == (syncpump.DRAINED, 0, BASE + 80, BASE + 5000)
+    assert status(server.recv(100)) == (BASE + 80, BASE + 72, 0, False)
+
+
+def test_nothing_due_sends_nothing(pair) -> None:
+    ours, server, fd = pair
+    server.sendall(keepalive(BASE + 10, False))
+    assert pump(ours, fd, bytearray(4096), 0, BASE + 8, BASE + 8)[:3] == (syncpump.DRAINED, 0,
+                                                                          BASE + 8)
+    server.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        server.recv(100)
+
+
+def test_partial_message_is_kept_for_the_next_round(pair) -> None:
+    ours, server, fd = pair
+    msg = xlogdata(BASE + 8, b"x" * 200)
+    server.sendall(msg[:90])
+    buf = bytearray(4096)
+    stop, have, new, *_ = pump(ours, fd, buf, 0, BASE + 8, BASE + 8)
+    assert (stop, have, new) == (syncpump.DRAINED, 90, BASE + 8)
+    assert bytes(buf[:90]) == msg[:90]
+    server.sendall(msg[90:])
+    stop, have, new, *_ = pump(ours, fd, buf, have, BASE + 8, BASE + 8)
+    assert (stop, have, new) == (syncpump.DRAINED, 0, BASE + 208)
+    assert os.pread(fd, 200, 8) == b"x" * 200
+
+
+@pytest.mark.parametrize("case", ["segment-end", "gap", "other-kind", "copydone", "too-big"])
+def test_hands_over_to_python_before_what_it_does_not_handle(pair, case: str) -> None:
+    ours, server, fd = pair
+    pos = BASE + SEG - 64
+    first = xlogdata(pos - 16, b"a" * 16)
+    second = {"segment-end": xlogdata(pos, b"b" * 64),  # reaches the segment's end
+              "gap": xlogdata(pos + 8, b"b" * 8),
+              "other-kind": b"d\0\0\0\x06zz",
+              "copydone": b"c\0\0\0\x04",
+              "too-big": xlogdata(pos, b"b" * 40)[:5] + b"b" * 10}[case]
+    buf = bytearray(64 if case == "too-big" else 4096)
+    if case == "too-big":  # a length that cannot fit in the buffer
+        second = b"d" + struct.pack(">I", 5000) + b"w" * 20
+    server.sendall(first + second)
+    stop, have, new, wal_end, unsent, *_ = pump(ours, fd, buf, 0, pos - 16, pos - 16)
+    assert stop == syncpump.FOR_PYTHON and new == pos
+    assert bytes(buf[:have]) == second[:have] and have == min(len(second), len(buf) - len(first))
+    assert os.pread(fd, 16, SEG - 80) == b"a" * 16 and not any(os.pread(fd, 64, SEG - 64))
+    assert status(server.recv(100))[:2] == (pos, pos)  # what it did write is acknowledged
+
+
+def test_endpos_and_end_of_file(pair) -> None:
+    ours, server, fd = pair
+    server.sendall(xlogdata(BASE + 8, b"e" * 40) + xlogdata(BASE + 48, b"f" * 40))
+    buf = bytearray(4096)
+    stop, have, new, *_ = pump(ours, fd, buf, 0, BASE + 8, BASE + 8, endpos=BASE + 30)
+    assert (stop, new) == (syncpump.ENDPOS, BASE + 48)
+    assert have == len(xlogdata(0, b"f" * 40))  # the rest stays for the Python path
+    assert status(server.recv(100))[:2] == (BASE + 48, BASE + 48)
+    server.close()  # (with the status unread, the close would be a reset: ECONNRESET)
+    stop, have2, new, _, unsent, *_ = pump(ours, fd, buf, have, BASE + 48, BASE + 48)
+    assert (stop, have2, new, unsent) == (syncpump.END_OF_FILE, 0, BASE + 88, b"")
+    assert os.pread(fd, 80, 8) == b"e" * 40 + b"f" * 40
+
+
+def test_a_write_error_names_the_call(pair, tmp_path: Path) -> None:
+    ours, server, fd = pair
+    ro = os.open(tmp_path / "seg.partial", os.O_RDONLY)
+    try:
+        server.sendall(xlogdata(BASE + 8, b"z" * 8))
+        stop, _, new, _, _, err, at = pump(ours, ro, bytearray(4096), 0, BASE + 8, BASE + 8)
+    finally:
+        os.close(ro)
+    assert (stop, new, at, err) == (syncpump.OS_ERROR, BASE + 8, "pwrite", 9)  # EBADF
+
+
+def test_a_status_the_socket_cannot_take_is_returned_to_send_in_order(pair) -> None:
+    ours, server, fd = pair
+    for chunk in (1 << 16, 1 << 10, 1):  # fill our sending side to the last byte
+        while True:
+            try:
+                ours.send(b"\0" * chunk)
+            except BlockingIOError:
+                break
+    server.sendall(xlogdata(BASE + 8, b"q" * 24))
+    stop, have, new, _, unsent, err, _ = pump(ours, fd, bytearray(4096), 0, BASE + 8, BASE + 8)
+    assert (stop, have, new, err) == (syncpump.DRAINED, 0, BASE + 32, 0)
+    assert status(unsent)[:2] == (BASE + 32, BASE + 32)  # flushed, for the caller to send
