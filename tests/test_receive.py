@@ -466,7 +466,6 @@ def test_synchronous_under_load_segments_identical(
     finally:
         c.execute("ALTER SYSTEM RESET synchronous_standby_names; SELECT pg_reload_conf();")
     assert r.stop() == 0, r.stderr
-    flushed = repl_row(c, app)
     assert assert_identical(arch, c.pg_wal) >= 3
     assert_contiguous(arch)
     assert_partial_is_prefix(arch, c.pg_wal, end)
@@ -475,7 +474,7 @@ def test_synchronous_under_load_segments_identical(
         assert rounds and int(rounds[-1]) > 1000, r.stderr[-2000:]
     else:
         assert not rounds, r.stderr[-2000:]
-    assert "Traceback" not in r.stderr and flushed is None
+    assert "Traceback" not in r.stderr
 
 
 def test_kill9_restart_slot_retention_and_primary_restart(
