@@ -108,10 +108,8 @@ def test_hands_over_to_python_before_what_it_does_not_handle(pair, case: str) ->
               "gap": xlogdata(pos + 8, b"b" * 8),
               "other-kind": b"d\0\0\0\x06zz",
               "copydone": b"c\0\0\0\x04",
-              "too-big": xlogdata(pos, b"b" * 40)[:5] + b"b" * 10}[case]
+              "too-big": b"d" + struct.pack(">I", 5000) + b"w" * 20}[case]  # > the buffer
     buf = bytearray(64 if case == "too-big" else 4096)
-    if case == "too-big":  # a length that cannot fit in the buffer
-        second = b"d" + struct.pack(">I", 5000) + b"w" * 20
     server.sendall(first + second)
     stop, have, new, wal_end, unsent, *_ = pump(ours, fd, buf, 0, pos - 16, pos - 16)
     assert stop == syncpump.FOR_PYTHON and new == pos

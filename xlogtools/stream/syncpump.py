@@ -77,8 +77,8 @@ class SyncPump:
         if stop == OS_ERROR:
             why = os.strerror(err)
             if at in ("recv", "send"):
-                raise ConnectionLost(f"could not {'receive data from' if at == 'recv' else 'send data to'}"
-                                     f" server: {why}")
+                what = "receive data from" if at == "recv" else "send data to"
+                raise ConnectionLost(f"could not {what} server: {why}")
             name = f"{a.open_file_name}.partial"
             verb = "write to" if at == "pwrite" else "fsync"
             raise ArchiveError(f"could not {verb} file \"{name}\": {why}",
