@@ -11,6 +11,8 @@ from pathlib import Path
 import pytest
 
 from xlogtools.stream import syncpump
+from xlogtools.stream.backend import encode_server, encode_xlogdata
+from xlogtools.stream.protocol import PrimaryKeepalive, StandbyStatusUpdate, encode
 
 pytestmark = pytest.mark.skipif(not syncpump.AVAILABLE, reason="the C extension is not built "
                                 "(or XLOGTOOLS_NO_C is set)")
@@ -19,19 +21,20 @@ BASE = 5 * SEG  # the open segment's first LSN
 
 
 def xlogdata(start: int, data: bytes, wal_end: int = 0) -> bytes:
-    body = b"w" + struct.pack(">QQQ", start, wal_end or start + len(data), 0) + data
-    return b"d" + struct.pack(">I", len(body) + 4) + body
+    """What our walsender sends (the same bytes as PostgreSQL's)."""
+    return encode_xlogdata(start, wal_end or start + len(data), 0, data)
 
 
 def keepalive(wal_end: int, reply: bool) -> bytes:
-    body = b"k" + struct.pack(">QQ?", wal_end, 0, reply)
-    return b"d" + struct.pack(">I", len(body) + 4) + body
+    return encode_server(PrimaryKeepalive(wal_end, 0, reply))
 
 
 def status(msg: bytes) -> tuple[int, int, int, int]:
-    """(write, flush, apply, reply) of a standby status update."""
-    assert msg[:6] == b"d\0\0\0\x26r" and len(msg) == 39
-    w, f, a, _t, r = struct.unpack(">QQQq?", msg[6:])
+    """(write, flush, apply, reply) of a standby status update: the bytes must be what the
+    Python protocol code encodes for them (only the send time is the C round's own)."""
+    assert len(msg) == 39
+    w, f, a, t, r = struct.unpack(">QQQq?", msg[6:])
+    assert msg == encode(StandbyStatusUpdate(w, f, a, t, r))
     return w, f, a, r
 
 
