@@ -127,10 +127,6 @@ pump(PyObject *self, PyObject *args)
                 uint64_t start = get_be64(body + 1);
                 uint64_t end = get_be64(body + 9);
                 size_t n = blen - XLOGDATA_HDR;
-                if (endpos && pos >= endpos) {
-                    stop = ENDPOS;
-                    break;
-                }
                 if (start != pos || start < seg_base || start - seg_base + n >= seg_size) {
                     stop = FOR_PYTHON; /* a gap, a new segment, or the segment's end */
                     break;

@@ -23,13 +23,3 @@ def run(main: Coroutine[Any, Any, T]) -> T:
                 return runner.run(main)
     return asyncio.run(main)
 
-
-def name() -> str:
-    """Which loop run() uses: 'uvloop' or 'asyncio'."""
-    if os.environ.get("XLOGTOOLS_NO_UVLOOP"):
-        return "asyncio"
-    try:
-        import uvloop  # noqa: F401
-    except ImportError:
-        return "asyncio"
-    return "uvloop"

@@ -518,9 +518,7 @@ class Receiver:
             if stop == syncpump.DRAINED:
                 self._idle_work(conn)
             elif stop == syncpump.ENDPOS:
-                log.info("stopped log streaming at %s (timeline %d)", self.archive.written,
-                         self.archive.timeline)  # type: ignore[union-attr]
-                self._end_event = "endpos"
+                self._reached_endpos()
             else:  # a message for the Python path, or end of file: give the socket back
                 if stop == syncpump.END_OF_FILE:
                     self._fast_ok = False
@@ -531,6 +529,12 @@ class Receiver:
         if self._end_event is not None or self._pump_error is not None:
             self._leave_fast()
             conn.wake()
+
+    def _reached_endpos(self) -> None:
+        a = self.archive
+        assert a is not None
+        log.info("stopped log streaming at %s (timeline %d)", a.written, a.timeline)
+        self._end_event = "endpos"
 
     def _leave_fast(self) -> None:
         fast, self._fast = self._fast, None
@@ -554,9 +558,7 @@ class Receiver:
                 if ev.wal_end > self._server_end:  # type: ignore[union-attr]
                     self._server_end = ev.wal_end  # type: ignore[union-attr]
                 if endpos is not None and archive.written >= endpos:
-                    log.info("stopped log streaming at %s (timeline %d)", archive.written,
-                             archive.timeline)
-                    self._end_event = "endpos"
+                    self._reached_endpos()
                     return
             elif kind is PrimaryKeepalive:
                 if ev.wal_end > self._server_end:  # type: ignore[union-attr]
