@@ -45,7 +45,7 @@ PathArg = str | os.PathLike[str]
 DEFAULT_TAIL_BYTES = 1 << 20
 DEFAULT_CHECKPOINT_SEARCH_BYTES = 1 << 30
 DEFAULT_COMMIT_SEARCH_BYTES = 16 << 20
-SCANS = ("tail", "recovery", "all")
+SCANS = ("recovery", "tail", "all")
 HEADER_SIZES = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)  # next record after a page header
 
 # --- catalog/pg_control.h CheckPoint (13-16; 17+ adds wal_level in the padding after
@@ -177,7 +177,9 @@ class TimelineEnd:
     error_lsn: Lsn | None  # the position the reason names (a record or a page)
     error_segment: str | None  # the segment file that position is in
     exact: bool
-    checked_from: Lsn | None  # records from here to the end were decoded and CRC-checked
+    # every record from here to the end was checked (headers, prev-links, CRC): the last
+    # checkpoint's redo point by default, as crash recovery; the decoded tail with --quick
+    verified_from: Lsn | None
     last_checkpoint: Checkpoint | None
     last_commit: Commit | None
     segments: int  # segment files on this timeline (and its ancestors, by the history)
@@ -189,6 +191,11 @@ class TimelineEnd:
     wal_beyond_end: Beyond | None = None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def checked_from(self) -> Lsn | None:
+        """The name verified_from had before (kept for callers of 0.1)."""
+        return self.verified_from
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "timeline": self.timeline, "end_lsn": _s(self.end_lsn),
@@ -196,7 +203,8 @@ class TimelineEnd:
             "reason": self.reason, "reason_detail": self.reason_detail,
             "error_lsn": _s(self.error_lsn), "error_segment": self.error_segment,
             "exact": self.exact,
-            "checked_from": _s(self.checked_from),
+            "verified_from": _s(self.verified_from),
+            "checked_from": _s(self.verified_from),  # the name before verified_from
             "last_checkpoint": self.last_checkpoint.as_dict() if self.last_checkpoint else None,
             "last_commit": self.last_commit.as_dict() if self.last_commit else None,
             "segments": self.segments, "first_segment": self.first_segment,
@@ -317,6 +325,7 @@ class _Timeline:
         self.seq = sorted(self.files)
         self.probes: dict[int, str] = {}
         self.notes: list[str] = []
+        self.walked = 0  # bytes of WAL checked by verify()
 
     # -- reading --------------------------------------------------------------------------------
     def name(self, segno: int) -> str:
@@ -374,6 +383,26 @@ class _Timeline:
 
     def floor_page(self, lsn: int) -> int:
         return lsn - lsn % self.blcksz
+
+    def verify(self, start: int, tail: _Window) -> _Window:
+        """Check every record from `start` to where reading stops (headers, prev-links, CRC,
+        fragment headers: WalReader.scan(), the C walk when built), as crash recovery reads
+        from its redo point. When it stops where the decoded tail stops, the tail stands;
+        when it stops earlier (damage in the middle), the stretch before the stop is decoded
+        (for the last checkpoint and commit), from a page `tail_bytes` before it."""
+        reader = WalReader(self.src, start=Lsn(start), timeline=self.tli)
+        reader.scan()
+        eow = reader.end_of_wal
+        assert eow is not None
+        self.walked = max(self.walked, int(eow.lsn) - start)
+        if (eow.lsn, eow.reason, eow.error_lsn) == (tail.eow.lsn, tail.eow.reason,
+                                                     tail.eow.error_lsn):
+            return tail
+        near = max(start, self.floor_page(int(eow.error_lsn)) - self.tail_bytes)
+        w = self.decode(near)
+        if (w.eow.lsn, w.eow.reason) != (eow.lsn, eow.reason) and near > start:
+            w = self.decode(start)  # no record boundary there leads to the same stop
+        return w
 
     # -- 1 and 2: where current WAL ends, by headers ---------------------------------------------
     def last_current_index(self) -> int:
@@ -593,10 +622,12 @@ class _Timeline:
         last_seg = self.seq[max(idx, 0)]  # nothing current: reading the first segment says why
         last_page = (self.last_current_page(last_seg) if self.probe(last_seg) == "current"
                      else last_seg * self.seg)
+        main = self.tail_window(max(idx, 0), last_page)
+        first_start = self.seq[0] * self.seg
+        verified_from: int | None = None
         if self.scan == "all":
-            main = self.decode(self.seq[0] * self.seg)
-        else:
-            main = self.tail_window(max(idx, 0), last_page)
+            main = self.verify(first_start, main)
+            verified_from = first_start
         beyond = self.beyond(main.eow, last_page)
         # the end of the WAL as written, past any break in the tail, and how many it passed
         written = ((beyond.end_lsn, beyond.last_record_lsn, beyond.breaks + 1) if beyond
@@ -612,16 +643,22 @@ class _Timeline:
             ckpt, commit, checked_from, met, low = self.history(end, windows, checked_from,
                                                                 checked_prev)
             if self.scan == "recovery" and round_ == 0:
+                # Crash recovery reads every record from the redo point of the last
+                # checkpoint; with none found in the files, everything from the first one.
                 if ckpt is None:
-                    self.notes.append("no checkpoint record found: only the tail was decoded")
-                elif ckpt.redo < checked_from:
-                    main = self.decode(int(ckpt.redo))
-                    windows, end = [main], main.eow
-                    checked_from = int(main.first) if main.first is not None else int(ckpt.redo)
-                    checked_prev = main.first_prev
-                    if end.lsn < written[0]:
-                        beyond = self.beyond(end, last_page)
-                    continue
+                    self.notes.append("no checkpoint record found: every record from the "
+                                      "first segment was checked")
+                start = int(ckpt.redo) if ckpt is not None else first_start
+                verified_from = min(start, checked_from)
+                if start < checked_from:
+                    w = self.verify(start, main)
+                    if w is not main:
+                        windows, end = [w], w.eow
+                        checked_from = int(w.first) if w.first is not None else start
+                        checked_prev = w.first_prev
+                        if end.lsn < written[0]:
+                            beyond = self.beyond(end, last_page)
+                        continue
             redo_known = ckpt is not None
             floor = int(ckpt.redo) if ckpt is not None else low
             brk = self.first_break(floor, checked_from, met)
@@ -639,9 +676,11 @@ class _Timeline:
             checked_from = int(w.first) if w.first is not None else brk.lsn
             checked_prev = w.first_prev
             beyond = Beyond(Lsn(after), *written)
-        return self.result(end, checked_from, ckpt, commit, beyond, redo_known, low)
+        if verified_from is None or verified_from > checked_from:
+            verified_from = checked_from  # --quick: the decoded tail only
+        return self.result(end, verified_from, ckpt, commit, beyond, redo_known, low)
 
-    def result(self, end: EndOfWal, checked_from: int, ckpt: Checkpoint | None,
+    def result(self, end: EndOfWal, verified_from: int, ckpt: Checkpoint | None,
                commit: Commit | None, beyond: Beyond | None, redo_known: bool, low: int
                ) -> TimelineEnd:
         seg = self.seg
@@ -698,7 +737,8 @@ class _Timeline:
             next_timeline=None, end_lsn=end.lsn, last_record_lsn=last,
             last_segment=self.name(int(last) // seg) if last is not None else None,
             reason=end.reason.value, reason_detail=detail, error_lsn=end.error_lsn,
-            error_segment=end.segment, exact=exact, checked_from=Lsn(checked_from) if last is not None else None,
+            error_segment=end.segment, exact=exact,
+            verified_from=Lsn(verified_from) if last is not None else None,
             last_checkpoint=ckpt, last_commit=commit, segments=len(seq),
             first_segment=self.name(seq[0]),
             segments_read=sum(1 for s in seq if self.files[s].path.name in opened),
@@ -723,7 +763,8 @@ def _no_segments(tli: int) -> TimelineEnd:
         timeline=tli, parent=None, begins_at=None, switched_at=None, next_timeline=None,
         end_lsn=None, last_record_lsn=None, last_segment=None, reason="no_segments",
         reason_detail="no segment file of this timeline was given (known from a history file)",
-        error_lsn=None, error_segment=None, exact=False, checked_from=None, last_checkpoint=None, last_commit=None,
+        error_lsn=None, error_segment=None, exact=False, verified_from=None, last_checkpoint=None,
+        last_commit=None,
         segments=0, first_segment=None, segments_read=0)
 
 
@@ -755,15 +796,17 @@ def _twophase_xid(d: bytes, info: int, is_commit: bool, major: int) -> int | Non
 
 # --- entry points -----------------------------------------------------------------------------
 def locate(paths: Sequence[PathArg] | PathArg | None = None, *, timeline: int | None = None,
-           scan: str = "tail", tail_bytes: int = DEFAULT_TAIL_BYTES,
+           scan: str = "recovery", tail_bytes: int = DEFAULT_TAIL_BYTES,
            checkpoint_search_bytes: int = DEFAULT_CHECKPOINT_SEARCH_BYTES,
            commit_search_bytes: int = DEFAULT_COMMIT_SEARCH_BYTES) -> LocateResult:
     """The end of valid WAL in `paths` (segment files and/or directories; a data directory
     means its pg_wal; none: $PGDATA), per timeline.
 
-    scan: 'tail' (default) decodes only the last `tail_bytes` (more when stepping back for a
-    commit); 'recovery' decodes from the last checkpoint's redo point, as crash recovery
-    replays; 'all' from the first segment, as pg_waldump over the directory. timeline: only
+    scan: 'recovery' (default) checks every record from the last checkpoint's redo point to
+    the end, as crash recovery replays (from the first record when no checkpoint is found);
+    'all' from the first segment, as pg_waldump over the directory; 'tail' (--quick) only the
+    decoded last `tail_bytes` (more when stepping back for a commit). Every scan decodes the
+    tail (or the stretch before damage) for the last checkpoint and commit. timeline: only
     this one. Raises xlogtools.errors.InputError for inputs that are not WAL of one cluster."""
     if scan not in SCANS:
         raise UsageError(f"scan must be one of {', '.join(SCANS)}, not {scan!r}")
@@ -842,10 +885,11 @@ def format_summary(result: LocateResult, inputs: Iterable[str] = ()) -> str:
         c = t.last_commit
         lines.append("  last commit:     " + (
             f"{c.kind} of xid {c.xid} at {c.lsn}, {format_time(c.time)}" if c else "not found"))
-        segs = f"  segments:        {t.segments} ({t.first_segment} ..), {t.segments_read} read"
-        if t.checked_from is not None:
-            segs += f"; records checked from {t.checked_from}"
-        lines.append(segs)
+        lines.append(f"  segments:        {t.segments} ({t.first_segment} ..), "
+                     f"{t.segments_read} read")
+        if t.verified_from is not None:
+            lines.append(f"  verified:        records from {t.verified_from} to the end "
+                         f"({_VERIFIED[result.scan]})")
         if t.stale_segments:
             lines.append(f"  recycled beyond the end: {len(t.stale_segments)} "
                          f"({_span(t.stale_segments)})")
@@ -860,6 +904,13 @@ def format_summary(result: LocateResult, inputs: Iterable[str] = ()) -> str:
         for n in t.notes:
             lines.append(f"  note: {n}")
     return "\n".join(lines)
+
+
+_VERIFIED = {
+    "recovery": "every one from the last checkpoint's redo point on, as crash recovery",
+    "all": "every one from the first segment on, as pg_waldump",
+    "tail": "--quick: the last ones only; damage before them is not looked for",
+}
 
 
 def _span(names: list[str]) -> str:
