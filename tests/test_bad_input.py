@@ -59,6 +59,23 @@ def test_truncated_segment_ends_the_dump_with_its_name(tmp_path: Path) -> None:
     assert segs[1].name in proc.stderr and "truncated_segment" in proc.stderr
 
 
+@pytest.mark.parametrize("size", [24, 30, 39, 40])
+def test_segment_cut_inside_its_long_page_header(tmp_path: Path, size: int) -> None:
+    """A segment file of 24-40 bytes (a short page header's worth, not a long one's): dump and
+    locate end the WAL there, naming the file, and never unpack past the bytes."""
+    segs = unpack(15, tmp_path / "wal")
+    segs[1].write_bytes(segs[1].read_bytes()[:size])
+    proc = xlogtools("dump", str(tmp_path / "wal"))
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert f'could not read file "{segs[1].name}", offset 0: read {size} of 8192' in proc.stderr
+    assert "truncated_segment" in proc.stderr and proc.stdout.count("\n") > 1000
+    for args in ([], ["--quick"], ["--scan", "all"]):
+        loc = xlogtools("locate", str(tmp_path / "wal"), *args)
+        assert loc.returncode == 0 and "Traceback" not in loc.stderr, loc.stderr
+        assert "ends because:    truncated_segment" in loc.stdout, loc.stdout
+        assert segs[1].name in loc.stdout
+
+
 @pytest.mark.skipif(not (FIXTURES / "pg16").exists(), reason="needs the pg16 fixture")
 def test_two_clusters_in_one_directory(tmp_path: Path) -> None:
     a = unpack(15, tmp_path / "mixed")

@@ -213,6 +213,10 @@ class WalReader:
         if info & ~L.XLP_ALL_FLAGS:
             raise _Stop(EndReason.INVALID_HEADER, pageptr, f"invalid info bits {info:04X} {where}", off)
         if info & L.XLP_LONG_HEADER:
+            if len(buf) < off + L.SIZE_OF_LONG_PHD:
+                raise _Stop(EndReason.TRUNCATED_SEGMENT, pageptr,
+                            f"could not read file \"{name}\", offset {off}: read "
+                            f"{len(buf) - off} of {blcksz}", off)
             _m, _i, _t, _a, _r, sysid, seg_size, xlog_blcksz = L.LONG_PAGE_HEADER.unpack_from(buf, off)
             if sysid != self.sysid:
                 raise _Stop(EndReason.INVALID_HEADER, pageptr,
