@@ -353,3 +353,63 @@ def test_sql_reapplies_the_lost_rows_on_the_promoted_standby(pg_major: int, prim
                        "-p", str(standby.port), "-U", "postgres", "-d", "postgres", "-f", "-"],
                       input=sql.read_text(), check=False)
     assert res.returncode != 0 and "conflict" in res.stderr
+
+
+def flip_in_record_of(wal: Path, lo: Lsn, hi: Lsn) -> Lsn:
+    """Flip one payload bit of a record (inside one page) that starts in [lo, hi); its LSN."""
+    src = WalSource.open([wal])
+    victim = next(r for r in WalReader(src, start=lo) if r.lsn >= lo and r.tot_len >= 64
+                  and int(r.lsn) % 8192 + r.tot_len <= 8192)
+    assert victim.lsn < hi, (victim.lsn, hi)
+    seg = wal / victim.segment
+    buf = bytearray(seg.read_bytes())
+    buf[int(victim.lsn) % src.seg_size + victim.tot_len - 3] ^= 0x04
+    seg.write_bytes(buf)
+    return victim.lsn
+
+
+def test_primary_end_follows_crash_recovery_under_damage(pg_major: int, primary_standby,
+                                                         tmp_path: Path) -> None:
+    """The primary's end of WAL is where its own crash recovery would stop (locate's rule):
+    damage before its last checkpoint's redo point (WAL kept by wal_keep_size, which recovery
+    never reads) does not end it: the lost transactions after the redo point are all listed,
+    with a note naming the damage; damage after the redo point ends it there, exactly where
+    locate says, and a transaction committed beyond it is not listed."""
+    primary, standby = primary_standby(conf={**CONF, "wal_keep_size": "64MB"})
+    primary.execute("CREATE TABLE t (id int PRIMARY KEY, v text);")
+    caught_up(primary, standby)
+    standby.stop("immediate")
+    first = xid_of(primary, "BEGIN; INSERT INTO t VALUES (1, 'a'); SELECT txid_current(); COMMIT;")
+    pad_lo = Lsn(primary.current_lsn())
+    primary.execute("SELECT pg_logical_emit_message(false, 'pad', repeat('x', 3000)) "
+                    "FROM generate_series(1, 600);")
+    pad_hi = Lsn(primary.current_lsn())
+    primary.execute("CHECKPOINT;")
+    after = [xid_of(primary, f"BEGIN; INSERT INTO t VALUES ({i}, 'b'); SELECT txid_current(); COMMIT;")
+             for i in range(2, 5)]
+    pad2_lo = Lsn(primary.current_lsn())
+    primary.execute("SELECT pg_logical_emit_message(false, 'pad2', repeat('y', 3000)) "
+                    "FROM generate_series(1, 50);")
+    pad2_hi = Lsn(primary.current_lsn())
+    last = xid_of(primary, "BEGIN; INSERT INTO t VALUES (9, 'c'); SELECT txid_current(); COMMIT;")
+    primary.crash()
+    clean = analyze([primary.pg_wal], [standby.pg_wal])
+    assert {t.xid for t in clean.lost_transactions} == {first, *after, last}
+
+    before = tmp_path / "before"
+    shutil.copytree(primary.pg_wal, before)
+    at = flip_in_record_of(before, pad_lo, pad_hi)
+    rep = analyze([before], [standby.pg_wal])
+    assert {t.xid for t in rep.lost_transactions} == {first, *after, last}
+    assert (rep.primary.end_lsn, rep.primary.last_record_lsn) == \
+        (clean.primary.end_lsn, clean.primary.last_record_lsn)
+    assert any(f"damaged at {at}" in n and "redo point" in n for n in rep.notes), rep.notes
+
+    beyond = tmp_path / "beyond"
+    shutil.copytree(primary.pg_wal, beyond)
+    at2 = flip_in_record_of(beyond, pad2_lo, pad2_hi)
+    rep2 = analyze([beyond], [standby.pg_wal])
+    from xlogtools.locate import locate
+    loc = locate([beyond]).overall
+    assert rep2.primary.end_lsn == loc.end_lsn == at2 and loc.reason == "crc_mismatch"
+    assert {t.xid for t in rep2.lost_transactions} == {first, *after}

@@ -150,22 +150,28 @@ def _end_of(side: _Side, start: Lsn | None = None) -> tuple[Position, WalReader]
     return _position(side, reader), reader
 
 
+def _locate_side(side: _Side, paths: Sequence[str | os.PathLike[str]]) -> Any:
+    """locate's answer for one side (its default scan: every record from the last
+    checkpoint's redo point, as the server's own crash recovery reads)."""
+    from .locate import locate
+
+    return locate(list(paths), timeline=side.timeline).timeline(side.timeline)
+
+
 def _located_end(side: _Side, paths: Sequence[str | os.PathLike[str]]) -> tuple[Position, list[str]]:
     """The end of the standby's WAL by the locator (xlogtools.locate): a binary search over
-    segment and page headers and a decode of the last MB, instead of decoding every record.
+    segment and page headers, and a check of every record from the last checkpoint's redo
+    point (the C walk), instead of decoding every record.
 
     Same end_lsn, last_record_lsn and reason as _end_of in every test (tests/test_gap.py
     compares them). They can differ only on damaged WAL: a full read stops at the first damaged
     or missing place from the oldest segment, the locator only at one after the last
     checkpoint's redo point (what the standby's own recovery would replay); an older break says
     nothing about how far the standby received. The locator's notes are passed on."""
-    from .locate import locate
-
-    res = locate(list(paths), timeline=side.timeline)
-    t = res.timeline(side.timeline)
+    t = _locate_side(side, paths)
     notes = []
     if not t.exact or t.wal_beyond_end is not None:
-        notes.append(f"the standby's WAL: {t.reason_detail}")
+        notes.append(f"the {side.name}'s WAL: {t.reason_detail}")
     if t.end_lsn is None:
         return Position(None, None, side.timeline, t.reason), notes
     # Custody: the files a full read covers (every segment up to the one it stops in).
@@ -176,6 +182,29 @@ def _located_end(side: _Side, paths: Sequence[str | os.PathLike[str]]) -> tuple[
                 side.source.timeline_of_segment(segno, side.expected) == tli:
             side.source.read_paths.add(f.path)
     return Position(t.end_lsn, t.last_record_lsn, side.timeline, t.reason), notes
+
+
+def _recovery_end(side: _Side, paths: Sequence[str | os.PathLike[str]], read: WalReader,
+                  feed: Callable[[Record], None]) -> tuple[Position, list[str]]:
+    """The end of a side's WAL that `read` (a full read from its first segment, whose records
+    went to `feed`) reached, by the rule crash recovery follows (locate's): damage before the
+    last checkpoint's redo point, which recovery never reads, does not end it. When the full
+    read stopped at such damage, the records from the redo point on are read too (to `feed`)
+    and the span between is named in a note."""
+    pos = _position(side, read)
+    t = _locate_side(side, paths)
+    if pos.end_lsn is None or t.end_lsn is None or t.end_lsn <= pos.end_lsn \
+            or t.verified_from is None or t.verified_from < pos.end_lsn:
+        return pos, []
+    on = WalReader(side.source, start=t.verified_from, timeline=side.timeline)
+    for rec in on:
+        feed(rec)
+    note = (f"the {side.name}'s WAL is damaged at {pos.end_lsn} ({pos.reason}: "
+            f"{read.end_of_wal.message if read.end_of_wal else ''}), before the last "
+            f"checkpoint's redo point {t.verified_from}, which crash recovery does not read: "
+            f"its end is where recovery stops; transactions that committed between "
+            f"{pos.end_lsn} and {t.verified_from} are not seen")
+    return _position(side, on), [note]
 
 
 def find_divergence(primary: list[tuple[int, Lsn, Lsn | None]],
@@ -359,9 +388,11 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
         s_reader = WalReader(s_side.source, timeline=s_side.timeline)
         for rec in s_reader:
             st.feed(rec)
+        s_end, s_notes = _recovery_end(s_side, standby, s_reader, st.feed)
         only_standby = st.lost
         if s_pos is None:
-            s_pos = _position(s_side, s_reader)
+            s_pos = s_end
+            notes += s_notes
     elif s_pos is None:
         assert s_side is not None
         s_pos, located_notes = _located_end(s_side, standby)
@@ -387,7 +418,8 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
         if first_seen is None:
             first_seen = rec.lsn
         tracker.feed(rec)
-    p_pos = _position(p_side, p_reader)
+    p_pos, p_notes = _recovery_end(p_side, primary, p_reader, tracker.feed)
+    notes += p_notes
     if p_pos.end_lsn is not None and p_pos.end_lsn < cut and s_pos.source == "server" \
             and p_pos.reason != "missing_segment" and int(cut) - int(p_pos.end_lsn) < p_side.source.seg_size:
         # A live standby receives the primary's flush point, which can lie inside a record the
