@@ -648,3 +648,27 @@ def test_bad_input(tmp_path: Path) -> None:
     assert_clean_failure([str(locked)], "could not read", segs[-1].name, prefix=prefix)
     usage = xlogtools("locate", "--scan", "bogus", str(empty))
     assert usage.returncode == 2 and "Traceback" not in usage.stderr
+
+
+def test_checkpoint_search_c_equals_python(monkeypatch) -> None:
+    """The C search back for a checkpoint record's first 8 bytes (8-byte-aligned offsets only)
+    finds what the Python path (bytes.rfind plus an alignment check) finds, on random buffers
+    with the needle planted at aligned and unaligned offsets and every kind of upper bound."""
+    import xlogtools.locate as loc
+    if loc._c_rfind_aligned is None:
+        pytest.skip("the C extension is not built (or XLOGTOOLS_NO_C is set)")
+    rng = random.Random(11)
+    needle = loc._CKPT_NEEDLE
+    cases = []
+    for _ in range(300):
+        buf = bytearray(rng.choice([b"\0", b"\x72", b"\x72\0\0\0"]) * rng.randrange(0, 600))
+        for _ in range(rng.randrange(0, 5)):
+            at = rng.randrange(0, max(1, len(buf)))
+            buf[at:at + 8] = needle
+        his = [len(buf), rng.randrange(0, len(buf) + 9), rng.randrange(0, 16)]
+        cases.append((bytes(buf), his))
+    got_c = [[loc._rfind_needle(b, hi) for hi in his] for b, his in cases]
+    monkeypatch.setattr(loc, "_c_rfind_aligned", None)
+    got_py = [[loc._rfind_needle(b, hi) for hi in his] for b, his in cases]
+    assert got_c == got_py
+    assert sum(p >= 0 for row in got_c for p in row) > 100  # the needle was found often

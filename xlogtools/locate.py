@@ -19,9 +19,11 @@ How, reading little (XLogFindNextRecord and XLogReaderValidatePageHeader of xlog
    decoding. The checkpoint's redo point says which earlier gaps matter: a missing segment
    between the redo point and the end is a break crash recovery would stop at.
 
-`scan="recovery"` decodes from the last checkpoint's redo point (what crash recovery replays),
-`scan="all"` from the first segment (what pg_waldump over the directory reads), so damage
-anywhere in that span ends the WAL there; the default decodes the tail only.
+5. `scan="recovery"` (the default) then checks every record from that checkpoint's redo point
+   to the end (what crash recovery replays: headers, prev-links, CRC; the reader's C walk),
+   `scan="all"` from the first segment (what pg_waldump over the directory reads), so damage
+   anywhere in that span ends the WAL there; the stretch before such a stop is decoded for the
+   last checkpoint and commit. `scan="tail"` (--quick) checks the decoded tail only.
 """
 from __future__ import annotations
 
@@ -38,7 +40,7 @@ from .lsn import Lsn, segment_name
 from .parse import layout as L
 from .parse.reader import EndOfWal, EndReason, WalReader
 from .parse.record import Record
-from .parse.source import HistoryEntry, SegmentFile, WalSource, read_file_bytes
+from .parse.source import HistoryEntry, SegmentFile, WalSource, map_file, read_file_bytes
 
 PathArg = str | os.PathLike[str]
 
@@ -71,6 +73,25 @@ CHECKPOINT_TOT_LEN = L.SIZE_OF_XLOG_RECORD + 2 + SIZEOF_CHECKPOINT
 # xl_tot_len and xl_xid (a checkpoint is written outside any transaction): 8 bytes to search
 # for, rarer in other data (and found faster) than the length alone
 _CKPT_NEEDLE = L.U32.pack(CHECKPOINT_TOT_LEN) + bytes(4)
+try:  # the C extension of the reader's walk also searches back for it, 8-byte word by word
+    from .parse._walscan import rfind_aligned as _c_rfind_aligned
+except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
+    _c_rfind_aligned = None
+if os.environ.get("XLOGTOOLS_NO_C"):
+    _c_rfind_aligned = None
+
+
+def _rfind_needle(buf: Any, hi: int) -> int:
+    """The last 8-byte-aligned offset p with p + 8 <= hi where _CKPT_NEEDLE stands (records
+    are MAXALIGNed), or -1."""
+    if _c_rfind_aligned is not None:
+        return int(_c_rfind_aligned(buf, _CKPT_NEEDLE, 0, hi))
+    pos = hi
+    while True:
+        pos = buf.rfind(_CKPT_NEEDLE, 0, pos)
+        if pos < 0 or pos % 8 == 0:
+            return int(pos)
+        pos += len(_CKPT_NEEDLE) - 1  # a hit starting before this one
 
 # --- access/xact.h ----------------------------------------------------------------------------
 RM_XACT_ID = 1
@@ -257,21 +278,29 @@ def _s(lsn: Lsn | None) -> str | None:
 # --- the work -------------------------------------------------------------------------------
 @dataclass
 class _Source(WalSource):
-    """WalSource that keeps the last few segments read (several readers visit the same tail)
-    and names the files it opened."""
+    """WalSource that keeps recent segments (several readers visit the same files: the
+    checkpoint search, the walk from its redo point, the tail) and names the files it opened.
+    Plain files are mapped, not copied (the walk from the redo point reads up to max_wal_size
+    of WAL); compressed ones are decompressed into memory, and only the last few are kept."""
 
-    cache: "collections.OrderedDict[str, bytes]" = field(default_factory=collections.OrderedDict)
+    cache: "collections.OrderedDict[str, Any]" = field(default_factory=collections.OrderedDict)
     opened: set[str] = field(default_factory=set)
 
-    def read(self, c: SegmentFile) -> bytes:
+    def read(self, c: SegmentFile) -> Any:
         self.opened.add(c.path.name)
         key = str(c.path)
         data = self.cache.get(key)
         if data is None:
-            data = super().read(c)
+            if c.compression is None:
+                data = map_file(c.path)
+                self.read_paths.add(c.path)
+            else:
+                data = super().read(c)
             self.cache[key] = data
-            while len(self.cache) > 4:
-                self.cache.popitem(last=False)
+            copies = [k for k, v in self.cache.items() if isinstance(v, bytes)]
+            while len(copies) > 4 or len(self.cache) > 256:
+                drop = copies.pop(0) if len(copies) > 4 else next(iter(self.cache))
+                del self.cache[drop]
         else:
             self.cache.move_to_end(key)
         return data
@@ -521,10 +550,10 @@ class _Timeline:
         seg_start = segno * self.seg
         pos = min(len(buf), below - seg_start + len(_CKPT_NEEDLE) - 1)  # hits starting < below
         while True:
-            pos = buf.rfind(_CKPT_NEEDLE, 0, pos)
+            pos = _rfind_needle(buf, pos)
             if pos < 0:
                 return None
-            if pos % 8 == 0 and pos % self.blcksz >= L.SIZE_OF_SHORT_PHD:
+            if pos % self.blcksz >= L.SIZE_OF_SHORT_PHD:
                 head = self.peek(buf, pos, 26)
                 # info without XLR flags, rmid XLOG, main data of CheckPoint's size
                 if head is None or (head[17] == L.RM_XLOG_ID and head[16] in (

@@ -379,6 +379,44 @@ static PyObject *crc32c_py(PyObject *self, PyObject *args) {
     return PyLong_FromUnsignedLong(c);
 }
 
+/* rfind_aligned(buf, needle, lo, hi): the largest 8-byte-aligned offset p, lo <= p and
+ * p + 8 <= hi, where the 8 bytes at p equal the 8 bytes of needle; -1 when there is none.
+ * locate's search for checkpoint records (which are MAXALIGNed) walks back with it; the
+ * Python path does the same with bytes.rfind and an alignment check. */
+static PyObject *rfind_aligned(PyObject *self, PyObject *args) {
+    Py_buffer view, pat;
+    long long lo, hi;
+    if (!PyArg_ParseTuple(args, "y*y*LL", &view, &pat, &lo, &hi))
+        return NULL;
+    long long found = -1;
+    if (pat.len == 8) {
+        uint64_t want;
+        memcpy(&want, pat.buf, 8);
+        const uint8_t *b = view.buf;
+        if (hi > (long long)view.len)
+            hi = (long long)view.len;
+        if (lo < 0)
+            lo = 0;
+        Py_BEGIN_ALLOW_THREADS
+        for (long long p = ((hi - 8) / 8) * 8; p >= lo && hi >= 8; p -= 8) {
+            uint64_t v;
+            memcpy(&v, b + p, 8);
+            if (v == want) {
+                found = p;
+                break;
+            }
+        }
+        Py_END_ALLOW_THREADS
+    }
+    PyBuffer_Release(&pat);
+    PyBuffer_Release(&view);
+    if (pat.len != 8) {
+        PyErr_SetString(PyExc_ValueError, "needle must be 8 bytes");
+        return NULL;
+    }
+    return PyLong_FromLongLong(found);
+}
+
 static PyObject *set_hw(PyObject *self, PyObject *args) {
     int on;
     if (!PyArg_ParseTuple(args, "p", &on))
@@ -392,6 +430,7 @@ static PyObject *set_hw(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Walk the ordinary records of one loaded segment (see the module source)."},
+    {"rfind_aligned", rfind_aligned, METH_VARARGS, "Last 8-byte-aligned offset in [lo, hi) holding the 8-byte needle, or -1."},
     {"crc32c", crc32c_py, METH_VARARGS, "CRC-32C of a buffer, continuing from value (for tests)."},
     {"set_hw", set_hw, METH_VARARGS, "Use the SSE4.2 CRC instruction if the CPU has it (tests); the old setting."},
     {NULL, NULL, 0, NULL},

@@ -86,6 +86,20 @@ def open_decompressed(path: Path, compression: str | None):  # -> BinaryIO
     raise InputError(f"unsupported compression .{compression}", file=str(path))
 
 
+def map_file(path: Path) -> Any:
+    """An uncompressed file's bytes as a read-only mmap (bytes when empty): a segment read
+    through it is not copied, only its pages that are looked at are touched."""
+    import mmap
+
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as exc:
+        raise InputError(f"could not read file \"{path}\": {exc.strerror or exc}", file=str(path)) from exc
+
+
 def read_file_bytes(path: Path, compression: str | None, limit: int | None = None) -> bytes:
     try:
         with open_decompressed(path, compression) as f:
