@@ -29,17 +29,18 @@ from __future__ import annotations
 
 import collections
 import os
+import struct
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable, Sequence
 
-from construct import Int8ul, Int32sl, Int32ul, Int64sl, Int64ul, Padding, Struct
 
 from .errors import InputError, UsageError
 from .lsn import Lsn, segment_name
 from .parse import layout as L
 from .parse.reader import EndOfWal, EndReason, WalReader
 from .parse.record import Record
+from .parse.rmgr.xlog import SIZEOF_CHECKPOINT, checkpoint as checkpoint_data
 from .parse.source import HistoryEntry, SegmentFile, WalSource, map_file, read_file_bytes
 
 PathArg = str | os.PathLike[str]
@@ -50,24 +51,6 @@ DEFAULT_COMMIT_SEARCH_BYTES = 16 << 20
 SCANS = ("recovery", "tail", "all")
 HEADER_SIZES = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)  # next record after a page header
 
-# --- catalog/pg_control.h CheckPoint (13-16; 17+ adds wal_level in the padding after
-# fullPageWrites, so both are 88 bytes and the fields we read keep their offsets) -----------
-CheckPoint13 = Struct(
-    "redo" / Int64ul, "ThisTimeLineID" / Int32ul, "PrevTimeLineID" / Int32ul,
-    "fullPageWrites" / Int8ul, Padding(7), "nextXid" / Int64ul, "nextOid" / Int32ul,
-    "nextMulti" / Int32ul, "nextMultiOffset" / Int32ul, "oldestXid" / Int32ul,
-    "oldestXidDB" / Int32ul, "oldestMulti" / Int32ul, "oldestMultiDB" / Int32ul, Padding(4),
-    "time" / Int64sl, "oldestCommitTsXid" / Int32ul, "newestCommitTsXid" / Int32ul,
-    "oldestActiveXid" / Int32ul, Padding(4))
-CheckPoint17 = Struct(
-    "redo" / Int64ul, "ThisTimeLineID" / Int32ul, "PrevTimeLineID" / Int32ul,
-    "fullPageWrites" / Int8ul, Padding(3), "wal_level" / Int32sl, "nextXid" / Int64ul,
-    "nextOid" / Int32ul, "nextMulti" / Int32ul, "nextMultiOffset" / Int32ul,
-    "oldestXid" / Int32ul, "oldestXidDB" / Int32ul, "oldestMulti" / Int32ul,
-    "oldestMultiDB" / Int32ul, Padding(4), "time" / Int64sl, "oldestCommitTsXid" / Int32ul,
-    "newestCommitTsXid" / Int32ul, "oldestActiveXid" / Int32ul, Padding(4))
-SIZEOF_CHECKPOINT = CheckPoint13.sizeof()
-assert SIZEOF_CHECKPOINT == CheckPoint17.sizeof() == 88
 # XLogRecord + XLR_BLOCK_ID_DATA_SHORT + length byte + CheckPoint: every checkpoint record.
 CHECKPOINT_TOT_LEN = L.SIZE_OF_XLOG_RECORD + 2 + SIZEOF_CHECKPOINT
 # xl_tot_len and xl_xid (a checkpoint is written outside any transaction): 8 bytes to search
@@ -102,6 +85,7 @@ XACT_XINFO_HAS_DBINFO, XACT_XINFO_HAS_SUBXACTS, XACT_XINFO_HAS_RELFILELOCATORS =
 XACT_XINFO_HAS_INVALS, XACT_XINFO_HAS_TWOPHASE, XACT_XINFO_HAS_DROPPED_STATS = 8, 0x10, 0x100
 SIZEOF_INVAL_MSG = 16  # SharedInvalidationMessage
 PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_I64 = struct.Struct("<q")
 
 
 def pg_timestamp(usec: int) -> datetime | None:
@@ -524,20 +508,20 @@ class _Timeline:
 
     # -- 4: what happened last ---------------------------------------------------------------------
     def checkpoint_of(self, rec: Record, found_by: str) -> Checkpoint | None:
-        if rec.main_data_len < SIZEOF_CHECKPOINT:
+        cp = checkpoint_data(rec)
+        if cp is None:
             return None
-        cp = (CheckPoint17 if self.major >= 17 else CheckPoint13).parse(rec.main_data)
         kind = "shutdown" if rec.info & L.XLR_RMGR_INFO_MASK == L.XLOG_CHECKPOINT_SHUTDOWN else "online"
         try:
             when: datetime | None = datetime.fromtimestamp(cp.time, timezone.utc)
         except (OverflowError, OSError, ValueError):
             when = None
-        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.ThisTimeLineID, kind, when, found_by)
+        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, when, found_by)
 
     def commit_of(self, rec: Record) -> Commit:
         op = rec.info & XLOG_XACT_OPMASK
         d = rec.main_data
-        usec = Int64sl.parse(d[:8]) if len(d) >= 8 else 0
+        usec = _I64.unpack_from(d)[0] if len(d) >= 8 else 0
         xid = rec.xid
         if op in (0x30, 0x40):
             xid = _twophase_xid(d, rec.info, op == 0x30, self.major) or xid

@@ -3,13 +3,14 @@
 
 Two forms of each layout: a `construct` declaration (the documented, checked shape, used for
 cold structures and in tests) and a precompiled `struct.Struct` for the per-record hot path.
-Wire names follow PostgreSQL's (xlp_*, xl_*); tests check both forms agree.
+Wire names follow PostgreSQL's (xlp_*, xl_*); tests check both forms agree. The construct
+declarations are made on first use (module __getattr__), so that importing the reader does
+not import construct: dump and locate start faster.
 """
 from __future__ import annotations
 
 import struct
-
-from construct import Int8ul, Int16ul, Int32ul, Int64ul, Padding, Struct
+from typing import Any
 
 # --- page magic -> major version (XLOG_PAGE_MAGIC of each release) -------------------------
 PAGE_MAGIC_TO_MAJOR: dict[int, int] = {
@@ -32,25 +33,6 @@ XLP_ALL_FLAGS = 0x000F
 SIZE_OF_SHORT_PHD = 24  # MAXALIGN(sizeof(XLogPageHeaderData))
 SIZE_OF_LONG_PHD = 40  # MAXALIGN(sizeof(XLogLongPageHeaderData))
 
-XLogPageHeaderData = Struct(
-    "xlp_magic" / Int16ul,
-    "xlp_info" / Int16ul,
-    "xlp_tli" / Int32ul,
-    "xlp_pageaddr" / Int64ul,
-    "xlp_rem_len" / Int32ul,
-    Padding(4),
-)
-XLogLongPageHeaderData = Struct(
-    "xlp_magic" / Int16ul,
-    "xlp_info" / Int16ul,
-    "xlp_tli" / Int32ul,
-    "xlp_pageaddr" / Int64ul,
-    "xlp_rem_len" / Int32ul,
-    Padding(4),
-    "xlp_sysid" / Int64ul,
-    "xlp_seg_size" / Int32ul,
-    "xlp_xlog_blcksz" / Int32ul,
-)
 # hot path: magic, info, tli, pageaddr, rem_len
 PAGE_HEADER = struct.Struct("<HHIQI")
 LONG_PAGE_HEADER = struct.Struct("<HHIQI4xQII")
@@ -58,15 +40,6 @@ LONG_PAGE_HEADER = struct.Struct("<HHIQI4xQII")
 # --- record header (XLogRecord) -------------------------------------------------------------
 SIZE_OF_XLOG_RECORD = 24
 XL_CRC_OFFSET = 20  # offsetof(XLogRecord, xl_crc)
-XLogRecord = Struct(
-    "xl_tot_len" / Int32ul,
-    "xl_xid" / Int32ul,
-    "xl_prev" / Int64ul,
-    "xl_info" / Int8ul,
-    "xl_rmid" / Int8ul,
-    Padding(2),
-    "xl_crc" / Int32ul,
-)
 # tot_len, xid, prev, info, rmid, crc
 RECORD_HEADER = struct.Struct("<IIQBB2xI")
 XLR_INFO_MASK = 0x0F
@@ -87,13 +60,6 @@ BKPBLOCK_HAS_IMAGE = 0x10
 BKPBLOCK_HAS_DATA = 0x20
 BKPBLOCK_WILL_INIT = 0x40
 BKPBLOCK_SAME_REL = 0x80
-
-XLogRecordBlockHeader = Struct("id" / Int8ul, "fork_flags" / Int8ul, "data_length" / Int16ul)
-XLogRecordBlockImageHeader = Struct(
-    "length" / Int16ul, "hole_offset" / Int16ul, "bimg_info" / Int8ul
-)
-XLogRecordBlockCompressHeader = Struct("hole_length" / Int16ul)
-RelFileLocator = Struct("spcOid" / Int32ul, "dbOid" / Int32ul, "relNumber" / Int32ul)
 
 BLOCK_HEADER = struct.Struct("<BH")  # fork_flags, data_length (after the id byte)
 IMAGE_HEADER = struct.Struct("<HHB")  # length, hole_offset, bimg_info
@@ -149,3 +115,54 @@ def rmgr_id_valid(rmid: int, major: int) -> bool:
 
 def maxalign(n: int) -> int:
     return (n + 7) & ~7
+
+
+# --- the construct declarations, made on first use -----------------------------------------
+_DECLARED = ("XLogPageHeaderData", "XLogLongPageHeaderData", "XLogRecord", "XLogRecordBlockHeader", "XLogRecordBlockImageHeader", "XLogRecordBlockCompressHeader", "RelFileLocator")
+
+
+def _declare() -> dict[str, Any]:
+    from construct import Int8ul, Int16ul, Int32ul, Int64ul, Padding, Struct
+
+    XLogPageHeaderData = Struct(
+        "xlp_magic" / Int16ul,
+        "xlp_info" / Int16ul,
+        "xlp_tli" / Int32ul,
+        "xlp_pageaddr" / Int64ul,
+        "xlp_rem_len" / Int32ul,
+        Padding(4),
+    )
+    XLogLongPageHeaderData = Struct(
+        "xlp_magic" / Int16ul,
+        "xlp_info" / Int16ul,
+        "xlp_tli" / Int32ul,
+        "xlp_pageaddr" / Int64ul,
+        "xlp_rem_len" / Int32ul,
+        Padding(4),
+        "xlp_sysid" / Int64ul,
+        "xlp_seg_size" / Int32ul,
+        "xlp_xlog_blcksz" / Int32ul,
+    )
+    XLogRecord = Struct(
+        "xl_tot_len" / Int32ul,
+        "xl_xid" / Int32ul,
+        "xl_prev" / Int64ul,
+        "xl_info" / Int8ul,
+        "xl_rmid" / Int8ul,
+        Padding(2),
+        "xl_crc" / Int32ul,
+    )
+    XLogRecordBlockHeader = Struct("id" / Int8ul, "fork_flags" / Int8ul, "data_length" / Int16ul)
+    XLogRecordBlockImageHeader = Struct(
+        "length" / Int16ul, "hole_offset" / Int16ul, "bimg_info" / Int8ul
+    )
+    XLogRecordBlockCompressHeader = Struct("hole_length" / Int16ul)
+    RelFileLocator = Struct("spcOid" / Int32ul, "dbOid" / Int32ul, "relNumber" / Int32ul)
+    return {name: value for name, value in locals().items() if name in _DECLARED}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _DECLARED:
+        globals().update(_declare())
+        return globals()[name]
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -13,8 +13,6 @@ import os
 from dataclasses import dataclass
 from typing import Iterator
 
-from crc32c import crc32c
-
 from ..lsn import Lsn
 from . import layout as L
 from .record import BlockRef, DecodeError, Record, decode_fragments
@@ -22,11 +20,15 @@ from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_
 from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
 
 try:  # the C walk of ordinary records (setup.py builds it when a compiler is there)
-    from ._walscan import scan as _cscan
+    from ._walscan import crc32c as _c_crc32c, scan as _cscan
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
-    _cscan = None
+    _cscan = _c_crc32c = None
 if os.environ.get("XLOGTOOLS_NO_C"):
-    _cscan = None
+    _cscan = _c_crc32c = None
+if _c_crc32c is not None:
+    crc32c = _c_crc32c  # the same CRC-32C (hardware when the CPU has it), without importing
+else:                   # the crc32c package (which reads package metadata at import)
+    from crc32c import crc32c
 
 MAX_RECORD_LEN = 1020 * 1024 * 1024  # XLogRecordMaxSize (16+); a garbage length beyond is "too long"
 

@@ -5,6 +5,9 @@ catalog/pg_control.h (CheckPoint) and access/xlog_internal.h, PostgreSQL 13-18.
 """
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
+
 from ..record import Record
 from ._util import lsn, main, timestamptz_to_str
 
@@ -30,6 +33,49 @@ _NAMES = {
     FPW_CHANGE: "FPW_CHANGE", END_OF_RECOVERY: "END_OF_RECOVERY",
     FPI_FOR_HINT: "FPI_FOR_HINT", FPI: "FPI", OVERWRITE_CONTRECORD: "OVERWRITE_CONTRECORD",
 }
+
+# CheckPoint of catalog/pg_control.h: 88 bytes in 13-18. 17 put wal_level (int32) in the
+# padding after fullPageWrites, so every other field keeps its offset.
+SIZEOF_CHECKPOINT = 88
+_CHECKPOINT = struct.Struct("<QIIB3xiQIIIIIII4xqIII4x")
+assert _CHECKPOINT.size == SIZEOF_CHECKPOINT
+
+
+@dataclass(frozen=True)
+class CheckPoint:
+    """The CheckPoint a checkpoint record carries (also pg_control's checkPointCopy)."""
+
+    redo: int
+    timeline: int  # ThisTimeLineID
+    prev_timeline: int
+    full_page_writes: bool
+    wal_level: int | None  # 17+
+    next_xid: int  # FullTransactionId: epoch << 32 | xid
+    next_oid: int
+    next_multi: int
+    next_multi_offset: int
+    oldest_xid: int
+    oldest_xid_db: int
+    oldest_multi: int
+    oldest_multi_db: int
+    time: int  # pg_time_t: seconds since 1970
+    oldest_commit_ts_xid: int
+    newest_commit_ts_xid: int
+    oldest_active_xid: int
+
+
+def checkpoint(rec: Record) -> CheckPoint | None:
+    """The CheckPoint of a CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE record; None for any other
+    record or one whose main data is too short to hold it."""
+    if rec.rmid != 0 or rec.info & 0xF0 not in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE):
+        return None
+    d = rec.main_data
+    if len(d) < SIZEOF_CHECKPOINT:
+        return None
+    f = _CHECKPOINT.unpack_from(d)
+    return CheckPoint(f[0], f[1], f[2], bool(f[3]), f[4] if rec.pg_major >= 17 else None,
+                      *f[5:])
+
 
 # wal_level_options: the first entry with the value wins ("replica" over its aliases)
 _WAL_LEVELS = {0: "minimal", 1: "replica", 2: "logical"}
