@@ -59,6 +59,17 @@ def parse_compress(value: str | None) -> tuple[str | None, int | None]:
 @click.option("-Z", "--compress", metavar="METHOD[:LEVEL]",
               help="Compress completed segments: gzip, lz4 or zstd (or a gzip level 0-9).")
 @click.option("--no-sync", is_flag=True, help="Never fsync (for tests only: unsafe).")
+@click.option("--fsync-interval", type=click.IntRange(min=1), metavar="MS",
+              help="Flush (fsync) at most every MS milliseconds and report to the server only "
+                   "what is flushed, acknowledging each write at once: a loss window of MS on "
+                   "a crash of this machine (for synchronous_commit=remote_write standbys and "
+                   "asynchronous archives).")
+@click.option("--metrics", metavar="[HOST:]PORT",
+              help="Serve Prometheus metrics at http://HOST:PORT/metrics (HOST default "
+                   "127.0.0.1; /status gives the same as JSON).")
+@click.option("--status-file", type=click.Path(dir_okay=False), metavar="PATH",
+              help="Write the receiver's status as JSON to PATH every second (replaced "
+                   "atomically).")
 @click.option("--verify/--no-verify", default=True, show_default=True,
               help="Decode every record as it arrives (CRC, prev-link chain); stop at the "
                    "first bad one.")
@@ -71,7 +82,9 @@ def receive(directory: str, conninfo: str | None, host: str | None, port: str | 
             username: str | None, no_password: bool, password_prompt: bool, slot: str | None,
             create_slot: bool, drop_slot: bool, if_not_exists: bool, synchronous: bool,
             status_interval: int, endpos: Lsn | None, no_loop: bool, compress: str | None,
-            no_sync: bool, verify: bool, status_line: bool | None, verbose: bool) -> None:
+            no_sync: bool, fsync_interval: int | None, metrics: str | None,
+            status_file: str | None, verify: bool, status_line: bool | None,
+            verbose: bool) -> None:
     """Stream WAL from a server into DIR, as pg_receivewal does.
 
     Segment files get PostgreSQL's names; the one being written is SEG.partial (padded to
@@ -97,5 +110,7 @@ def receive(directory: str, conninfo: str | None, host: str | None, port: str | 
                           status_interval=float(status_interval), endpos=endpos,
                           no_loop=no_loop, compression=method, compression_level=level,
                           verify=verify, sync=not no_sync, verbose=verbose,
-                          status_line=status_line)
+                          status_line=status_line,
+                          fsync_interval=fsync_interval / 1000 if fsync_interval else None,
+                          metrics=metrics, status_file=status_file)
     run_receiver(opts)

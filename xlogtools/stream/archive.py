@@ -12,6 +12,7 @@ chain, page headers, fragment headers), so `receive --verify` stops at the first
 from __future__ import annotations
 
 import ctypes
+import errno
 import fcntl
 import logging
 import mmap
@@ -20,6 +21,7 @@ import re
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..errors import ClusterMismatch, InputError, XlogError
 from ..lsn import Lsn, parse_segment_name, segment_name
@@ -38,7 +40,32 @@ _lsn = int.__new__  # _lsn(Lsn, n): an Lsn without Lsn.__new__'s checks (per-mes
 
 
 class ArchiveError(XlogError):
-    """The archive directory cannot be written or holds something we must not touch."""
+    """The archive directory cannot be written or holds something we must not touch.
+
+    `errno`: the OS error behind it (ENOSPC, EIO, EROFS, ...), or None. Given, or taken from
+    the OSError being handled when it was raised."""
+
+    def __init__(self, message: str, *, errno: int | None = None, **where: Any) -> None:
+        super().__init__(message, **where)
+        self._errno = errno
+
+    @property
+    def errno(self) -> int | None:
+        if self._errno is not None:
+            return self._errno
+        ctx = self.__cause__ or self.__context__
+        return ctx.errno if isinstance(ctx, OSError) else None
+
+    @property
+    def storage_full(self) -> bool:
+        """The archive's storage cannot take more now (full, over quota, read-only, I/O
+        errors): waiting and writing again may work, nothing about the WAL is wrong."""
+        return self.errno in STORAGE_ERRNOS
+
+
+# errno values of a storage that may take writes again later (a full disk freed, a file
+# system remounted read-write, a device back): the receiver waits and retries on them.
+STORAGE_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
 
 
 class VerifyError(XlogError):
@@ -398,6 +425,20 @@ class WalArchive:
         os.close(self._fd)
         self._fd = None
         log.info("not renaming \"%s.partial\", segment is not complete", self._name)
+
+    def abandon_segment(self) -> None:
+        """Close the open segment without flushing it (after its storage refused a write or
+        an fsync: what the kernel holds of it may not be what was written). The flush
+        position stays the last one made durable; streaming again starts at the segment's
+        beginning, which rewrites it whole (the file stays SEG.partial)."""
+        fd, self._fd = self._fd, None
+        self._dirty = False
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+            log.info("left \"%s.partial\" to be streamed again", self._name)
 
     def close(self) -> None:
         """Flush, close, finish queued compression, release the directory lock."""

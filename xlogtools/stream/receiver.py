@@ -77,6 +77,9 @@ class ReceiveOptions:
     sync: bool = True  # False: --no-sync (tests only)
     verbose: bool = False
     status_line: bool | None = None  # None: when stderr is a terminal
+    fsync_interval: float | None = None  # seconds: flush at most this often, report flushed
+    metrics: str | None = None  # [HOST:]PORT: serve Prometheus text (loopback by default)
+    status_file: str | Path | None = None  # write the same as JSON here, atomically
     environ: dict[str, str] | None = None
     # For a relay (serve --upstream), which sends standbys only what is durable in DIR:
     flush_batches: bool = False  # fsync after every batch of messages, as a walreceiver does
@@ -95,6 +98,14 @@ class ReceiveOptions:
             raise UsageError("--if-not-exists needs --create-slot")
         if self.synchronous and not self.sync:
             raise UsageError("cannot use --synchronous together with --no-sync")
+        if self.fsync_interval is not None:
+            if self.synchronous:
+                raise UsageError("cannot use --fsync-interval together with --synchronous "
+                                 "(which flushes every write)")
+            if not self.sync:
+                raise UsageError("cannot use --fsync-interval together with --no-sync")
+            if not self.fsync_interval > 0:
+                raise UsageError(f"invalid fsync interval \"{self.fsync_interval}\"")
         if self.slot is not None and not _valid_slot_name(self.slot):
             raise UsageError(f"replication slot name \"{self.slot}\" is invalid: it may contain "
                              "only lower case letters, numbers and the underscore, at most 63 "
@@ -137,12 +148,14 @@ class ReceiverProgress:
 
 
 class _Retry(Exception):
-    """The session ended in a way a new connection may fix."""
+    """The session ended in a way a new connection may fix; `storage`: because the archive's
+    storage refused a write or fsync (full, read-only, I/O error), not the connection."""
 
-    def __init__(self, reason: str, streamed: bool) -> None:
+    def __init__(self, reason: str, streamed: bool, storage: bool = False) -> None:
         super().__init__(reason)
         self.reason = reason
         self.streamed = streamed
+        self.storage = storage
 
 
 _PERMANENT_SQLSTATES = {"42704", "58P01", "42501", "28000", "28P01", "55000"}
@@ -168,7 +181,8 @@ class Receiver:
             import getpass
 
             self.params = self.params.with_(password=getpass.getpass("Password: "))
-        self.report_flush = bool(options.slot) or options.synchronous
+        self.report_flush = bool(options.slot) or options.synchronous \
+            or options.fsync_interval is not None
         self.archive: WalArchive | None = None
         self.sysid: int | None = None
         self.result = ReceiveResult()
@@ -190,9 +204,29 @@ class Receiver:
         self._status_on = options.status_line if options.status_line is not None else \
             bool(getattr(self.out, "isatty", lambda: False)())
         self._status_len = 0
+        self._last_flush = 0.0  # monotonic time of the last flush (--fsync-interval)
+        self._acked = (0, 0)  # (written, flushed) last sent in a status update
+        self.state = "starting"  # connecting | connected | streaming | disconnected |
+        #                          waiting-for-storage | stopped
+        self.last_error = ""
+        self.last_error_time: float | None = None  # time.time()
+        self.storage_waiting = False  # the archive's storage refused a write; waiting
+        self.verification_failures = 0
+
+    @property
+    def server_end(self) -> int:
+        """The server's WAL end as it last reported it (0: not yet)."""
+        return self._server_end
 
     # -- the progress hook ------------------------------------------------------------------
     def _report(self, state: str, detail: str = "") -> None:
+        self.state = state
+        if state == "streaming":
+            self.storage_waiting = False
+        if state in ("disconnected", "waiting-for-storage") or state == "stopped" and detail \
+                and detail not in ("endpos", "signal", "slot-created", "slot-dropped",
+                                   "nothing-to-do"):
+            self.last_error, self.last_error_time = detail, time.time()
         if self.on_progress is None:
             return
         a = self.archive
@@ -247,16 +281,25 @@ class Receiver:
                     if r.streamed:
                         backoff = BACKOFF_FIRST
                     if self.archive is not None:
-                        self.archive.close_segment()
-                    self._report("disconnected", r.reason)
+                        if r.storage:  # nothing more may be trusted of the open segment
+                            self.archive.abandon_segment()
+                        else:
+                            self.archive.close_segment()
+                    self.storage_waiting = r.storage
+                    self._report("waiting-for-storage" if r.storage else "disconnected",
+                                 r.reason)
                     if self.opts.no_loop:
                         raise ReceiveError(f"disconnected: {r.reason}") from None
                     if self._stop is not None:
                         reason = self._stop
                     else:
                         self._clear_status()
-                        log.warning("disconnected: %s; waiting %.1f seconds to try again",
-                                    r.reason, backoff)
+                        if r.storage:
+                            log.warning("%s; waiting %.1f seconds to try again", r.reason,
+                                        backoff)
+                        else:
+                            log.warning("disconnected: %s; waiting %.1f seconds to try again",
+                                        r.reason, backoff)
                         self.result.reconnects += 1
                         self._wakeup.clear()
                         try:
@@ -312,10 +355,29 @@ class Receiver:
             if exc.sqlstate in _PERMANENT_SQLSTATES or "not in this server's history" in str(exc):
                 raise ReceiveError(str(exc)) from None
             raise _Retry(str(exc), self.result.bytes_received > streamed_before) from None
+        except ArchiveError as exc:
+            if not exc.storage_full:
+                raise
+            if self._streaming and self.archive is not None:
+                try:  # what is durable, so that the slot lets the server keep only the rest
+                    self._send_status(conn)
+                except (ConnectionLost, OSError):
+                    pass
+            raise _Retry(self._storage_message(exc), False, storage=True) from None
         finally:
             self._streaming = False
             self._conn = None
             conn.close()
+
+    def _storage_message(self, exc: ArchiveError) -> str:
+        """What an operator needs to know when the archive's storage refuses WAL."""
+        a = self.archive
+        flushed = f"WAL up to {a.flushed} is durable in {a.dir}" if a is not None and a.flushed \
+            else "no WAL was made durable yet"
+        keep = (f"the server keeps the rest for slot \"{self.opts.slot}\"" if self.opts.slot
+                else "without a replication slot (--slot) the server may remove WAL this "
+                     "archive has not got")
+        return f"the archive cannot be written: {exc}; {flushed}, {keep}"
 
     async def _replicate(self, conn: Connection, first: bool) -> str:
         if conn.server_version < MIN_SERVER_VERSION:
@@ -482,6 +544,10 @@ class Receiver:
                 if self._verify_due is not None:
                     left = max(0.0, self._verify_due - now)
                     timeout = left if timeout is None else min(timeout, left)
+                if self.opts.fsync_interval is not None and self.archive is not None \
+                        and self.archive.written > self.archive.flushed:
+                    left = max(0.0, self._last_flush + self.opts.fsync_interval - now)
+                    timeout = left if timeout is None else min(timeout, left)
                 await conn.wait(timeout)
         finally:
             self._leave_fast()
@@ -590,6 +656,18 @@ class Receiver:
         elif self.opts.flush_batches and archive.written > archive.flushed:
             self._flush()
         now = time.monotonic()
+        if self.opts.fsync_interval is not None:
+            # Flushed at most every interval (the loss window), and each batch acknowledged
+            # as written at once, with the flush position only as far as it is durable.
+            if archive.written > archive.flushed and \
+                    now - self._last_flush >= self.opts.fsync_interval:
+                if archive.verifier is not None:
+                    self._verify()
+                self._flush()
+                self._last_flush = now
+            if (int(archive.written), int(archive.flushed)) != self._acked:
+                self._send_status(conn)
+                self._last_status = now
         if archive.verifier is not None and archive.written > self._verified_upto:
             sync = self.opts.synchronous
             if self._verify_due is None:
@@ -652,6 +730,7 @@ class Receiver:
         try:
             self.archive.verifier.run()
         except VerifyError as exc:
+            self.verification_failures += 1
             # Do not make the bad bytes look flushed; what was valid is already in DIR.
             valid = f"; WAL up to {exc.valid_end} is valid and kept in the archive" \
                 if exc.valid_end is not None else ""
@@ -665,6 +744,7 @@ class Receiver:
         a = self.archive
         assert a is not None
         conn.send_status(a.written, a.flushed if self.report_flush else 0)
+        self._acked = (int(a.written), int(a.flushed))
 
     async def _finish(self, conn: Connection, reason: str) -> str:
         """Stop streaming on our side: verify, flush, fsync, report, CopyDone."""
@@ -725,7 +805,13 @@ async def receive(options: ReceiveOptions, *, install_signals: bool = False,
     """Run a receiver until endpos, a signal (install_signals) or an error it does not
     retry (ReceiveError, ConnectError, ArchiveError, ClusterMismatch: all XlogError).
     `on_progress` is the Receiver's hook (see ReceiverProgress)."""
+    from .metrics import Publisher
+
     rec = Receiver(options, on_progress=on_progress)
+    pub = Publisher(rec, options.metrics, options.status_file) \
+        if options.metrics or options.status_file else None
+    if pub is not None:
+        await pub.start()
     if on_start is not None:
         on_start(rec)
     loop = asyncio.get_running_loop()
@@ -737,6 +823,8 @@ async def receive(options: ReceiveOptions, *, install_signals: bool = False,
     finally:
         for s in sigs:
             loop.remove_signal_handler(s)
+        if pub is not None:
+            await pub.stop()
 
 
 def run_receiver(options: ReceiveOptions) -> ReceiveResult:

@@ -82,7 +82,7 @@ class SyncPump:
             name = f"{a.open_file_name}.partial"
             verb = "write to" if at == "pwrite" else "fsync"
             raise ArchiveError(f"could not {verb} file \"{name}\": {why}",
-                               file=str(a.dir / name))
+                               file=str(a.dir / name), errno=err)
         return stop, pos - old, wal_end
 
     def close(self) -> None:
