@@ -254,13 +254,16 @@ def test_archive_disk_fills_up_and_is_freed(primary: Cluster, small_fs: Path,
     # after them) and take all but 2.5 MB of the space
     r0 = Receiver(arch, conninfo(c, "xlt_full"), "-S", "xlt_full", "-s", "1")
     receivers.append(r0)
+    wait_until(lambda: repl_row(c, "xlt_full"), 30, what="the receiver to connect")
+    make_wal(c, 10)
     c.execute("SELECT pg_switch_wal();")
     wait_received(c, "xlt_full", Lsn(c.current_lsn()), flush=True)
     assert r0.stop() == 0, r0.stderr
     done = sorted(p for p in arch.iterdir() if len(p.name) == 24)
+    assert done, sorted(p.name for p in arch.iterdir())
     for p in done[:-1]:
         p.unlink()
-    start_seg = int(done[-1].name[16:], 16) + 1
+    start_seg = int(done[-1].name[16:], 16) + 1  # where it resumes
     free = os.statvfs(small_fs)
     filler = small_fs / "filler"
     filler.write_bytes(bytes(free.f_bavail * free.f_frsize - (5 << 19)))
