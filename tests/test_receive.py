@@ -447,7 +447,9 @@ def test_synchronous_under_load_segments_identical(
     app = f"xlt_load_{loop}"
     env = clean_env(arch.parent, **({"XLOGTOOLS_NO_C": "1"} if loop == "python" else {}))
     start = Lsn(c.current_lsn())
-    r = Receiver(arch, conninfo(c, app), "--synchronous", env=env)
+    # without TLS: the C loop does not serve TLS connections, and another test may have
+    # turned ssl on for this module's primary (sslmode=prefer would then use it)
+    r = Receiver(arch, conninfo(c, app, sslmode="disable"), "--synchronous", env=env)
     receivers.append(r)
     wait_until(lambda: repl_row(c, app) or r.proc.poll() is not None, 30,
                what="the receiver to connect")

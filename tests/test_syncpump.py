@@ -62,7 +62,7 @@ def test_writes_fsyncs_and_acknowledges_a_batch(pair) -> None:
     a, b = os.urandom(300), os.urandom(50)
     server.sendall(xlogdata(pos, a) + keepalive(pos + 300, False) + xlogdata(pos + 300, b, 9999999))
     buf = bytearray(1 << 12)
-    stop, have, new, wal_end, unsent, err, at = pump(ours, fd, buf, 0, pos, pos)
+    stop, have, new, wal_end, unsent, err, at, *_ = pump(ours, fd, buf, 0, pos, pos)
     assert (stop, have, new, wal_end, unsent, err) == (syncpump.DRAINED, 0, pos + 350, 9999999,
                                                         b"", 0)
     assert os.pread(fd, 350, 100) == a + b and not any(os.pread(fd, 100, 0))
@@ -140,7 +140,7 @@ def test_a_write_error_names_the_call(pair, tmp_path: Path) -> None:
     ro = os.open(tmp_path / "seg.partial", os.O_RDONLY)
     try:
         server.sendall(xlogdata(BASE + 8, b"z" * 8))
-        stop, _, new, _, _, err, at = pump(ours, ro, bytearray(4096), 0, BASE + 8, BASE + 8)
+        stop, _, new, _, _, err, at, *_ = pump(ours, ro, bytearray(4096), 0, BASE + 8, BASE + 8)
     finally:
         os.close(ro)
     assert (stop, new, at, err) == (syncpump.OS_ERROR, BASE + 8, "pwrite", 9)  # EBADF
@@ -155,6 +155,53 @@ def test_a_status_the_socket_cannot_take_is_returned_to_send_in_order(pair) -> N
             except BlockingIOError:
                 break
     server.sendall(xlogdata(BASE + 8, b"q" * 24))
-    stop, have, new, _, unsent, err, _ = pump(ours, fd, bytearray(4096), 0, BASE + 8, BASE + 8)
+    stop, have, new, _, unsent, err, *_ = pump(ours, fd, bytearray(4096), 0, BASE + 8, BASE + 8)
     assert (stop, have, new, err) == (syncpump.DRAINED, 0, BASE + 32, 0)
     assert status(unsent)[:2] == (BASE + 32, BASE + 32)  # flushed, for the caller to send
+
+
+def test_rounds_go_on_until_the_deadline(pair) -> None:
+    """With a deadline, a commit arriving while the C loop waits is written, fsynced and
+    acknowledged in a second round of the same call; the call returns at the deadline, each
+    round having sent its own status update, and says how far is durable."""
+    import threading
+    import time
+
+    ours, server, fd = pair
+    pos = BASE + 8
+    a, b = os.urandom(120), os.urandom(80)
+    server.sendall(xlogdata(pos, a))
+    later = threading.Timer(0.1, lambda: server.sendall(xlogdata(pos + 120, b)))
+    later.start()
+    t0 = time.monotonic()
+    stop, have, new, _, unsent, err, at, rounds, flushed = pump_until(
+        ours, fd, bytearray(4096), pos, deadline=t0 + 0.5)
+    took = time.monotonic() - t0
+    later.join()
+    assert (stop, have, new, unsent, err, rounds, flushed) == \
+        (syncpump.DRAINED, 0, pos + 200, b"", 0, 2, pos + 200)
+    assert took >= 0.45  # it waited on to the deadline after the second round
+    assert os.pread(fd, 200, 8) == a + b
+    got = server.recv(200)
+    assert [status(got[i:i + 39])[:2] for i in (0, 39)] == [(pos + 120,) * 2, (pos + 200,) * 2]
+
+
+def test_rounds_stop_at_max_bytes_and_one_round_without_deadline(pair) -> None:
+    ours, server, fd = pair
+    pos = BASE + 8
+    server.sendall(xlogdata(pos, os.urandom(100)))
+    # max_bytes reached by the first round: no waiting for more, however far the deadline
+    import time
+    t0 = time.monotonic()
+    res = pump_until(ours, fd, bytearray(4096), pos, deadline=t0 + 5, max_bytes=50)
+    assert res[0] == syncpump.DRAINED and res[7] == 1 and time.monotonic() - t0 < 4
+    server.sendall(xlogdata(pos + 100, os.urandom(10)))
+    res = pump_until(ours, fd, bytearray(4096), pos + 100, deadline=None)
+    assert res[0] == syncpump.DRAINED and res[7] == 1 and res[2] == pos + 110
+
+
+def pump_until(ours: socket.socket, fd: int, buf: bytearray, pos: int, deadline: float | None,
+               max_bytes: int = 0):
+    from xlogtools.stream._syncpump import pump as c_pump
+    return c_pump(ours.fileno(), buf, 0, fd, BASE, SEG, pos, pos, 0,
+                  int(deadline * 1e6) if deadline is not None else 0, max_bytes)

@@ -15,17 +15,25 @@
  *   then, if anything was written, fdatasync the segment; and if anything was written or a
  *   reply was requested, send a standby status update (write = flush = the new position).
  *
- * It returns to the caller after one such round.  Every message it did not handle is left at
- * the start of the buffer for the Python protocol code; nothing is skipped.
+ * Then, when the caller gave a deadline, it waits (poll) for the socket to be readable again
+ * and does the next round, until the deadline, max_bytes of WAL, a signal (EINTR), or a
+ * round that did not end "drained": commits that come one after another are acknowledged
+ * without a trip through the event loop and the Python code between them (which the caller
+ * runs after the call: verification, status interval, signals, all due by the deadline).
+ * Every message it did not handle is left at the start of the buffer for the Python protocol
+ * code; nothing is skipped.
  *
- *   pump(sock, buf, have, segfd, seg_base, seg_size, pos, flush_pos, endpos)
+ *   pump(sock, buf, have, segfd, seg_base, seg_size, pos, flush_pos, endpos
+ *        [, deadline_us, max_bytes])
  *     sock      socket descriptor (non-blocking)
  *     buf       writable buffer; bytes [0, have) were read before and are not yet handled
  *     segfd     the open segment file; seg_base its first LSN; seg_size its size
  *     pos       LSN where the next WAL byte is expected (= written so far)
  *     flush_pos the durable position so far (reported when only a reply is due)
  *     endpos    stop once pos reaches it (0: no end)
- *   -> (stop, have, pos, wal_end, unsent, err, at)
+ *     deadline_us  CLOCK_MONOTONIC time (microseconds) until which to go on with more rounds
+ *               (0: one round only); max_bytes: stop going on once that much WAL was written
+ *   -> (stop, have, pos, wal_end, unsent, err, at, rounds, flushed)
  *     stop      0 drained: the socket had nothing more; 1 a message for the Python path is
  *               at the start of the buffer (another kind, a segment end, a gap, or one
  *               larger than the buffer); 2 end of file; 3 an OS error (err = errno, at =
@@ -36,11 +44,14 @@
  *     unsent    the part of a status update the socket did not take (the socket buffer was
  *               full): the caller sends it through its transport, in order; b"" when all
  *               went out, and also when no update was due
+ *     rounds    how many rounds were done
+ *     flushed   the durable position (what the last status update sent reported as flushed)
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 
 #include <errno.h>
+#include <poll.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -86,9 +97,10 @@ pump(PyObject *self, PyObject *args)
     Py_buffer view;
     Py_ssize_t have;
     unsigned long long seg_base, seg_size, pos, flush_pos, endpos;
+    unsigned long long deadline_us = 0, max_bytes = 0;
 
-    if (!PyArg_ParseTuple(args, "iw*niKKKKK", &sock, &view, &have, &segfd, &seg_base, &seg_size,
-                          &pos, &flush_pos, &endpos))
+    if (!PyArg_ParseTuple(args, "iw*niKKKKK|KK", &sock, &view, &have, &segfd, &seg_base,
+                          &seg_size, &pos, &flush_pos, &endpos, &deadline_us, &max_bytes))
         return NULL;
     unsigned char *buf = view.buf;
     Py_ssize_t cap = view.len;
@@ -98,14 +110,20 @@ pump(PyObject *self, PyObject *args)
         return NULL;
     }
 
-    int stop = DRAINED, err = 0, flushed = 0, reply = 0, unsent_from = 39;
+    int stop = DRAINED, err = 0, flushed, reply, unsent_from = 39, rounds = 0;
     const char *at = "";
     unsigned char msg[39];
-    uint64_t wal_end = 0, start_pos = pos;
-    Py_ssize_t off = 0; /* first unhandled byte */
-    int more = 1;       /* the socket may hold more */
+    uint64_t wal_end = 0, first_pos = pos, start_pos;
+    Py_ssize_t off; /* first unhandled byte */
+    int more;       /* the socket may hold more */
 
     Py_BEGIN_ALLOW_THREADS
+next_round:
+    rounds++;
+    flushed = reply = 0;
+    start_pos = pos;
+    off = 0;
+    more = 1;
     for (;;) {
         /* handle the complete messages in [off, have) */
         while (have - off >= 5) {
@@ -242,12 +260,27 @@ pump(PyObject *self, PyObject *args)
             unsent_from = w < 0 ? 0 : (int) w; /* the rest goes out through the transport */
         }
     }
+    if (stop == DRAINED && deadline_us && unsent_from == (int) sizeof msg
+        && (!max_bytes || pos - first_pos < max_bytes)) {
+        /* go on while the caller's work is not due: wait for the next commit's WAL */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        uint64_t t = (uint64_t) now.tv_sec * 1000000 + (uint64_t) now.tv_nsec / 1000;
+        if (t < deadline_us) {
+            int ms = (int) ((deadline_us - t + 999) / 1000);
+            struct pollfd pfd = {sock, POLLIN, 0};
+            if (poll(&pfd, 1, ms) == 1)
+                goto next_round; /* readable (or an error/hang-up, which the read reports) */
+        }
+        /* the deadline, or a signal (EINTR): back to the caller */
+    }
     Py_END_ALLOW_THREADS
 
     PyBuffer_Release(&view);
-    return Py_BuildValue("(inKKy#is)", stop, have, (unsigned long long) pos,
+    return Py_BuildValue("(inKKy#isiK)", stop, have, (unsigned long long) pos,
                          (unsigned long long) wal_end, (const char *) msg + unsent_from,
-                         (Py_ssize_t) (sizeof msg - (size_t) unsent_from), err, at);
+                         (Py_ssize_t) (sizeof msg - (size_t) unsent_from), err, at, rounds,
+                         (unsigned long long) flush_pos);
 }
 
 static PyMethodDef methods[] = {

@@ -335,19 +335,18 @@ class WalArchive:
         """The open segment's name (its file is NAME.partial)."""
         return self._name
 
-    def written_by_caller(self, pos: int, durable: bool) -> None:
-        """WAL up to `pos` was written into the open segment (see open_segment_target);
-        `durable`: and fdatasync'ed."""
+    def written_by_caller(self, pos: int, flushed: int) -> None:
+        """WAL up to `pos` was written into the open segment (see open_segment_target), and
+        up to `flushed` fdatasync'ed."""
         if pos == self._pos:
             return
         if self.verifier is not None:
             self.verifier.received_up_to(self._segno, pos - self._segno * self.seg_size)
         self._pos = pos
         self.written = _lsn(Lsn, pos)
-        if durable:
-            self.flushed = self.written
-        else:
-            self._dirty = True
+        if flushed > self.flushed:
+            self.flushed = _lsn(Lsn, flushed)
+        self._dirty = self.flushed < pos
 
     def _open(self, segno: int) -> None:
         name = segment_name(self.timeline, segno, self.seg_size)

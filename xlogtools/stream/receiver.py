@@ -574,8 +574,8 @@ class Receiver:
         if fast is None or self._end_event is not None or self._pump_error is not None:
             return
         try:
-            stop, moved, wal_end = fast.round()
-            self.result.c_loop_rounds += 1
+            stop, moved, wal_end, rounds = fast.round(*self._fast_budget())
+            self.result.c_loop_rounds += rounds
             if moved:
                 self.result.bytes_received += moved
                 self._last_status = time.monotonic()
@@ -595,6 +595,29 @@ class Receiver:
         if self._end_event is not None or self._pump_error is not None:
             self._leave_fast()
             conn.wake()
+
+    def _fast_budget(self) -> tuple[float | None, int]:
+        """How long (a time.monotonic() deadline) and how much WAL (bytes) the C loop may go
+        on with rounds before the Python work between rounds is due: verification (within
+        VERIFY_DELAY_SYNC and VERIFY_BATCH_SYNC of the WAL's arrival), the status interval,
+        the status line; (None, 0): one round only (a stop was asked for, a progress hook
+        waits for each durable piece)."""
+        if self._stop is not None or self.on_progress is not None:
+            return None, 0
+        now = time.monotonic()
+        deadline = now + VERIFY_DELAY_SYNC
+        a = self.archive
+        max_bytes = 0
+        if a is not None and a.verifier is not None:
+            if self._verify_due is not None:
+                deadline = min(deadline, self._verify_due)
+            max_bytes = max(1, VERIFY_BATCH_SYNC - (int(a.written) - self._verified_upto))
+        interval = self.opts.status_interval
+        if interval:
+            deadline = min(deadline, self._last_status + interval)
+        if self._status_on:
+            deadline = min(deadline, self._status_shown + 1.0)
+        return (deadline, max_bytes) if deadline > now else (None, 0)
 
     def _reached_endpos(self) -> None:
         a = self.archive

@@ -59,19 +59,21 @@ class SyncPump:
             return None
         return cls(conn, archive, fd, int(endpos or 0), on_ready)
 
-    def round(self) -> tuple[int, int, int]:
-        """One C round: (stop, WAL bytes written, largest server WAL end seen).  Raises
-        ConnectionLost or ArchiveError for an OS error."""
+    def round(self, deadline: float | None = None, max_bytes: int = 0) -> tuple[int, int, int, int]:
+        """One C round, and with a `deadline` (time.monotonic()) more while the socket keeps
+        becoming readable before it (and less than max_bytes of WAL were written): (stop, WAL
+        bytes written, largest server WAL end seen, rounds done).  Raises ConnectionLost or
+        ArchiveError for an OS error."""
         a = self.archive
         target = a.open_segment_target()
         assert target is not None and _c_pump is not None
         segfd, base = target
         old = int(a.written)
-        stop, self.have, pos, wal_end, unsent, err, at = _c_pump(
+        stop, self.have, pos, wal_end, unsent, err, at, rounds, flushed = _c_pump(
             self.fd, self.buf, self.have, segfd, base, a.seg_size, old, int(a.flushed),
-            self.endpos)
+            self.endpos, int(deadline * 1e6) if deadline is not None else 0, max_bytes)
         if pos != old:
-            a.written_by_caller(pos, durable=stop != OS_ERROR or at == "send")
+            a.written_by_caller(pos, flushed)
         if unsent:
             self.conn.send_raw(unsent)
         if stop == OS_ERROR:
@@ -83,7 +85,7 @@ class SyncPump:
             verb = "write to" if at == "pwrite" else "fsync"
             raise ArchiveError(f"could not {verb} file \"{name}\": {why}",
                                file=str(a.dir / name), errno=err)
-        return stop, pos - old, wal_end
+        return stop, pos - old, wal_end, rounds
 
     def close(self) -> None:
         """Give the socket back: unhandled bytes first into the protocol's buffer."""
