@@ -58,6 +58,9 @@ class Relation:
     key: list[str]
     columns: list[Column]
     toast_oid: int | None = None
+    # the table's indexes and its TOAST table's index: [{name, relfilenode, tablespace_oid}],
+    # so that their records are named as the table they belong to
+    indexes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
@@ -121,6 +124,13 @@ class Catalog:
             self.by_oid[r.oid] = r
             if r.toast_relfilenode:
                 self.by_toast[(r.tablespace_oid, r.database_oid, r.toast_relfilenode)] = r
+        # every relation file that belongs to a table of the catalog (the table, its TOAST
+        # table, their indexes) -> the table
+        self.owner: dict[tuple[int, int, int], Relation] = dict(self.by_toast)
+        for r in self.relations:
+            for ix in r.indexes:
+                self.owner[(int(ix["tablespace_oid"]), r.database_oid, int(ix["relfilenode"]))] = r
+        self.owner.update(self.by_locator)
         self.system = set(self.system_relfilenodes)
         self.enum_label: dict[int, str] = {}
         for t in self.types.values():
@@ -133,6 +143,11 @@ class Catalog:
 
     def relation(self, spc: int, db: int, rel: int) -> Relation | None:
         return self.by_locator.get((spc, db, rel))
+
+    def table_of(self, spc: int, db: int, rel: int) -> Relation | None:
+        """The table a relation file belongs to: itself, or the table of a TOAST table or
+        of an index (None when the catalog does not know the file)."""
+        return self.owner.get((spc, db, rel))
 
     def find_table(self, name: str) -> list[Relation]:
         if "." in name:
@@ -219,6 +234,16 @@ JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE (i.indisprimary OR i.indisreplident) AND i.indrelid = ANY(%s)
 ORDER BY i.indrelid, k.n
 """
+_INDEXES = """
+SELECT i.indrelid, ic.relname, pg_relation_filenode(ic.oid), ic.reltablespace
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = ANY(%s) AND pg_relation_filenode(ic.oid) IS NOT NULL
+UNION ALL
+SELECT c.oid, ic.relname, pg_relation_filenode(ic.oid), ic.reltablespace
+FROM pg_class c JOIN pg_index i ON i.indrelid = c.reltoastrelid
+JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE c.oid = ANY(%s) AND pg_relation_filenode(ic.oid) IS NOT NULL
+"""
 _TYPES = """
 WITH RECURSIVE ts(oid) AS (
   SELECT unnest(%s::oid[])
@@ -302,6 +327,10 @@ def _capture(conn: Any) -> Catalog:
             pk.setdefault(relid, []).append(attname)
     for oid, r in rels.items():
         r.key = ri.get(oid) or pk.get(oid) or []
+    cur.execute(_INDEXES, (oids, oids))
+    for relid, name, filenode, spc in cur.fetchall():
+        rels[relid].indexes.append({"name": name, "relfilenode": int(filenode),
+                                    "tablespace_oid": spc or dbspc})
     cur.execute(_TYPES, (sorted(type_oids),))
     types: dict[int, TypeInfo] = {}
     for (oid, name, kind, length, byval, align, elem, base, category, labels,
