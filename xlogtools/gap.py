@@ -464,15 +464,12 @@ def _primary_short(p: Position, s: Position, cut: Lsn, divergence: Divergence | 
 
 def _relation_namer(catalog: Any) -> Callable[[tuple[int, int, int]], str | None]:
     """schema.name of a relation file by the catalog (a Catalog or its JSON): a table, or the
-    table that a TOAST table or an index belongs to (so one table is named once)."""
+    table that a TOAST table or an index belongs to (so one table is named once); a system
+    catalog or sequence by its own name."""
     if catalog is None:
         return lambda r: None
     from .replay.catalog import Catalog
 
     cat = catalog if isinstance(catalog, Catalog) else Catalog.from_json(catalog)
 
-    def name(r: tuple[int, int, int]) -> str | None:
-        t = cat.table_of(*r)
-        return t.qualified if t is not None else None
-
-    return name
+    return lambda r: cat.relation_name(*r)

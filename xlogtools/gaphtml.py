@@ -33,8 +33,8 @@ padding:1px 5px;border-radius:3px;color:#fff} .op-insert{background:#3c8d4f}
 .op-update{background:#b7791f} .op-delete{background:#b83a33} .op-truncate{background:#555}
 tr.changed td{background:#fff4cc} tr.changed td.col::after{content:" \\2190 changed";color:#a66b00;font-size:11px}
 td.col{font-weight:600} code,pre{font:12px/1.35 ui-monospace,Menlo,Consolas,monospace}
-pre.sql{background:#f6f8fa;border:1px solid #d8dee4;padding:.5em;overflow-x:auto;white-space:pre-wrap;
-word-break:break-all;margin:.3em 0}
+pre.sql{background:#f6f8fa;border:1px solid #d8dee4;padding:.5em;overflow:auto;white-space:pre;
+max-height:14em;margin:.3em 0}
 button.copy{font-size:12px;padding:2px 10px;cursor:pointer}
 .copied{color:#3c8d4f;font-size:12px;margin-left:.5em}
 .void{color:#555}
