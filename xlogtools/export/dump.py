@@ -24,6 +24,7 @@ from ..parse.reader import EndOfWal, EndReason, WalReader
 from ..parse.record import Record
 from .filters import RecordFilter
 from .progress import Progress, wal_span
+from .rows import CommitTimes, commit_times
 from .walend import EndVerdict, classify_end
 from .writers import CHUNK_RECORDS, Sink, format_chunk
 
@@ -76,10 +77,16 @@ def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None)
         return _dump_stats(reader, opts, stdout)
     sink = Sink(opts.format, opts.output, stdout)
     try:
+        times = None
+        if opts.format in ("jsonl", "csv", "parquet") and not opts.follow:
+            # commit_time of every record's transaction: a first pass over the same range
+            # (a transaction's records come before its commit record)
+            times = commit_times(open_wal(list(paths) or None, start=opts.start, end=opts.end,
+                                          timeline=reader.timeline))
         if opts.jobs > 1 and opts.limit is None and not opts.follow:
-            result = _dump_parallel(paths, reader, opts, sink)
+            result = _dump_parallel(paths, reader, opts, sink, times)
         else:
-            result = _dump_sequential(paths, reader, opts, sink)
+            result = _dump_sequential(paths, reader, opts, sink, times=times)
     finally:
         sink.close()
     if opts.format != "waldump":
@@ -88,7 +95,8 @@ def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None)
 
 
 def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
-                     skip_first: bool = False, done: int = 0) -> DumpResult:
+                     skip_first: bool = False, done: int = 0,
+                     times: CommitTimes | None = None) -> DumpResult:
     lo, hi = wal_span(reader)
     progress = Progress("dump", opts.progress, lo, hi)
     n = done
@@ -102,17 +110,17 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
                 chunk.append(rec)
                 n += 1
                 if len(chunk) >= CHUNK_RECORDS or opts.follow:
-                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
                     chunk = []
                     progress.update(int(rec.lsn), n)
                 if opts.limit is not None and n >= opts.limit:
-                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
                     return DumpResult(n, None)
             eow = reader.end_of_wal
             if not opts.follow or eow is None or eow.reason is EndReason.END_LSN_REACHED:
                 break
             # --follow: wait for more WAL at the end, as pg_waldump -f does.
-            sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+            sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
             chunk = []
             if sink._text is not None:
                 sink._text.flush()
@@ -121,7 +129,7 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
             reader = open_wal(list(paths) or None, start=last if last is not None else eow.lsn,
                               end=opts.end, timeline=reader.timeline)
             skip_first = last is not None
-        sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+        sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
         return DumpResult(n, reader.end_of_wal)
     finally:
         progress.finish()
@@ -139,8 +147,17 @@ class _Part:
     end_of_wal: EndOfWal | None
 
 
+_WORKER_TIMES: CommitTimes | None = None  # set once per worker process (_init_worker)
+
+
+def _init_worker(times: CommitTimes | None) -> None:
+    global _WORKER_TIMES
+    _WORKER_TIMES = times
+
+
 def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     paths, opts, lo, until, timeline = args
+    times = _WORKER_TIMES
     reader = open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
                       timeline=timeline, until=until)
     chunks: list[Any] = []
@@ -156,10 +173,10 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
         chunk.append(rec)
         n += 1
         if len(chunk) >= CHUNK_RECORDS:
-            chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details)))
+            chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details, times)))
             chunk = []
     if chunk:
-        chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details)))
+        chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details, times)))
     return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
 
 
@@ -206,8 +223,8 @@ def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator
             f.cancel()
 
 
-def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink
-                   ) -> DumpResult:
+def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
+                   times: CommitTimes | None = None) -> DumpResult:
     seg_size = reader.seg_size
     segs = reader.source.segnos(reader.timeline)
     first = max(int(reader.start), (min(segs) if segs else 0) * seg_size)
@@ -219,14 +236,15 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     bounds = [first] + [s * seg_size for s in range(first // seg_size + per, last_seg + 1, per)]
     ranges = [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
     if len(ranges) < 2:
-        return _dump_sequential(paths, reader, opts, sink)
+        return _dump_sequential(paths, reader, opts, sink, times=times)
     wopts = replace(opts, progress=False)
     args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
     progress = Progress("dump", opts.progress, first, (last_seg + 1) * seg_size)
     n = 0
     prev_last: int | None = None
     try:
-        with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
+                                 initargs=(times,)) as pool:
             parts = _ordered(pool, args, ahead=opts.jobs + 1)
             try:
                 for i, part in enumerate(parts):
@@ -236,7 +254,8 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
                         parts.close()
                         rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
                                         end=opts.end, timeline=reader.timeline)
-                        return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n)
+                        return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
+                                                times=times)
                     for c in part.chunks:
                         sink.write(_unportable(c))
                     n += part.records
