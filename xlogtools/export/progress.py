@@ -1,8 +1,10 @@
 """A progress line on stderr for long reads (dump, replay, gap): a bar over the bytes of WAL
 to read, records/s and the LSN reached. Shown only when stderr is a terminal (or when asked),
-and only after the first two seconds, so short runs and pipes stay quiet."""
+and only after the first two seconds (XLOGTOOLS_PROGRESS_AFTER), so short runs and pipes stay
+quiet."""
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import IO
@@ -14,13 +16,15 @@ BAR = 24
 
 class Progress:
     def __init__(self, label: str, enabled: bool | None, lo: int, hi: int,
-                 stream: IO[str] | None = None, delay: float = 2.0) -> None:
+                 stream: IO[str] | None = None, delay: float | None = None) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty() if enabled is None else enabled
         self.label = label
         self.lo = lo
         self.total = max(hi - lo, 1)
-        self.delay = delay
+        # XLOGTOOLS_PROGRESS_AFTER: seconds before the first line (default 2; tests use 0)
+        self.delay = delay if delay is not None else float(
+            os.environ.get("XLOGTOOLS_PROGRESS_AFTER", "2"))
         self.t0 = time.monotonic()
         self.last = 0.0
         self.shown = False
@@ -29,7 +33,7 @@ class Progress:
         if not self.enabled:
             return
         now = time.monotonic()
-        if now - self.t0 < self.delay or now - self.last < 0.5:
+        if now - self.t0 < self.delay or (self.shown and now - self.last < 0.5):
             return
         self.last = now
         self.shown = True
