@@ -20,8 +20,13 @@ import os
 from dataclasses import dataclass
 from typing import Sequence
 
+from typing import TYPE_CHECKING
+
 from ..lsn import Lsn
 from ..parse.reader import EndOfWal, EndReason
+
+if TYPE_CHECKING:
+    from ..locate import TimelineEnd
 
 PathArg = str | os.PathLike[str]
 
@@ -46,10 +51,21 @@ def classify_end(paths: Sequence[PathArg] | None, eow: EndOfWal | None,
     """The verdict for a reader of `paths` on `timeline` that stopped at `eow`."""
     if eow is None or eow.reason is EndReason.END_LSN_REACHED:
         return EndVerdict(0, "range", "")
+    from ..errors import XlogError
     from ..locate import locate
 
-    res = locate(list(paths) if paths else None, timeline=timeline)
-    t = res.timeline(timeline)
+    try:
+        res = locate(list(paths) if paths else None, timeline=timeline)
+        t = res.timeline(timeline)
+        return _verdict(paths, eow, timeline, t)
+    except (XlogError, KeyError) as exc:
+        # The read itself went well up to here; only the check for WAL beyond failed.
+        return EndVerdict(1, "damage", f"end of WAL: {_stop_text(eow)}; whether valid WAL "
+                                       f"lies beyond it could not be checked: {exc}")
+
+
+def _verdict(paths: Sequence[PathArg] | None, eow: EndOfWal, timeline: int,
+             t: "TimelineEnd") -> EndVerdict:
     beyond = t.wal_beyond_end
     further: Lsn | None = None
     detail = ""
@@ -69,6 +85,11 @@ def classify_end(paths: Sequence[PathArg] | None, eow: EndOfWal | None,
         return EndVerdict(1, kind, (
             f"end of WAL in the middle: {_stop_text(eow)}; {what} and WAL of timeline "
             f"{timeline} continues after it ({detail})"), further)
+    if eow.reason is EndReason.MISSING_SEGMENT:
+        return EndVerdict(0, "written_tail", (
+            f"end of WAL at {eow.lsn}: the next segment{' ' + eow.segment if eow.segment else ''}"
+            f" is not in the input and no WAL of timeline {timeline} follows: the end of the "
+            f"WAL given [{eow.reason}]"))
     return EndVerdict(0, "written_tail", (
         f"end of WAL at {eow.lsn}, the written tail of timeline {timeline} (where crash "
         f"recovery also stops): {eow.message} [{eow.reason}]"))
