@@ -91,7 +91,7 @@ class LostRows:
     transactions (`changes`, the hook `gap.analyze` calls) and, per transaction, the redo SQL
     with its conflict guards (`sql_for`)."""
 
-    def __init__(self, catalog: Any, timezone: str = "UTC") -> None:
+    def __init__(self, catalog: Any, timezone: str = "UTC", progress: bool | None = False) -> None:
         from .replay.sql import SqlWriter
 
         self.catalog = catalog
@@ -100,7 +100,7 @@ class LostRows:
         self.writer = SqlWriter(catalog, timezone)
         self.keys: Keys = {(r.schema, r.name): list(r.key) for r in catalog.relations}
         self.header = self.writer.header("redo SQL of the lost transactions")
-        self.skipped = 0
+        self.progress = progress
 
     def changes(self, paths: Any, xids: list[int], start: Any) -> dict[int, list[dict[str, Any]]]:
         """{xid: [row change dicts]} of the given transactions. Read from the first WAL there
@@ -109,7 +109,8 @@ class LostRows:
         from .replay.api import Replay
 
         wanted = set(xids)
-        rp = Replay(paths, self.catalog, xids=wanted, timezone=self.timezone)
+        rp = Replay(paths, self.catalog, xids=wanted, timezone=self.timezone,
+                    progress=self.progress)
         for ch in rp:
             if ch.xid in wanted:
                 self.kept.setdefault(ch.xid, []).append(ch)

@@ -110,7 +110,7 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
     if catalog:
         from ..replay.catalog import Catalog
 
-        rows = LostRows(Catalog.load(catalog))
+        rows = LostRows(Catalog.load(catalog), progress=progress)
     report = analyze(p_paths, s_paths, standby_position=position,
                      standby_system_identifier=s_sysid,
                      catalog=rows.catalog if rows else None,
