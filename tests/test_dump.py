@@ -308,3 +308,29 @@ def test_pgbench_wal_in_waldump_format_equals_pg_waldump(pg_major: int, cluster_
         ours = xlogtools("dump", str(c.pg_wal), "--format", "waldump", *args)
         assert ours.stdout == theirs.stdout, args
         assert theirs.stdout.count("\n") > (20 if "--stats" in " ".join(args) else 5000)
+
+
+WALDUMP_LINE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+), "
+                          r"lsn: (\S+), prev \S+, desc: (\S+(?: \(\w+\))?) ?(.*)$")
+
+
+@pytest.mark.parametrize("major", WALDUMP_MAJORS, ids=[f"pg{m}" for m in WALDUMP_MAJORS])
+def test_default_text_has_pg_waldumps_fields_in_its_order(major: int) -> None:
+    """Each line of the default text carries what pg_waldump's line for the same record says
+    (committed pg_waldump output): LSN, rmgr/record type, xid, lengths, description, block
+    references, in that order; the export reaches the written tail, exit 0."""
+    proc = xlogtools("dump", str(FIXTURES / f"pg{major}" / "wal"), "-s", start_of(major))
+    assert proc.returncode == 0, proc.stderr
+    ours = proc.stdout.splitlines()
+    theirs = fixture_text(major, "waldump.txt.zst").splitlines()
+    assert len(ours) == len(theirs) > 1000
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        m = WALDUMP_LINE.match(b)
+        assert m, b
+        rmgr, rec, tot, tx, lsn, rtype, rest = m.groups()
+        desc, _, refs = rest.partition(", blkref #")
+        desc = desc.strip()
+        fpi = int(tot) - int(rec)
+        want = (f"{lsn}  {rmgr}/{rtype}  tx {tx}  len {rec}/{tot}" + (f" fpi {fpi}" if fpi else "")
+                + (f"  {desc}" if desc else "") + (f"  blkref #{refs}" if refs else ""))
+        assert a == want, f"line {i + 1}:\n ours: {a}\n want: {want}\n pg_waldump: {b}"

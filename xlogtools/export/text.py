@@ -19,7 +19,7 @@ from .waldump import block_refs
 
 def format_record(rec: Record, bkp_details: bool = False) -> str:
     lengths = f"len {rec.rec_len}/{rec.tot_len}" + (f" fpi {rec.fpi_len}" if rec.fpi_len else "")
-    desc = describe(rec)
+    desc = describe(rec).strip()  # pg_waldump's texts end in a space here and there
     line = (f"{rec.lsn.waldump()}  {rec.rmgr_name}/{rows.record_type(rec)}  tx {rec.xid}  "
             f"{lengths}" + (f"  {desc}" if desc else ""))
     if not rec.blocks:
