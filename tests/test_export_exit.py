@@ -66,7 +66,6 @@ def wal_copies(pg_major: int, module_cluster_factory, tmp_path_factory) -> dict[
     redo_done = redo_done_at(c.log_text())
     c.stop()
     recs = records(crash)
-    segs = sorted(f for f in crash.iterdir() if SEG.fullmatch(f.name))
     used = sorted({r["segment"] for r in recs})
     assert len(used) >= 4, used
     middle = used[len(used) // 2]
@@ -77,7 +76,6 @@ def wal_copies(pg_major: int, module_cluster_factory, tmp_path_factory) -> dict[
     (damage / middle).write_bytes(bytes(data))
     missing = copy_wal(crash, root / "missing")
     (missing / middle).unlink()
-    assert segs
     return {"clean": clean, "crash": crash, "damage": damage, "missing": missing,
             "checkpoint": ctl["Latest checkpoint location"], "redo_done": str(redo_done),
             "victim": victim["lsn"], "middle": middle}  # type: ignore[dict-item]
