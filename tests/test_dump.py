@@ -78,7 +78,8 @@ def test_parquet_read_back_with_pyarrow_and_duckdb(tmp_path: Path) -> None:
     out = tmp_path / "wal.parquet"
     proc = xlogtools("dump", str(FIXTURES / f"pg{major}" / "wal"), "-s", start_of(major),
                      "--format", "parquet", "-o", str(out))
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 0, proc.stderr  # an export that reached the written tail
+    assert "the written tail" in proc.stderr
     table = pq.read_table(out)
     assert table.schema.equals(rows.arrow_schema())
     assert list(table.schema.names) == list(rows.FIELDS)
@@ -103,7 +104,7 @@ def test_jsonl_and_csv_read_back_with_the_standard_library(fmt: str, tmp_path: P
     out = tmp_path / f"wal.{fmt}"
     proc = xlogtools("dump", str(FIXTURES / f"pg{major}" / "wal"), "-s", start_of(major),
                      "--format", fmt, "-o", str(out))
-    assert proc.returncode == 1, proc.stderr
+    assert proc.returncode == 0, proc.stderr  # an export that reached the written tail
     if fmt == "jsonl":
         recs = [json.loads(line) for line in out.read_text().splitlines()]
     else:
@@ -155,7 +156,7 @@ def _layouts(segs: list[Path], root: Path) -> dict[str, Path]:
 def test_archive_layouts_give_the_same_records(tmp_path: Path) -> None:
     segs = unpack(15, tmp_path / "plain")
     plain = xlogtools("dump", str(tmp_path / "plain"), "--format", "jsonl")
-    assert plain.returncode == 1 and plain.stdout.count("\n") > 10000
+    assert plain.returncode == 0 and plain.stdout.count("\n") > 10000
     for name, path in _layouts(segs, tmp_path).items():
         proc = xlogtools("dump", str(path), "--format", "jsonl")
         assert proc.stdout == plain.stdout, name
@@ -169,7 +170,7 @@ def test_jobs_2_writes_what_jobs_1_writes(fmt: str, tmp_path: Path) -> None:
         o = tmp_path / f"j{jobs}.{fmt}"
         proc = xlogtools("dump", str(FIXTURES / "pg18" / "wal"), "--format", fmt, "-o", str(o),
                          "--jobs", str(jobs))
-        assert proc.returncode == 1, proc.stderr
+        assert proc.returncode == (1 if fmt == "waldump" else 0), proc.stderr
         out[jobs] = (pq.read_table(o) if fmt == "parquet" else o.read_text(), proc.stderr)
     assert out[1][1] == out[2][1]
     if fmt == "parquet":
@@ -307,3 +308,29 @@ def test_pgbench_wal_in_waldump_format_equals_pg_waldump(pg_major: int, cluster_
         ours = xlogtools("dump", str(c.pg_wal), "--format", "waldump", *args)
         assert ours.stdout == theirs.stdout, args
         assert theirs.stdout.count("\n") > (20 if "--stats" in " ".join(args) else 5000)
+
+
+WALDUMP_LINE = re.compile(r"^rmgr: (\S+)\s+len \(rec/tot\):\s*(\d+)/\s*(\d+), tx:\s*(\d+), "
+                          r"lsn: (\S+), prev \S+, desc: (\S+(?: \(\w+\))?) ?(.*)$")
+
+
+@pytest.mark.parametrize("major", WALDUMP_MAJORS, ids=[f"pg{m}" for m in WALDUMP_MAJORS])
+def test_default_text_has_pg_waldumps_fields_in_its_order(major: int) -> None:
+    """Each line of the default text carries what pg_waldump's line for the same record says
+    (committed pg_waldump output): LSN, rmgr/record type, xid, lengths, description, block
+    references, in that order; the export reaches the written tail, exit 0."""
+    proc = xlogtools("dump", str(FIXTURES / f"pg{major}" / "wal"), "-s", start_of(major))
+    assert proc.returncode == 0, proc.stderr
+    ours = proc.stdout.splitlines()
+    theirs = fixture_text(major, "waldump.txt.zst").splitlines()
+    assert len(ours) == len(theirs) > 1000
+    for i, (a, b) in enumerate(zip(ours, theirs)):
+        m = WALDUMP_LINE.match(b)
+        assert m, b
+        rmgr, rec, tot, tx, lsn, rtype, rest = m.groups()
+        desc, _, refs = rest.partition(", blkref #")
+        desc = desc.strip()
+        fpi = int(tot) - int(rec)
+        want = (f"{lsn}  {rmgr}/{rtype}  tx {tx}  len {rec}/{tot}" + (f" fpi {fpi}" if fpi else "")
+                + (f"  {desc}" if desc else "") + (f"  blkref #{refs}" if refs else ""))
+        assert a == want, f"line {i + 1}:\n ours: {a}\n want: {want}\n pg_waldump: {b}"

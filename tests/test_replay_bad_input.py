@@ -46,6 +46,15 @@ def test_unknown_type_and_unknown_relation_are_reported_per_row(wal: dict[str, A
     assert first.new["p"].startswith("\\x")  # point: raw bytes, flagged
     assert any("point" in n and "raw" in n for n in first.notes)
     assert t_rows[2].old["b"] == "one" and t_rows[2].new["b"] == "uno"
+    # by default, a relation the catalog does not have is skipped and counted (issue 17)
+    assert not [ch for ch in got if ch.table is None]
+    later = next(r for r in rp.skipped_rels)
+    assert any(w.startswith("skipped 1 change(s) to 1 relation(s) the catalog does not have: "
+                            f"{later} (1)") for w in rp.warnings), rp.warnings
+    # --all-relations: listed with raw tuples
+    rp = Replay([wal["pg_wal"]], wal["cat"], start=wal["start"], all_relations=True)
+    got = list(rp)
+    assert [ch.op for ch in got if ch.table == "t"] == ["insert", "insert", "update"]
     unknown = [ch for ch in got if ch.table is None]
     assert unknown and unknown[0].raw["new"].startswith("\\x")
     assert any("not in the catalog" in n for n in unknown[0].notes)
@@ -54,6 +63,10 @@ def test_unknown_type_and_unknown_relation_are_reported_per_row(wal: dict[str, A
 
 def test_catalog_of_another_cluster_warns_and_lists_rows_raw(wal: dict[str, Any]) -> None:
     rp = Replay([wal["pg_wal"]], wal["foreign"], start=wal["start"])
+    assert all(ch.table is not None for ch in rp)  # the relations it does not have: skipped
+    assert any("database system" in w for w in rp.warnings)
+    assert any(w.startswith("skipped ") for w in rp.warnings)
+    rp = Replay([wal["pg_wal"]], wal["foreign"], start=wal["start"], all_relations=True)
     got = list(rp)
     assert any("database system" in w for w in rp.warnings)
     assert any("not in the catalog" in w for w in rp.warnings)
@@ -68,7 +81,8 @@ def test_tuples_that_do_not_fit_the_catalog_do_not_stop_the_run(wal: dict[str, A
     t["columns"][1].update(attlen=64, attalign="d")  # b is text, say it is 64 fixed bytes
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps(doc))
-    got = list(Replay([wal["pg_wal"]], Catalog.load(bad), start=wal["start"]))
+    got = list(Replay([wal["pg_wal"]], Catalog.load(bad), start=wal["start"],
+                      all_relations=True))
     t_rows = [ch for ch in got if ch.table == "t"]
     assert len(t_rows) == 3
     assert any(not ch.new_complete and any("corrupt" in n or "cannot" in n for n in ch.notes)

@@ -14,7 +14,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from . import __version__
 from .errors import ClusterMismatch, InputError
@@ -323,7 +323,8 @@ class _Tracker:
             self.lost.append(Transaction(
                 xid=xid, commit_lsn=rec.lsn, commit_time=pg_time(p.xact_time),
                 subxids=sorted(p.subxacts),
-                relations=[self.rel_name(r) or f"{r[0]}/{r[1]}/{r[2]}" for r in rels],
+                relations=list(dict.fromkeys(self.rel_name(r) or f"{r[0]}/{r[1]}/{r[2]}"
+                                             for r in rels)),
                 first_lsn=Lsn(t.first_lsn), kind="commit" if op == xact.COMMIT else "commit_prepared",
                 gid=p.twophase_gid or None))
 
@@ -349,7 +350,8 @@ def _file_facts(paths: set[Path]) -> list[dict[str, Any]]:
 def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | os.PathLike[str]],
             *, standby_position: Position | None = None,
             standby_system_identifier: int | None = None, catalog: Any = None,
-            changes: Callable[..., Any] | None = None) -> GapReport:
+            changes: Callable[..., Any] | None = None,
+            progress: bool | None = False) -> GapReport:
     """Compare a primary's WAL with a standby's (its WAL files, or a position read from a
     live standby as `standby_position`, with that server's `standby_system_identifier`).
     `changes(paths, xids, start)`, when given, returns {xid: [row change dicts]} for the lost
@@ -357,7 +359,8 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
 
     Raises InputError when the standby has no WAL, or when the primary's WAL given ends
     before the cut (then it cannot show what the standby is missing); ClusterMismatch for
-    inputs of two database systems."""
+    inputs of two database systems. `progress`: a progress line on stderr while the WAL is
+    read (None: when stderr is a terminal)."""
     p_side = _open_side("primary", primary)
     assert p_side.source.cluster is not None
     sysid = p_side.source.cluster.sysid
@@ -386,7 +389,7 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
         # Read all of it anyway (transactions on the new timeline): its end comes with it.
         st = _Tracker(int(divergence.lsn), rel_name)
         s_reader = WalReader(s_side.source, timeline=s_side.timeline)
-        for rec in s_reader:
+        for rec in _progressing(s_reader, "gap (standby)", progress):
             st.feed(rec)
         s_end, s_notes = _recovery_end(s_side, standby, s_reader, st.feed)
         only_standby = st.lost
@@ -414,7 +417,7 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
     tracker = _Tracker(int(cut), rel_name)
     first_seen: Lsn | None = None
     p_reader = WalReader(p_side.source, timeline=p_side.timeline)
-    for rec in p_reader:
+    for rec in _progressing(p_reader, "gap (primary)", progress):
         if first_seen is None:
             first_seen = rec.lsn
         tracker.feed(rec)
@@ -455,6 +458,25 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
         system_identifier=sysid, pg_major=p_side.source.cluster.pg_major)
 
 
+def _progressing(reader: WalReader, label: str, enabled: bool | None) -> Iterator[Record]:
+    """The reader's records, with a progress line on stderr (export/progress.py)."""
+    from .export.progress import Progress, wal_span
+
+    bar = Progress(label, enabled, *wal_span(reader))
+    if not bar.enabled:
+        yield from reader
+        return
+    n = 0
+    try:
+        for rec in reader:
+            n += 1
+            if not n & 1023:
+                bar.update(int(rec.lsn), n)
+            yield rec
+    finally:
+        bar.finish()
+
+
 def _primary_short(p: Position, s: Position, cut: Lsn, divergence: Divergence | None) -> str:
     """Why a primary's WAL that ends before the cut gives no answer (not an empty 'no gap')."""
     if p.end_lsn is None:
@@ -473,10 +495,13 @@ def _primary_short(p: Position, s: Position, cut: Lsn, divergence: Divergence | 
 
 
 def _relation_namer(catalog: Any) -> Callable[[tuple[int, int, int]], str | None]:
+    """schema.name of a relation file by the catalog (a Catalog or its JSON): a table, or the
+    table that a TOAST table or an index belongs to (so one table is named once); a system
+    catalog or sequence by its own name."""
     if catalog is None:
         return lambda r: None
-    names: dict[tuple[int, int, int], str] = {}
-    for rel in catalog.get("relations", []):
-        key = (rel["tablespace_oid"], rel["database_oid"], rel["relfilenode"])
-        names[key] = f"{rel['schema']}.{rel['name']}"
-    return names.get
+    from .replay.catalog import Catalog
+
+    cat = catalog if isinstance(catalog, Catalog) else Catalog.from_json(catalog)
+
+    return lambda r: cat.relation_name(*r)

@@ -1,21 +1,27 @@
 """Renderings of a GapReport: a readable text summary, JSON (DESIGN.md 4.5), SQL that
-re-applies the lost changes, and a self-contained HTML page with a timeline chart."""
+re-applies the lost changes (with a conflict guard before each change), and the
+self-contained HTML page (gaphtml.py)."""
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
 from .gap import GapReport, Transaction
-from .lsn import Lsn
+from .replay.display import change_parts, wrap
 
 
 def render_json(r: GapReport) -> str:
     return json.dumps(r.as_dict(), indent=2) + "\n"
 
 
-def render_text(r: GapReport) -> str:
-    out = []
+Keys = dict[tuple[str, str], list[str]]  # (schema, table) -> key columns, from the catalog
+
+
+def render_text(r: GapReport, keys: Keys | None = None) -> str:
+    """A readable report; lines stay under ~160 characters (long values cut with their
+    length and md5, updates as changed columns old -> new, see replay/display.py)."""
+    keys = keys or {}
+    out: list[str] = []
     p, s = r.primary, r.standby
     out.append(f"primary: WAL ends at {p.end_lsn} on timeline {p.timeline} "
                f"(last record {p.last_record_lsn}; {p.reason})")
@@ -41,60 +47,119 @@ def render_text(r: GapReport) -> str:
     else:
         out.append("lost: no committed transaction of the primary is missing on the standby")
     for t in r.lost_transactions:
-        out.append(_tx_line(t))
+        out += _tx_lines(t)
         for c in t.changes:
-            out.append("    " + _change_line(c))
+            out += _change_lines(c, keys)
     if r.only_on_standby:
         out.append(f"only on the standby (committed after the divergence): "
                    f"{len(r.only_on_standby)} transaction(s)")
         for t in r.only_on_standby:
-            out.append(_tx_line(t))
+            out += _tx_lines(t)
     if r.aborted_after_cut:
-        out.append(f"aborted after the cut (not lost data): {', '.join(map(str, r.aborted_after_cut))}")
+        out += wrap("aborted after the cut (not lost data): ", list(map(str, r.aborted_after_cut)),
+                    "    ")
+    if r.in_progress_at_end:
+        out += wrap("in progress at the end of the primary's WAL (never committed, not lost "
+                    "data): ", list(map(str, r.in_progress_at_end)), "    ")
     for n in r.notes:
         out.append(f"note: {n}")
     out.append(f"inputs: {len(r.inputs)} files (sha256 in --format json); xlogtools {r.tool_version}")
     return "\n".join(out) + "\n"
 
 
-def _tx_line(t: Transaction) -> str:
-    subs = f", subxacts {', '.join(map(str, t.subxids))}" if t.subxids else ""
-    gid = f", prepared as '{t.gid}'" if t.gid else ""
-    rels = f", relations {', '.join(t.relations)}" if t.relations else ""
-    return f"  xid {t.xid}: committed at {t.commit_lsn} {t.commit_time}{subs}{gid}{rels}"
+def _tx_lines(t: Transaction) -> list[str]:
+    subs = [f"subxacts {', '.join(map(str, t.subxids))}"] if t.subxids else []
+    gid = [f"prepared as '{t.gid}'"] if t.gid else []
+    rels = ["relations " + t.relations[0], *t.relations[1:]] if t.relations else []
+    return wrap(f"  xid {t.xid}: committed at {t.commit_lsn} {t.commit_time}, ",
+                subs + gid + rels, "      ")
 
 
-def _change_line(c: dict[str, Any]) -> str:
-    op = c.get("op", "?")
-    table = f"{c.get('schema')}.{c.get('table')}"
-    vals = c.get("new") if op != "delete" else c.get("old")
-    return f"{op} {table} {json.dumps(vals, ensure_ascii=False)}"
+def change_head(c: dict[str, Any]) -> str:
+    return f"{c.get('op', '?')} {c.get('schema')}.{c.get('table')}"
 
 
-def render_sql(r: GapReport, sql_for: Any = None) -> str:
-    """SQL that re-applies the lost changes in commit order, one transaction per BEGIN/COMMIT
-    with a comment naming its xid and commit time. `sql_for(xid)` gives a transaction's redo
-    statements (the replay engine's; keyed by primary key / replica identity, so a row that was
-    changed on the new primary too makes its statement fail instead of overwriting it);
-    without it, only the comments are written."""
-    out = [f"-- xlogtools {r.tool_version}: changes the old primary committed that the standby "
-           f"never received",
-           f"-- cut at {r.cut_lsn}" + (f"; {r.divergence.pg_rewind_text()}" if r.divergence else ""),
-           f"-- {r.window['count']} transaction(s), {r.window['first_commit_time']} .. "
-           f"{r.window['last_commit_time']}"]
-    if sql_for is not None and getattr(sql_for, "header", None):
-        out.append(sql_for.header.rstrip("\n"))
-    out.append("")
+def _change_lines(c: dict[str, Any], keys: Keys) -> list[str]:
+    parts = change_parts(c, keys.get((c.get("schema"), c.get("table")), []))
+    if c.get("old_complete") is False and c.get("op") in ("update", "delete") and c.get("old"):
+        parts.append("[old row incomplete]")
+    return wrap(f"    {change_head(c)} ", parts, "        ")
+
+
+class LostRows:
+    """The replay engine's part of a gap report, with a catalog: the row changes of the lost
+    transactions (`changes`, the hook `gap.analyze` calls) and, per transaction, the redo SQL
+    with its conflict guards (`sql_for`)."""
+
+    def __init__(self, catalog: Any, timezone: str = "UTC", progress: bool | None = False) -> None:
+        from .replay.sql import SqlWriter
+
+        self.catalog = catalog
+        self.timezone = timezone
+        self.kept: dict[int, list[Any]] = {}
+        self.writer = SqlWriter(catalog, timezone)
+        self.keys: Keys = {(r.schema, r.name): list(r.key) for r in catalog.relations}
+        self.header = self.writer.header("redo SQL of the lost transactions")
+        self.progress = progress
+
+    def changes(self, paths: Any, xids: list[int], start: Any) -> dict[int, list[dict[str, Any]]]:
+        """{xid: [row change dicts]} of the given transactions. Read from the first WAL there
+        is, not from `start`: page images from before the lost transactions are what let the
+        old values be known."""
+        from .replay.api import Replay
+
+        wanted = set(xids)
+        rp = Replay(paths, self.catalog, xids=wanted, timezone=self.timezone,
+                    progress=self.progress)
+        for ch in rp:
+            if ch.xid in wanted:
+                self.kept.setdefault(ch.xid, []).append(ch)
+        return {x: [c.to_dict() for c in v] for x, v in self.kept.items()}
+
+    def sql_for(self, xid: int) -> str:
+        out = []
+        for ch in self.kept.get(xid, []):
+            qname = f'"{ch.schema}"."{ch.table}"' if ch.schema and ch.table else None
+            guard = (conflict_guard(ch, self.keys.get((ch.schema, ch.table), []), qname)
+                     if qname else None)
+            if guard:
+                out.append(guard)
+            out.append(self.writer.redo(ch))
+        return "\n".join(out)
+
+
+def sql_parts(r: GapReport, rows: LostRows | None = None) -> tuple[str, list[tuple[Transaction, str]]]:
+    """The redo SQL script in pieces: its preamble, then one block per lost transaction
+    (comment, BEGIN, guards and statements, COMMIT); preamble + the blocks joined is exactly
+    render_sql's text (the HTML report shows the blocks one by one)."""
+    head = [f"-- xlogtools {r.tool_version}: changes the old primary committed that the standby "
+            f"never received",
+            f"-- cut at {r.cut_lsn}" + (f"; {r.divergence.pg_rewind_text()}" if r.divergence else ""),
+            f"-- {r.window['count']} transaction(s), {r.window['first_commit_time']} .. "
+            f"{r.window['last_commit_time']}"]
+    if rows is not None:
+        head.append(rows.header.rstrip("\n"))
+    blocks = []
     for t in r.lost_transactions:
-        out.append(f"-- xid {t.xid}, committed at {t.commit_lsn} {t.commit_time}")
-        body = sql_for(t.xid) if sql_for is not None else ""
+        out = [f"-- xid {t.xid}, committed at {t.commit_lsn} {t.commit_time}"]
+        body = rows.sql_for(t.xid) if rows is not None else ""
         if body:
             out += ["BEGIN;", body.rstrip("\n"), "COMMIT;"]
         else:
-            out.append("-- (no row changes known" + ("" if sql_for else
+            out.append("-- (no row changes known" + ("" if rows else
                                                      ": give --catalog to reconstruct them") + ")")
-        out.append("")
-    return "\n".join(out)
+        blocks.append((t, "\n".join(out) + "\n\n"))
+    return "\n".join(head) + "\n\n", blocks
+
+
+def render_sql(r: GapReport, rows: LostRows | None = None) -> str:
+    """SQL that re-applies the lost changes in commit order, one transaction per BEGIN/COMMIT
+    with a comment naming its xid and commit time. With `rows` (a catalog), each transaction's
+    redo statements come from the replay engine, keyed by primary key / replica identity and
+    each preceded by its conflict guard, so a row that was changed on the new primary too stops
+    the script instead of being overwritten; without it, only the comments are written."""
+    head, blocks = sql_parts(r, rows)
+    return (head + "".join(b for _t, b in blocks)).rstrip("\n") + "\n"
 
 
 def conflict_guard(change: Any, key: list[str], qname: str) -> str | None:
@@ -123,64 +188,8 @@ def conflict_guard(change: Any, key: list[str], qname: str) -> str | None:
             f"{lit(msg)}; END IF; END $xlogtools$;")
 
 
-def render_html(r: GapReport) -> str:
-    """One page, no external resources: summary, an SVG timeline of both nodes' WAL with the
-    lost commits, and the transaction table."""
-    starts = [int(t.first_lsn) for t in r.lost_transactions] + [int(r.cut_lsn)]
-    lo = min(starts) - 1
-    p_end = int(r.primary.end_lsn or r.cut_lsn)
-    s_end = int(r.standby.end_lsn or r.cut_lsn)
-    hi = max(p_end, s_end, lo + 2)
-    lo = max(0, lo - (hi - lo) // 10)
-    width, left, right = 960, 130, 30
+def render_html(r: GapReport, rows: LostRows | None = None) -> str:
+    """The self-contained HTML page (gaphtml.py)."""
+    from .gaphtml import render_html as html_page
 
-    def x(v: int) -> float:
-        return left + (width - left - right) * (v - lo) / (hi - lo)
-
-    svg = [f'<svg id="timeline" xmlns="http://www.w3.org/2000/svg" width="{width}" height="190" '
-           f'role="img" aria-label="WAL timeline of primary and standby">',
-           '<style>text{font:12px sans-serif} .lane{fill:#dfe7f1} .wal{fill:#4a78b5} '
-           '.standby{fill:#5f9e6e} .lost{fill:#c8423b} .cut{stroke:#c8423b;stroke-dasharray:4 3}</style>',
-           f'<text x="10" y="55">primary (tl {r.primary.timeline})</text>',
-           f'<rect class="lane" x="{left}" y="40" width="{width - left - right}" height="24"/>',
-           f'<rect class="wal" x="{x(lo):.1f}" y="40" width="{max(1.0, x(p_end) - x(lo)):.1f}" height="24"/>',
-           f'<text x="10" y="115">standby (tl {r.standby.timeline})</text>',
-           f'<rect class="lane" x="{left}" y="100" width="{width - left - right}" height="24"/>',
-           f'<rect class="standby" x="{x(lo):.1f}" y="100" width="{max(1.0, x(s_end) - x(lo)):.1f}" height="24"/>',
-           f'<line class="cut" x1="{x(int(r.cut_lsn)):.1f}" y1="30" x2="{x(int(r.cut_lsn)):.1f}" y2="135"/>',
-           f'<text x="{x(int(r.cut_lsn)) + 4:.1f}" y="150">cut {html.escape(str(r.cut_lsn))}</text>']
-    for t in r.lost_transactions:
-        cx = x(int(t.commit_lsn))
-        svg.append(f'<circle class="lost" cx="{cx:.1f}" cy="52" r="6"><title>xid {t.xid} '
-                   f'committed {html.escape(t.commit_time)} at {t.commit_lsn}</title></circle>')
-    svg.append(f'<text x="{left}" y="180">{Lsn(lo)}</text>')
-    svg.append(f'<text x="{width - right - 120}" y="180">primary end {html.escape(str(r.primary.end_lsn))}</text>')
-    svg.append("</svg>")
-    rows = "".join(
-        f"<tr><td>{t.xid}</td><td>{t.commit_lsn}</td><td>{html.escape(t.commit_time)}</td>"
-        f"<td>{html.escape(', '.join(map(str, t.subxids)))}</td>"
-        f"<td>{html.escape(', '.join(t.relations))}</td><td>{len(t.changes)}</td></tr>"
-        for t in r.lost_transactions)
-    inputs = "".join(f"<tr><td>{html.escape(i['path'])}</td><td>{i['size']}</td>"
-                     f"<td><code>{i['sha256']}</code></td></tr>" for i in r.inputs)
-    div = html.escape(r.divergence.pg_rewind_text()) if r.divergence else "none"
-    return f"""<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"><title>xlogtools gap report</title>
-<style>body{{font:14px sans-serif;margin:2em;color:#222}} table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:3px 8px;text-align:left}} h1{{font-size:20px}}</style>
-</head><body>
-<h1>What the standby never got</h1>
-<p id="summary"><b>{r.window['count']}</b> lost committed transaction(s), first commit
-{html.escape(str(r.window['first_commit_time']))}, last commit
-{html.escape(str(r.window['last_commit_time']))}; {r.window['bytes']} bytes of WAL only on the
-primary. Divergence: {div}.</p>
-<p>Primary WAL ends at {r.primary.end_lsn} (timeline {r.primary.timeline}); standby at
-{r.standby.end_lsn} (timeline {r.standby.timeline}).</p>
-{''.join(svg)}
-<h2>Lost transactions</h2>
-<table id="lost"><tr><th>xid</th><th>commit LSN</th><th>commit time</th><th>subxacts</th>
-<th>relations</th><th>row changes</th></tr>{rows}</table>
-<h2>Inputs</h2><table id="inputs"><tr><th>file</th><th>size</th><th>sha256</th></tr>{inputs}</table>
-<p>xlogtools {html.escape(r.tool_version)}</p>
-</body></html>
-"""
+    return html_page(r, rows)

@@ -48,8 +48,12 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
 
     PATHS are segment files and/or directories (a data directory means its pg_wal; archives of
     Barman, pgBackRest and WAL-G; .partial, .gz, .zst, .lz4 segments); with no PATHS,
-    $PGDATA. Reading stops at the end of valid WAL, which is reported on stderr (exit 1, as
-    pg_waldump), or at --end / --limit (exit 0).
+    $PGDATA. Reading stops at the end of valid WAL, which is reported on stderr, or at --end /
+    --limit (exit 0). Exit status at the end of valid WAL: with --format waldump or --stats 1,
+    as pg_waldump; for the other formats 0 where the WAL ends at its written tail (a zeroed
+    or recycled page, a zero length, a torn last record: where crash recovery stops too) and
+    1 where valid WAL of the timeline lies beyond the stop (damage or a missing segment in the
+    middle).
 
     \b
     Examples:
@@ -74,7 +78,11 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
                        follow=follow, progress=progress)
     result = run_dump(list(paths), opts)
     eow = result.end_of_wal
-    if eow is not None and eow.is_damage:
+    if result.verdict is not None:
+        if result.verdict.message:
+            sys.stdout.flush()
+            click.echo(f"xlogtools: {result.verdict.message}", err=True)
+    elif eow is not None and eow.is_damage:
         sys.stdout.flush()
         click.echo(f"xlogtools: end of WAL: {eow.waldump_message()} [{eow.reason}]", err=True)
     sys.exit(result.exit_status)

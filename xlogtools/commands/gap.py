@@ -1,7 +1,6 @@
 """`xlogtools gap`: what a standby never got from its primary."""
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -80,9 +79,11 @@ def _primary_paths(spec: str) -> list[str]:
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sql", "html"]),
               default="text", show_default=True)
 @click.option("-o", "--output", metavar="PATH", help="Write the report to PATH.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr (default: when stderr is a terminal and the run is long).")
 @handled
 def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None, fmt: str,
-        output: str | None) -> None:
+        output: str | None, progress: bool | None) -> None:
     """Compare primary and standby after a crash or failover.
 
     Says where the standby's WAL ends (or where a promoted standby diverged, as pg_rewind
@@ -97,7 +98,7 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
       xlogtools gap --primary old/pg_wal --standby new/pg_wal --catalog cat.json --format sql
     """
     from ..gap import analyze
-    from ..gapreport import render_html, render_json, render_sql, render_text
+    from ..gapreport import LostRows, render_html, render_json, render_sql, render_text
 
     p_paths = [x for spec in primary for x in _primary_paths(spec)]
     s_paths = [s for s in standby if not _is_conn(s)]
@@ -105,59 +106,25 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
     if len(s_conns) > 1:
         raise InputError("give one live standby (--standby CONNSTR) at a time")
     position, s_sysid = _standby_position(s_conns[0]) if s_conns else (None, None)
-    cat = None
+    rows = None
     if catalog:
-        try:
-            with open(catalog, encoding="utf-8") as f:
-                cat = json.load(f)
-        except (OSError, ValueError) as exc:
-            raise InputError(f"could not read catalog \"{catalog}\": {exc}", file=catalog) from None
-    changes, sql_for = _replay_hooks(catalog)
+        from ..replay.catalog import Catalog
+
+        rows = LostRows(Catalog.load(catalog), progress=progress)
     report = analyze(p_paths, s_paths, standby_position=position,
-                     standby_system_identifier=s_sysid, catalog=cat, changes=changes)
-    render = {"text": render_text, "json": render_json, "html": render_html}.get(fmt)
-    text = render(report) if render else render_sql(report, sql_for)
+                     standby_system_identifier=s_sysid,
+                     catalog=rows.catalog if rows else None,
+                     changes=rows.changes if rows else None, progress=progress)
+    if fmt == "text":
+        text = render_text(report, rows.keys if rows else None)
+    elif fmt == "json":
+        text = render_json(report)
+    elif fmt == "html":
+        text = render_html(report, rows)
+    else:
+        text = render_sql(report, rows)
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
     else:
         sys.stdout.write(text)
-
-
-def _replay_hooks(catalog_path: str | None):  # -> (changes, sql_for) or (None, None)
-    """The replay engine's entry points for the lost transactions: their row changes (as the
-    report's dicts) and, per xid, the redo SQL of those changes."""
-    if catalog_path is None:
-        return None, None
-    from ..replay.api import replay_changes
-    from ..replay.catalog import Catalog
-    from ..gapreport import conflict_guard
-    from ..replay.sql import SqlWriter
-
-    catalog = Catalog.load(catalog_path)
-    kept: dict[int, list] = {}
-
-    def changes(paths, xids, start):  # type: ignore[no-untyped-def]
-        # Read from the first WAL there is, not from `start`: page images from before the
-        # lost transactions are what let the old values be known.
-        wanted = set(xids)
-        for ch in replay_changes(paths, catalog, xids=wanted):
-            if ch.xid in wanted:
-                kept.setdefault(ch.xid, []).append(ch)
-        return {x: [c.to_dict() for c in v] for x, v in kept.items()}
-
-    writer = SqlWriter(catalog)
-    keys = {(r.schema, r.name): r.key for r in catalog.relations}
-
-    def sql_for(xid: int) -> str:
-        out = []
-        for ch in kept.get(xid, []):
-            qname = f'"{ch.schema}"."{ch.table}"' if ch.schema and ch.table else None
-            guard = conflict_guard(ch, keys.get((ch.schema, ch.table), []), qname) if qname else None
-            if guard:
-                out.append(guard)
-            out.append(writer.redo(ch))
-        return "\n".join(out)
-
-    sql_for.header = writer.header("redo SQL of the lost transactions")  # type: ignore[attr-defined]
-    return changes, sql_for

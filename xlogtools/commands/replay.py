@@ -25,6 +25,12 @@ from . import LSN, handled
 @click.option("-t", "--timeline", type=int, help="Timeline to read (default: the newest).")
 @click.option("--all", "include_all", is_flag=True,
               help="Also aborted and in-progress transactions, marked by status.")
+@click.option("--all-relations", is_flag=True,
+              help="Also changes to relations the catalog does not have (system catalogs, "
+                   "tables made after the snapshot), as raw tuples; by default they are "
+                   "skipped and counted on stderr.")
+@click.option("--progress/--no-progress", default=None,
+              help="Progress on stderr (default: when stderr is a terminal and the run is long).")
 @click.option("--timezone", default="UTC", show_default=True,
               help="Time zone for timestamptz values (an IANA name).")
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
@@ -32,7 +38,8 @@ from . import LSN, handled
 @handled
 def replay(paths: tuple[str, ...], catalog_path: str, fmt: str, tables: tuple[str, ...],
            xids: tuple[int, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
-           include_all: bool, timezone: str, output: str | None) -> None:
+           include_all: bool, all_relations: bool, progress: bool | None, timezone: str,
+           output: str | None) -> None:
     """Reconstruct row changes (old and new values) from WAL.
 
     PATHS are segment files and/or directories (a data directory means its pg_wal). Heap
@@ -60,7 +67,8 @@ def replay(paths: tuple[str, ...], catalog_path: str, fmt: str, tables: tuple[st
         raise UsageError(f"unknown time zone {timezone!r}") from None
     cat = Catalog.load(catalog_path)
     rp = Replay(list(paths), cat, start=start, end=end, timeline=timeline, tables=tables,
-                xids=xids, include="all" if include_all else "committed", timezone=timezone)
+                xids=xids, include="all" if include_all else "committed", timezone=timezone,
+                all_relations=all_relations, progress=progress)
     for w in rp.warnings:
         click.echo(f"xlogtools: warning: {w}", err=True)
     shown = len(rp.warnings)

@@ -23,6 +23,9 @@ from ..parse.api import open_wal
 from ..parse.reader import EndOfWal, EndReason, WalReader
 from ..parse.record import Record
 from .filters import RecordFilter
+from .progress import Progress, wal_span
+from .rows import CommitTimes, commit_times
+from .walend import EndVerdict, classify_end
 from .writers import CHUNK_RECORDS, Sink, format_chunk
 
 
@@ -46,39 +49,17 @@ class DumpOptions:
 class DumpResult:
     records: int
     end_of_wal: EndOfWal | None
+    verdict: EndVerdict | None = None  # exports: what the end of WAL means (walend.py)
 
     @property
     def exit_status(self) -> int:
-        """0 when the requested range or limit was read; 1 when damage or the end of valid
-        WAL stopped reading (as pg_waldump)."""
+        """Exports: 0 when the range or limit was read or the WAL ends at its written tail, 1
+        when valid WAL lies beyond the stop (verdict). waldump and --stats: 0 when the range
+        or limit was read, 1 at any end of valid WAL (as pg_waldump)."""
+        if self.verdict is not None:
+            return self.verdict.status
         eow = self.end_of_wal
         return 1 if eow is not None and eow.is_damage else 0
-
-
-class _Progress:
-    def __init__(self, enabled: bool | None, total: int) -> None:
-        self.enabled = sys.stderr.isatty() if enabled is None else enabled
-        self.total = max(total, 1)
-        self.t0 = time.monotonic()
-        self.last = 0.0
-        self.shown = False
-
-    def update(self, done: int, records: int) -> None:
-        if not self.enabled:
-            return
-        now = time.monotonic()
-        if now - self.t0 < 2.0 or now - self.last < 0.5:
-            return
-        self.last = now
-        self.shown = True
-        pct = min(100.0, 100.0 * done / self.total)
-        sys.stderr.write(f"\rxlogtools dump: {done / 2**20:9.1f} of {self.total / 2**20:.1f} MB "
-                         f"({pct:5.1f}%), {records} records, {records / (now - self.t0):,.0f}/s ")
-        sys.stderr.flush()
-
-    def finish(self) -> None:
-        if self.shown:
-            sys.stderr.write("\n")
 
 
 def _matching(reader: WalReader, flt: RecordFilter) -> Iterator[Record]:
@@ -89,31 +70,35 @@ def _matching(reader: WalReader, flt: RecordFilter) -> Iterator[Record]:
 
 
 def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None) -> DumpResult:
+    """Write the records of `paths` as opts says. For the export formats (all but waldump and
+    --stats) the result carries the verdict on the end of WAL (export/walend.py)."""
     reader = open_wal(list(paths) or None, start=opts.start, end=opts.end, timeline=opts.timeline)
     if opts.stats:
         return _dump_stats(reader, opts, stdout)
     sink = Sink(opts.format, opts.output, stdout)
     try:
+        times = None
+        if opts.format in ("jsonl", "csv", "parquet") and not opts.follow:
+            # commit_time of every record's transaction: a first pass over the same range
+            # (a transaction's records come before its commit record)
+            times = commit_times(open_wal(list(paths) or None, start=opts.start, end=opts.end,
+                                          timeline=reader.timeline))
         if opts.jobs > 1 and opts.limit is None and not opts.follow:
-            return _dump_parallel(paths, reader, opts, sink)
-        return _dump_sequential(paths, reader, opts, sink)
+            result = _dump_parallel(paths, reader, opts, sink, times)
+        else:
+            result = _dump_sequential(paths, reader, opts, sink, times=times)
     finally:
         sink.close()
-
-
-def _span(reader: WalReader) -> tuple[int, int]:
-    segs = reader.source.segnos(reader.timeline) or [0]
-    lo = max(int(reader.start), min(segs) * reader.seg_size)
-    hi = (max(segs) + 1) * reader.seg_size
-    if reader.end is not None:
-        hi = min(hi, int(reader.end))
-    return lo, hi
+    if opts.format != "waldump":
+        result.verdict = classify_end(list(paths) or None, result.end_of_wal, reader.timeline)
+    return result
 
 
 def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
-                     skip_first: bool = False, done: int = 0) -> DumpResult:
-    lo, hi = _span(reader)
-    progress = _Progress(opts.progress, hi - lo)
+                     skip_first: bool = False, done: int = 0,
+                     times: CommitTimes | None = None) -> DumpResult:
+    lo, hi = wal_span(reader)
+    progress = Progress("dump", opts.progress, lo, hi)
     n = done
     chunk: list[Record] = []
     try:
@@ -125,17 +110,17 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
                 chunk.append(rec)
                 n += 1
                 if len(chunk) >= CHUNK_RECORDS or opts.follow:
-                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
                     chunk = []
-                    progress.update(int(rec.lsn) - lo, n)
+                    progress.update(int(rec.lsn), n)
                 if opts.limit is not None and n >= opts.limit:
-                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
                     return DumpResult(n, None)
             eow = reader.end_of_wal
             if not opts.follow or eow is None or eow.reason is EndReason.END_LSN_REACHED:
                 break
             # --follow: wait for more WAL at the end, as pg_waldump -f does.
-            sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+            sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
             chunk = []
             if sink._text is not None:
                 sink._text.flush()
@@ -144,7 +129,7 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
             reader = open_wal(list(paths) or None, start=last if last is not None else eow.lsn,
                               end=opts.end, timeline=reader.timeline)
             skip_first = last is not None
-        sink.write(format_chunk(chunk, opts.format, opts.bkp_details))
+        sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
         return DumpResult(n, reader.end_of_wal)
     finally:
         progress.finish()
@@ -162,8 +147,17 @@ class _Part:
     end_of_wal: EndOfWal | None
 
 
+_WORKER_TIMES: CommitTimes | None = None  # set once per worker process (_init_worker)
+
+
+def _init_worker(times: CommitTimes | None) -> None:
+    global _WORKER_TIMES
+    _WORKER_TIMES = times
+
+
 def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     paths, opts, lo, until, timeline = args
+    times = _WORKER_TIMES
     reader = open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
                       timeline=timeline, until=until)
     chunks: list[Any] = []
@@ -179,10 +173,10 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
         chunk.append(rec)
         n += 1
         if len(chunk) >= CHUNK_RECORDS:
-            chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details)))
+            chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details, times)))
             chunk = []
     if chunk:
-        chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details)))
+        chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details, times)))
     return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
 
 
@@ -229,8 +223,8 @@ def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator
             f.cancel()
 
 
-def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink
-                   ) -> DumpResult:
+def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
+                   times: CommitTimes | None = None) -> DumpResult:
     seg_size = reader.seg_size
     segs = reader.source.segnos(reader.timeline)
     first = max(int(reader.start), (min(segs) if segs else 0) * seg_size)
@@ -242,14 +236,15 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     bounds = [first] + [s * seg_size for s in range(first // seg_size + per, last_seg + 1, per)]
     ranges = [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
     if len(ranges) < 2:
-        return _dump_sequential(paths, reader, opts, sink)
+        return _dump_sequential(paths, reader, opts, sink, times=times)
     wopts = replace(opts, progress=False)
     args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
-    progress = _Progress(opts.progress, (last_seg + 1) * seg_size - first)
+    progress = Progress("dump", opts.progress, first, (last_seg + 1) * seg_size)
     n = 0
     prev_last: int | None = None
     try:
-        with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+        with ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
+                                 initargs=(times,)) as pool:
             parts = _ordered(pool, args, ahead=opts.jobs + 1)
             try:
                 for i, part in enumerate(parts):
@@ -259,13 +254,14 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
                         parts.close()
                         rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
                                         end=opts.end, timeline=reader.timeline)
-                        return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n)
+                        return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
+                                                times=times)
                     for c in part.chunks:
                         sink.write(_unportable(c))
                     n += part.records
                     if part.last_lsn is not None:
                         prev_last = part.last_lsn
-                    progress.update((ranges[i][1] or ranges[i][0]) - first, n)
+                    progress.update(ranges[i][1] or ranges[i][0], n)
                     eow = part.end_of_wal
                     if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
                         return DumpResult(n, eow)

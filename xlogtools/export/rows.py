@@ -5,15 +5,22 @@ Descriptions are computed only when asked for (they are most of the cost).
 """
 from __future__ import annotations
 
+import datetime as dt
 import json
-from typing import Any
+from typing import Any, Iterable
 
 from ..parse.record import Record
 from ..parse.rmgr import describe, identify
+from ..parse.rmgr import xact as X
+
+RM_XACT_ID = 1
+_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
+# xid -> TimestampTz (microseconds since 2000-01-01 UTC) of its top-level commit
+CommitTimes = dict[int, int]
 
 FIELDS = ("lsn", "lsn_int", "end_lsn", "prev_lsn", "timeline", "segment", "xid",
           "toplevel_xid", "rmgr", "record_type", "info", "rec_len", "tot_len", "fpi_len",
-          "desc", "blocks", "origin")
+          "desc", "blocks", "origin", "xact_time", "commit_time")
 BLOCK_FIELDS = ("block_id", "spc", "db", "rel", "fork", "blk", "has_image", "image_len",
                 "apply_image", "compression", "has_data", "data_len")
 
@@ -31,7 +38,75 @@ def block_dicts(rec: Record) -> list[dict[str, Any]]:
             for b in rec.blocks]
 
 
-def record_row(rec: Record, with_desc: bool = True) -> dict[str, Any]:
+def xact_end(rec: Record) -> tuple[int, list[int], int, bool] | None:
+    """For a commit or abort record (also of a prepared transaction): (top-level xid, its
+    committed or aborted subtransactions, xact_time, is_commit); else None."""
+    if rec.rmid != RM_XACT_ID:
+        return None
+    op = rec.info & X.OPMASK
+    if op not in (X.COMMIT, X.ABORT, X.COMMIT_PREPARED, X.ABORT_PREPARED):
+        return None
+    commit = op in (X.COMMIT, X.COMMIT_PREPARED)
+    try:
+        p = X.parse_commit_or_abort(rec, commit)
+    except Exception:  # a short or odd record: describe() says what it can, no time here
+        return None
+    top = p.twophase_xid if op in (X.COMMIT_PREPARED, X.ABORT_PREPARED) and p.twophase_xid \
+        else rec.xid
+    return top, list(p.subxacts), p.xact_time, commit
+
+
+def commit_times(records: Iterable[Record]) -> CommitTimes:
+    """xid -> commit time of its top-level transaction (the top-level xid and its committed
+    subtransactions), from the commit records among `records`."""
+    out: CommitTimes = {}
+    for rec in records:
+        if rec.rmid == RM_XACT_ID:
+            end = xact_end(rec)
+            if end is not None and end[3]:
+                top, subs, when, _ = end
+                out[top] = when
+                for s in subs:
+                    out[s] = when
+    return out
+
+
+def pg_time(usec: int | None) -> dt.datetime | None:
+    if usec is None:
+        return None
+    try:
+        return _PG_EPOCH + dt.timedelta(microseconds=usec)
+    except OverflowError:
+        return None
+
+
+def time_text(usec: int | None) -> str | None:
+    """As psql prints a timestamptz with TimeZone UTC: 2025-01-31 12:00:00.123456+00."""
+    t = pg_time(usec)
+    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+
+
+def record_times(rec: Record, times: CommitTimes | None) -> tuple[int | None, int | None]:
+    """(xact_time, commit_time) of a record in microseconds since 2000-01-01 UTC: the time in
+    a commit/abort record; the commit time of the record's top-level transaction (by its xid
+    or toplevel_xid) where `times` knows it."""
+    xact_time = None
+    if rec.rmid == RM_XACT_ID:
+        end = xact_end(rec)
+        if end is not None:
+            xact_time = end[2]
+    commit_time = None
+    if times:
+        x = rec.xid or rec.toplevel_xid
+        commit_time = times.get(x)
+        if commit_time is None and rec.toplevel_xid:
+            commit_time = times.get(rec.toplevel_xid)
+    return xact_time, commit_time
+
+
+def record_row(rec: Record, with_desc: bool = True, times: CommitTimes | None = None
+               ) -> dict[str, Any]:
+    xact_time, commit_time = record_times(rec, times)
     return {
         "lsn": rec.lsn.waldump(), "lsn_int": int(rec.lsn), "end_lsn": rec.end.waldump(),
         "prev_lsn": rec.prev.waldump(), "timeline": rec.timeline, "segment": rec.segment,
@@ -39,13 +114,14 @@ def record_row(rec: Record, with_desc: bool = True) -> dict[str, Any]:
         "record_type": record_type(rec), "info": rec.info, "rec_len": rec.rec_len,
         "tot_len": rec.tot_len, "fpi_len": rec.fpi_len,
         "desc": describe(rec) if with_desc else None, "blocks": block_dicts(rec),
-        "origin": rec.origin,
+        "origin": rec.origin, "xact_time": time_text(xact_time),
+        "commit_time": time_text(commit_time),
     }
 
 
-def csv_row(rec: Record) -> list[Any]:
+def csv_row(rec: Record, times: CommitTimes | None = None) -> list[Any]:
     """The same fields flattened for CSV: `blocks` becomes a JSON text."""
-    row = record_row(rec)
+    row = record_row(rec, times=times)
     row["blocks"] = json.dumps(row["blocks"], separators=(",", ":"))
     return [row[f] for f in FIELDS]
 
@@ -66,4 +142,5 @@ def arrow_schema():  # -> pyarrow.Schema (pyarrow is imported only by the Parque
         ("record_type", pa.string()), ("info", pa.uint8()), ("rec_len", pa.uint32()),
         ("tot_len", pa.uint32()), ("fpi_len", pa.uint32()), ("desc", pa.string()),
         ("blocks", pa.list_(block)), ("origin", pa.uint16()),
+        ("xact_time", pa.timestamp("us", tz="UTC")), ("commit_time", pa.timestamp("us", tz="UTC")),
     ])

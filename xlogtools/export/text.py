@@ -1,53 +1,29 @@
-"""Plain one-line-per-record text output of `xlogtools dump`."""
+"""The default text of `xlogtools dump`: one line per record, readable in a terminal.
+
+The fields in pg_waldump's order, without its labels' width: LSN, resource manager and record
+type (identify), xid, lengths (rec/tot, and the full-page image bytes when there are any),
+pg_waldump's description and the block references as pg_waldump writes them, e.g.
+
+    0/016B3748  Heap/INSERT+INIT  tx 735  len 59/59  off: 1, flags: 0x08  blkref #0: rel 1663/5/16384 blk 0
+
+`-b` puts each block reference on a line of its own, with its image details (as pg_waldump
+-b). `--format waldump` is pg_waldump's exact text.
+"""
 from __future__ import annotations
 
-import sys
-from typing import IO, Sequence
-
-from ..lsn import Lsn
-from ..parse.api import open_wal
 from ..parse.record import Record
+from ..parse.rmgr import describe
+from . import rows
+from .waldump import block_refs
 
 
 def format_record(rec: Record, bkp_details: bool = False) -> str:
-    line = (f"lsn {rec.lsn.waldump()} prev {rec.prev.waldump()} tx {rec.xid} "
-            f"rmgr {rec.rmgr_name} info 0x{rec.info:02X} len {rec.rec_len}/{rec.tot_len}"
-            f" fpi {rec.fpi_len}")
-    refs = []
-    for b in rec.blocks:
-        s = f"#{b.block_id} {b.spc}/{b.db}/{b.rel}"
-        if b.fork:
-            s += f" {b.fork_name}"
-        s += f" blk {b.blk}"
-        if b.has_image:
-            s += " FPW" if b.apply_image else " FPI"
-            if b.compression:
-                s += f" {b.compression}"
-        refs.append(s)
-    if refs and not bkp_details:
-        line += " blkref " + ", ".join(refs)
-    elif refs:
-        line += "".join("\n\tblkref " + r for r in refs)
-    return line
-
-
-def dump_lines(paths: Sequence[str], out: IO[str], *, start: Lsn | None = None,
-               end: Lsn | None = None, timeline: int | None = None, limit: int | None = None,
-               bkp_details: bool = False, err: IO[str] | None = None) -> int:
-    """Write one line per record; report where and why reading stopped. Returns exit status:
-    0 when the requested range/limit was read, 1 when damage or the end of WAL stopped it."""
-    err = err or sys.stderr
-    reader = open_wal(list(paths) or None, start=start, end=end, timeline=timeline)
-    n = 0
-    write = out.write
-    for rec in reader:
-        write(format_record(rec, bkp_details) + "\n")
-        n += 1
-        if limit is not None and n >= limit:
-            return 0
-    eow = reader.end_of_wal
-    if eow is None or not eow.is_damage:
-        return 0
-    out.flush()
-    err.write(f"xlogtools: end of WAL: {eow.waldump_message()} [{eow.reason}]\n")
-    return 1
+    lengths = f"len {rec.rec_len}/{rec.tot_len}" + (f" fpi {rec.fpi_len}" if rec.fpi_len else "")
+    desc = describe(rec).strip()  # pg_waldump's texts end in a space here and there
+    line = (f"{rec.lsn.waldump()}  {rec.rmgr_name}/{rows.record_type(rec)}  tx {rec.xid}  "
+            f"{lengths}" + (f"  {desc}" if desc else ""))
+    if not rec.blocks:
+        return line
+    if bkp_details:
+        return "\n".join([line, *block_refs(rec, True)])
+    return line + "  " + block_refs(rec, False)[0][2:]

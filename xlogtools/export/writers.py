@@ -32,7 +32,8 @@ TABLE_HEADER = (f"{'lsn':>17}  {'prev':>17}  {'xid':>10}  {'rmgr':<17}  {'type':
                 f"{'tot_len':>8}  {'fpi':>6}  desc")
 
 
-def line_formatter(fmt: str, bkp_details: bool) -> Callable[[Record], str]:
+def line_formatter(fmt: str, bkp_details: bool, times: rows.CommitTimes | None = None
+                   ) -> Callable[[Record], str]:
     if fmt == "text":
         return lambda r: text_line(r, bkp_details)
     if fmt == "waldump":
@@ -46,14 +47,16 @@ def line_formatter(fmt: str, bkp_details: bool) -> Callable[[Record], str]:
                           f"{r.rmgr_name:<17}  {rows.record_type(r):<24}  {r.tot_len:>8}  "
                           f"{r.fpi_len:>6}  {describe(r)}")
     if fmt == "jsonl":
-        return lambda r: json.dumps(rows.record_row(r), separators=(",", ":"))
+        return lambda r: json.dumps(rows.record_row(r, times=times), separators=(",", ":"))
     raise ValueError(fmt)
 
 
-def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False) -> Any:
-    """A chunk of output: text for the line formats, a pyarrow.RecordBatch for parquet."""
+def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False,
+                 times: rows.CommitTimes | None = None) -> Any:
+    """A chunk of output: text for the line formats, a pyarrow.RecordBatch for parquet.
+    `times`: commit times by xid, for the commit_time column (jsonl, csv, parquet)."""
     if fmt == "parquet":
-        return arrow_batch(records)
+        return arrow_batch(records, times)
     if fmt == "waldump":
         from .waldump import format_records
 
@@ -62,9 +65,9 @@ def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False)
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         for r in records:
-            w.writerow(rows.csv_row(r))
+            w.writerow(rows.csv_row(r, times))
         return buf.getvalue()
-    fn = line_formatter(fmt, bkp_details)
+    fn = line_formatter(fmt, bkp_details, times)
     return "".join(fn(r) + "\n" for r in records)
 
 
@@ -102,7 +105,7 @@ def _kind(r: Record) -> tuple[str, str, Callable[[Record], str]]:
     return kind
 
 
-def arrow_batch(records: Sequence[Record]) -> Any:
+def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None) -> Any:
     """Records as one pyarrow.RecordBatch of the documented schema, built column by column
     (block references as flat child arrays plus list offsets, not per-row dicts).
 
@@ -166,6 +169,8 @@ def arrow_batch(records: Sequence[Record]) -> Any:
             [r.toplevel_xid for r in records], rmgr, rtype, [r.info for r in records],
             [t - f for t, f in zip(tot_len, fpi_len)], tot_len, fpi_len, desc, blocks,
             [r.origin for r in records]]
+    stamps = [rows.record_times(r, times) for r in records]
+    cols += [[rows.pg_time(x) for x, _c in stamps], [rows.pg_time(c) for _x, c in stamps]]
     arrays = [c if isinstance(c, pa.Array) else pa.array(c, schema.field(i).type)
               for i, c in enumerate(cols)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)

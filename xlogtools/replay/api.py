@@ -96,13 +96,19 @@ class Replay:
                  start: Lsn | str | int | None = None, end: Lsn | str | int | None = None,
                  timeline: int | None = None, tables: Iterable[str] = (),
                  xids: Iterable[int] = (), include: str = "committed",
-                 timezone: str = "UTC", commit_from: Lsn | str | int | None = None) -> None:
+                 timezone: str = "UTC", commit_from: Lsn | str | int | None = None,
+                 all_relations: bool = False, progress: bool | None = False) -> None:
         if include not in ("committed", "all"):
             raise ValueError("include must be 'committed' or 'all'")
         self.catalog = catalog
         self.reader = open_wal(paths, start=start, end=end, timeline=timeline)
         self.include = include
         self.xids = set(xids)
+        self.progress = progress
+        # False: only changes of relations the catalog names (user tables); the others are
+        # counted in stats["skipped_changes"] (per relation: skipped_rels)
+        self.all_relations = all_relations
+        self.skipped_rels: Counter[str] = Counter()
         # read from `start` (e.g. a checkpoint's redo point, for the page images) but report
         # only transactions that end at or after `commit_from`
         self.commit_from = Lsn(commit_from) if commit_from is not None else None
@@ -148,7 +154,8 @@ class Replay:
             spc, db, node = rel
             if db != self.catalog.database_oid:
                 got = False
-            elif node in self.catalog.system and rel not in self.catalog.by_locator:
+            elif node in self.catalog.system and rel not in self.catalog.by_locator \
+                    and not self.all_relations:
                 got = False
             else:
                 got = True
@@ -170,8 +177,20 @@ class Replay:
 
     # -- the run ----------------------------------------------------------------------------------
     def __iter__(self) -> Iterator[RowChange]:
+        from ..export.progress import Progress, wal_span
+
+        bar = Progress("replay", self.progress, *wal_span(self.reader))
+        try:
+            yield from self._run(bar)
+        finally:
+            bar.finish()
+
+    def _run(self, bar: Any) -> Iterator[RowChange]:
+        show = bar.enabled
         for rec in self.reader:
             self.stats["records"] += 1
+            if show and not self.stats["records"] & 1023:
+                bar.update(int(rec.lsn), self.stats["records"])
             rmid = rec.rmid
             if rmid == RM_XACT_ID:
                 yield from self._xact(rec)
@@ -197,6 +216,8 @@ class Replay:
             self.known_rels_seen += 1
         elif self._follow(rel):
             self.unknown_rels[rel] += 1
+        elif b.rel in self.catalog.system:
+            self.stats["skipped_system_records"] += 1
 
     def _add(self, raw: RawChange) -> None:
         if raw.op == "truncate":
@@ -209,6 +230,10 @@ class Replay:
                 self._buffer(raw, ch)
             return
         if self.tables is not None and raw.rel not in self.tables:
+            return
+        if not self.all_relations and raw.rel not in self.catalog.by_locator:
+            self.skipped_rels[_relstr(raw.rel)] += 1
+            self.stats["skipped_changes"] += 1
             return
         if raw.op == "super_delete":
             lst = self.pending.get(raw.xid, [])
@@ -396,14 +421,27 @@ class Replay:
         self._final_warnings()
 
     def _final_warnings(self) -> None:
-        if self.unknown_rels:
+        if not self.all_relations and (self.skipped_rels or self.stats["skipped_system_records"]):
+            rels = ", ".join(f"{r} ({n})" for r, n in self.skipped_rels.most_common(5))
+            more = ", ..." if len(self.skipped_rels) > 5 else ""
+            parts = []
+            if self.skipped_rels:
+                parts.append(f"{self.stats['skipped_changes']} change(s) to "
+                             f"{len(self.skipped_rels)} relation(s) the catalog does not have: "
+                             f"{rels}{more}")
+            if self.stats["skipped_system_records"]:
+                parts.append(f"{self.stats['skipped_system_records']} heap record(s) of system "
+                             "catalogs")
+            self.warnings.append(f"skipped {' and '.join(parts)}; --all-relations lists them "
+                                 "with raw tuples")
+        if self.unknown_rels and self.all_relations:
             rels = ", ".join(f"{_relstr(r)} ({n} records)"
                              for r, n in self.unknown_rels.most_common(10))
             self.warnings.append(f"{len(self.unknown_rels)} relation(s) of database "
                                  f"{self.catalog.database_oid} are not in the catalog; their "
                                  f"rows are listed with raw tuples: {rels}")
-            if not self.known_rels_seen:
-                self.warnings.append("no relfilenode of the catalog appears in the WAL read: "
+        if self.unknown_rels and not self.known_rels_seen:
+            self.warnings.append("no relfilenode of the catalog appears in the WAL read: "
                                      "is the catalog from this cluster and this database?")
         if self.other_db:
             dbs = ", ".join(f"{db} ({n} records)" for db, n in sorted(self.other_db.items()))

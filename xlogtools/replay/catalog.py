@@ -58,6 +58,9 @@ class Relation:
     key: list[str]
     columns: list[Column]
     toast_oid: int | None = None
+    # the table's indexes and its TOAST table's index: [{name, relfilenode, tablespace_oid}],
+    # so that their records are named as the table they belong to
+    indexes: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def qualified(self) -> str:
@@ -108,6 +111,9 @@ class Catalog:
     relations: list[Relation]
     types: dict[int, TypeInfo]
     system_relfilenodes: list[int] = field(default_factory=list)
+    # names of the other relation files (system catalogs, sequences, their indexes):
+    # [{relfilenode, tablespace_oid, database_oid (0: shared), name (schema.name), kind}]
+    other_relations: list[dict[str, Any]] = field(default_factory=list)
     lc_monetary: str = "C"
     captured_at: str = ""
     captured_lsn: str = ""
@@ -121,6 +127,15 @@ class Catalog:
             self.by_oid[r.oid] = r
             if r.toast_relfilenode:
                 self.by_toast[(r.tablespace_oid, r.database_oid, r.toast_relfilenode)] = r
+        # every relation file that belongs to a table of the catalog (the table, its TOAST
+        # table, their indexes) -> the table
+        self.owner: dict[tuple[int, int, int], Relation] = dict(self.by_toast)
+        for r in self.relations:
+            for ix in r.indexes:
+                self.owner[(int(ix["tablespace_oid"]), r.database_oid, int(ix["relfilenode"]))] = r
+        self.owner.update(self.by_locator)
+        self.other_names = {(int(o["tablespace_oid"]), int(o["database_oid"]),
+                             int(o["relfilenode"])): str(o["name"]) for o in self.other_relations}
         self.system = set(self.system_relfilenodes)
         self.enum_label: dict[int, str] = {}
         for t in self.types.values():
@@ -133,6 +148,17 @@ class Catalog:
 
     def relation(self, spc: int, db: int, rel: int) -> Relation | None:
         return self.by_locator.get((spc, db, rel))
+
+    def table_of(self, spc: int, db: int, rel: int) -> Relation | None:
+        """The table a relation file belongs to: itself, or the table of a TOAST table or
+        of an index (None when the catalog does not know the file)."""
+        return self.owner.get((spc, db, rel))
+
+    def relation_name(self, spc: int, db: int, rel: int) -> str | None:
+        """schema.name of any relation file the catalog knows: a table, its TOAST table or
+        an index as the table's name; a system catalog, sequence or other index by its own."""
+        t = self.owner.get((spc, db, rel))
+        return t.qualified if t is not None else self.other_names.get((spc, db, rel))
 
     def find_table(self, name: str) -> list[Relation]:
         if "." in name:
@@ -150,6 +176,7 @@ class Catalog:
         d["relations"] = [asdict(r) for r in self.relations]
         d["types"] = {str(k): asdict(v) for k, v in sorted(self.types.items())}
         d["system_relfilenodes"] = sorted(self.system_relfilenodes)
+        d["other_relations"] = self.other_relations
         return d
 
     def save(self, path: str | os.PathLike[str]) -> None:
@@ -174,6 +201,7 @@ class Catalog:
                 relations=[Relation.from_json(r) for r in d.get("relations", [])],
                 types={int(k): TypeInfo.from_json(v) for k, v in d.get("types", {}).items()},
                 system_relfilenodes=[int(x) for x in d.get("system_relfilenodes", [])],
+                other_relations=list(d.get("other_relations", [])),
                 lc_monetary=d.get("lc_monetary", "C"), captured_at=d.get("captured_at", ""),
                 captured_lsn=d.get("captured_lsn", ""))
         except (KeyError, TypeError, ValueError) as exc:
@@ -218,6 +246,23 @@ FROM pg_index i JOIN LATERAL unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) ON
 JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum
 WHERE (i.indisprimary OR i.indisreplident) AND i.indrelid = ANY(%s)
 ORDER BY i.indrelid, k.n
+"""
+_INDEXES = """
+SELECT i.indrelid, ic.relname, pg_relation_filenode(ic.oid), ic.reltablespace
+FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE i.indrelid = ANY(%s) AND pg_relation_filenode(ic.oid) IS NOT NULL
+UNION ALL
+SELECT c.oid, ic.relname, pg_relation_filenode(ic.oid), ic.reltablespace
+FROM pg_class c JOIN pg_index i ON i.indrelid = c.reltoastrelid
+JOIN pg_class ic ON ic.oid = i.indexrelid
+WHERE c.oid = ANY(%s) AND pg_relation_filenode(ic.oid) IS NOT NULL
+"""
+_OTHERS = """
+SELECT pg_relation_filenode(c.oid), c.reltablespace, c.relisshared, n.nspname, c.relname,
+       c.relkind::text
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE pg_relation_filenode(c.oid) IS NOT NULL AND n.nspname <> 'pg_toast'
+ORDER BY 1
 """
 _TYPES = """
 WITH RECURSIVE ts(oid) AS (
@@ -302,6 +347,10 @@ def _capture(conn: Any) -> Catalog:
             pk.setdefault(relid, []).append(attname)
     for oid, r in rels.items():
         r.key = ri.get(oid) or pk.get(oid) or []
+    cur.execute(_INDEXES, (oids, oids))
+    for relid, name, filenode, spc in cur.fetchall():
+        rels[relid].indexes.append({"name": name, "relfilenode": int(filenode),
+                                    "tablespace_oid": spc or dbspc})
     cur.execute(_TYPES, (sorted(type_oids),))
     types: dict[int, TypeInfo] = {}
     for (oid, name, kind, length, byval, align, elem, base, category, labels,
@@ -319,9 +368,18 @@ def _capture(conn: Any) -> Catalog:
                 "AND c.relkind IN ('r', 't', 'm') AND pg_relation_filenode(c.oid) IS NOT NULL",
                 (FIRST_NORMAL_OBJECT_ID,))
     system = sorted(int(x[0]) for x in cur.fetchall())
+    covered = {(r.tablespace_oid, r.relfilenode) for r in rels.values()}
+    covered |= {(r.tablespace_oid, r.toast_relfilenode) for r in rels.values()}
+    covered |= {(ix["tablespace_oid"], ix["relfilenode"]) for r in rels.values() for ix in r.indexes}
+    cur.execute(_OTHERS)
+    others = [{"relfilenode": int(node), "tablespace_oid": spc or dbspc,
+               "database_oid": 0 if shared else dboid, "name": f"{nsp}.{name}", "kind": kind}
+              for node, spc, shared, nsp, name, kind in cur.fetchall()
+              if (spc or dbspc, int(node)) not in covered]
     cur.execute("COMMIT")
     return Catalog(system_identifier=sysid, server_version_num=version, block_size=block_size,
                    wal_segment_size=int(seg), encoding=enc, database=dbname, database_oid=dboid,
                    default_tablespace_oid=dbspc, relations=list(rels.values()), types=types,
-                   system_relfilenodes=system, lc_monetary=lc_monetary, captured_at=now,
+                   system_relfilenodes=system, other_relations=others,
+                   lc_monetary=lc_monetary, captured_at=now,
                    captured_lsn=lsn)

@@ -5,6 +5,7 @@ import json
 from typing import Any, Iterable, TextIO
 
 from .api import RowChange
+from .display import change_parts, cut, wrap
 
 
 def write_jsonl(changes: Iterable[RowChange], out: TextIO) -> int:
@@ -15,33 +16,20 @@ def write_jsonl(changes: Iterable[RowChange], out: TextIO) -> int:
     return n
 
 
-def _short(v: str | None, width: int = 40) -> str:
-    if v is None:
-        return "NULL"
-    return v if len(v) <= width else v[:width - 3] + "..."
-
-
 def _summary(ch: RowChange) -> str:
-    old, new = ch.old or {}, ch.new or {}
-    if ch.op == "insert":
-        parts = [f"{k}={_short(v)}" for k, v in new.items()]
-    elif ch.op == "delete":
-        parts = [f"{k}={_short(v)}" for k, v in old.items()]
-    elif ch.op == "update":
-        keys = [k for k in ch.key if k in new] or list(new)[:1]
-        parts = [f"{k}={_short(new.get(k))}" for k in keys]
-        parts += [f"{k}: {_short(old[k]) if k in old else '?'} -> {_short(v)}"
-                  for k, v in new.items() if k not in keys and (k not in old or old[k] != v)]
-    else:
-        parts = []
+    """The change column: values cut (replay/display.py), an update as its key and changed
+    columns old -> new, wrapped onto more lines of the cell when long."""
+    parts = change_parts(ch.to_dict(), ch.key)
     if ch.raw is not None:
-        parts.append("raw " + _short(ch.raw.get("new") or ch.raw.get("old"), 60))
+        parts.append("raw " + cut(ch.raw.get("new") or ch.raw.get("old"), 60))
     flags = []
     if not ch.old_complete:
         flags.append("old incomplete")
     if not ch.new_complete:
         flags.append("new incomplete")
-    return ", ".join(parts) + (f"  [{'; '.join(flags)}]" if flags else "")
+    if flags:
+        parts.append(f"[{'; '.join(flags)}]")
+    return "\n".join(wrap("", parts, "  ", width=100))
 
 
 def write_table(changes: Iterable[RowChange], out: TextIO, batch: int = 1000) -> int:
