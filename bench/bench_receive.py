@@ -10,7 +10,11 @@
    --no-verify (what pg_receivewal does).
 2. Synchronous commit: pgbench, 4 clients, --seconds, one small INSERT per transaction,
    against the primary whose synchronous_standby_names names the receiver (ours with
-   --synchronous, then pg_receivewal --synchronous): TPS, mean latency and the ratio.
+   --synchronous, then pg_receivewal --synchronous): TPS, mean latency, receiver CPU per
+   transaction and the ratios.
+3. With --modes: the loss-window table (docs/receive.md): TPS with our receiver in each mode
+   (--synchronous, --fsync-interval 200 as a remote_write standby, the default and --no-sync
+   asynchronous) and the most WAL written but not flushed at any moment (metrics, 50 ms).
 Each measurement is repeated --rounds times, alternating the tools (the machine may be
 shared: look at best and median).
 Not a test: nothing is asserted.
@@ -150,11 +154,89 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
     best = {k: max(v) for k, v in results.items()}
     med = {k: sorted(v)[len(v) // 2] for k, v in results.items()}
     base, base_med = best["pg_receivewal --synchronous"][0], med["pg_receivewal --synchronous"][0]
+    base_cpu = sorted(cpus["pg_receivewal --synchronous"])[rounds // 2]
     for name in results:
         (tps, lat), (mtps, mlat) = best[name], med[name]
+        cpu = sorted(cpus[name])[len(cpus[name]) // 2]
         print(f"  {name:32s} best {tps:6.0f} TPS {lat:6.3f} ms ratio {tps / base:4.2f}x | "
               f"median {mtps:6.0f} TPS {mlat:6.3f} ms ratio {mtps / base_med:4.2f}x | "
-              f"CPU {sorted(cpus[name])[len(cpus[name]) // 2]:5.1f} us/transaction")
+              f"CPU {cpu:5.1f} us/transaction ({cpu / base_cpu:4.2f}x)")
+
+
+MODES = [  # name, receive options, synchronous_standby_names, synchronous_commit
+    ("--synchronous", ["--synchronous"], APP, "on"),
+    ("--fsync-interval 200", ["--fsync-interval", "200"], APP, "remote_write"),
+    ("default (per segment)", [], "", "on"),
+    ("--no-sync", ["--no-sync"], "", "on"),
+]
+
+
+def loss_modes(c: Cluster, seconds: int) -> None:
+    """The trade-off table of docs/receive.md: pgbench TPS with the receiver in each mode
+    (as the synchronous standby where the mode is one), and the largest amount of WAL written
+    but not yet flushed seen in the receiver's metrics (scraped every 50 ms): what a crash of
+    the archive's machine could have lost at that moment."""
+    import json
+    import socket
+    import threading
+    import urllib.request
+
+    script = BENCH_DIR / "insert.sql"
+    script.write_text("INSERT INTO ins (v) VALUES (:client_id);\n")
+    script.chmod(0o644)
+    work = BENCH_DIR / "recv-modes"
+    conn = f"host=127.0.0.1 port={c.port} user=postgres application_name={APP}"
+    print(f"\nloss window by mode: pgbench -c 4 -j 2 -T {seconds}, one INSERT per transaction")
+    for name, opts, standby, commit in MODES:
+        c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{standby}';"
+                  f"ALTER SYSTEM SET synchronous_commit = '{commit}'; SELECT pg_reload_conf();")
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        with socket.socket() as sk:
+            sk.bind(("127.0.0.1", 0))
+            port = sk.getsockname()[1]
+        proc = subprocess.Popen([sys.executable, "-m", "xlogtools.cli", "receive", "-d", conn,
+                                 "-D", str(work), "-n", "--no-status", "--metrics", str(port),
+                                 *opts], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        gaps: list[int] = []
+        done = threading.Event()
+
+        def scrape() -> None:
+            while not done.is_set():
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
+                        st = json.loads(r.read())
+                    if st["written_lsn"] and st["flushed_lsn"]:
+                        gaps.append(int(Lsn(st["written_lsn"])) - int(Lsn(st["flushed_lsn"])))
+                except OSError:
+                    pass
+                time.sleep(0.05)
+
+        try:
+            want = [("sync",)] if standby else [("async",)]
+            wait_until(lambda: c.sql(f"SELECT sync_state FROM pg_stat_replication WHERE "
+                                     f"application_name = '{APP}'") == want, 60,
+                       what=f"receive {name} to connect")
+            lsn0 = Lsn(c.current_lsn())
+            t = threading.Thread(target=scrape, daemon=True)
+            t.start()
+            out = c.pgbench(["-n", "-c", "4", "-j", "2", "-T", str(seconds), "-f", str(script)],
+                            timeout=seconds + 120)
+            rate = (Lsn(c.current_lsn()) - lsn0) / seconds
+            done.set()
+            t.join()
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.wait()
+        tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
+        lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore
+        worst = max(gaps) if gaps else 0
+        print(f"  {name:24s} {'sync ' + commit if standby else 'async':18s} {tps:7.0f} TPS "
+              f"{lat:6.3f} ms | written, not flushed: max {worst / 1024:8.1f} kB = "
+              f"{worst / max(rate, 1) * 1000:7.1f} ms of WAL at {rate / 1024:.0f} kB/s", flush=True)
+    c.execute("ALTER SYSTEM RESET synchronous_standby_names; ALTER SYSTEM RESET synchronous_commit;"
+              "SELECT pg_reload_conf();")
+    shutil.rmtree(work, ignore_errors=True)
 
 
 def main() -> int:
@@ -165,6 +247,8 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-sync", action="store_true")
+    ap.add_argument("--modes", action="store_true",
+                    help="also the loss-window table: TPS and unflushed WAL in each mode")
     args = ap.parse_args()
     os.chdir(ROOT)
     c, start, end = primary(args.major, args.mb)
@@ -179,6 +263,8 @@ def main() -> int:
             finally:
                 c.execute("ALTER SYSTEM RESET synchronous_standby_names;"
                           "SELECT pg_reload_conf();")
+        if args.modes:
+            loss_modes(c, args.seconds)
     finally:
         c.stop()
     return 0
