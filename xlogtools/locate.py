@@ -474,9 +474,10 @@ class _Timeline:
 
     def beyond(self, eow: EndOfWal, last_page: int) -> Beyond | None:
         """Valid WAL after a stop that is not at the end of current pages (damage or a broken
-        segment in the middle): resume at the next page that yields records."""
+        segment in the middle): resume at the next page that yields records (decoded for up
+        to tail_bytes to find them), then walk the rest of that stretch (WalReader.scan())."""
         first: Lsn | None = None
-        last_w: _Window | None = None
+        last: tuple[Lsn, Lsn | None] | None = None  # end and last record of the last stretch
         stretches = 0
         for _ in range(8):
             epage = self.floor_page(int(eow.error_lsn))
@@ -492,19 +493,43 @@ class _Timeline:
                     pos = later[0] * self.seg
                 if pos > last_page:
                     break
-                w = self.decode(pos)
+                w = self.decode(pos, end=pos + self.tail_bytes)
                 if w.count:
                     break
                 pos += self.blcksz
             if w is None or not w.count:
                 break
+            assert w.first is not None
             first = first or w.first
-            last_w = w
             stretches += 1
-            eow = w.eow
-        if last_w is None or first is None:
+            if w.eow.reason is EndReason.END_LSN_REACHED:  # records go on: walk the rest
+                r = WalReader(self.src, start=w.first, timeline=self.tli)
+                r.scan()
+                assert r.end_of_wal is not None
+                eow = r.end_of_wal
+                last = (eow.lsn, r.last_record_lsn)
+            else:
+                eow = w.eow
+                last = (eow.lsn, w.last)
+        if last is None or first is None:
             return None
-        return Beyond(first, last_w.eow.lsn, last_w.last, stretches - 1)
+        return Beyond(first, last[0], last[1], stretches - 1)
+
+    def newest_checkpoint(self, lo: int, hi: int) -> Checkpoint | None:
+        """The newest checkpoint record that starts in [lo, hi) (found by the header search,
+        confirmed by the reader), within the checkpoint search budget; None if the newest
+        one found starts before lo, or none is found."""
+        segno = (hi - 1) // self.seg
+        below, budget = hi, self.ckpt_budget
+        while segno >= lo // self.seg and budget > 0:
+            if segno in self.files and self.probe(segno) == "current":
+                cp = self.search_checkpoint(segno, below)
+                if cp is not None:
+                    return cp if cp.lsn >= lo else None
+            budget -= self.seg
+            below = segno * self.seg
+            segno -= 1
+        return None
 
     # -- 4: what happened last ---------------------------------------------------------------------
     def checkpoint_of(self, rec: Record, found_by: str) -> Checkpoint | None:
@@ -655,6 +680,31 @@ class _Timeline:
         for round_ in range(8):
             ckpt, commit, checked_from, met, low = self.history(end, windows, checked_from,
                                                                 checked_prev)
+            if self.scan == "recovery" and round_ == 0 and beyond is not None:
+                # Valid WAL after this stop may hold a newer checkpoint: the one pg_control
+                # names. When its redo point lies after the stop, crash recovery starts there
+                # and never reads the damage; the end is where reading from it stops.
+                late = self.newest_checkpoint(int(end.lsn), int(beyond.end_lsn))
+                if late is not None and late.redo > end.lsn:
+                    self.notes.append(
+                        f"{end.reason.value} at {end.error_lsn} ({end.message}) lies before the "
+                        f"redo point {late.redo} of the last checkpoint ({late.lsn}), where "
+                        "crash recovery starts: not on its path")
+                    start = int(late.redo)
+                    w = self.verify(start, main)
+                    # the last commit may lie between the damage and the redo point: decode
+                    # from up to tail_bytes before the redo point (not before the damage)
+                    lo = max(int(beyond.checked_from), self.floor_page(start) - self.tail_bytes)
+                    if w.first is not None and lo < w.first:
+                        w2 = self.decode(lo)
+                        if (w2.eow.lsn, w2.eow.reason) == (w.eow.lsn, w.eow.reason):
+                            w = w2
+                    windows, end = [w], w.eow
+                    checked_from = int(w.first) if w.first is not None else start
+                    checked_prev = w.first_prev
+                    beyond = self.beyond(end, last_page) if end.lsn < written[0] else None
+                    verified_from = start
+                    continue
             if self.scan == "recovery" and round_ == 0:
                 # Crash recovery reads every record from the redo point of the last
                 # checkpoint; with none found in the files, everything from the first one.
