@@ -1,0 +1,227 @@
+"""Records of real WAL changed *with their CRC made right*, so the reader accepts them and every
+decoder above it sees the damage: rmgr identify/describe (pg_waldump text and -b), fragment
+and block decoding, full-page image restore, heap replay, tuple deforming, TOAST, type output,
+transaction parsing.  Each case must end in a result or an XlogError; a case that takes longer
+than its budget is a hang.  Seeded: a failure names its seed, case and mutation, and
+`python tests/test_fuzz_crc.py MAJOR CASE` (from the repository) repeats just that case.
+
+The fixtures of every major (fixtures/pgNN, the every-rmgr workload) give the records; their
+heap relations are read with a made-up column list of many types, so tuples that do not fit
+reach deforming and every type output function with odd bytes.  tests/test_replay_edge_values.py
+fuzzes the WAL of a real cluster with its real catalog in the same way.
+"""
+from __future__ import annotations
+
+import os
+import random
+import sys
+import traceback
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fuzzwal import KINDS, Hang, Wal, budget, mutate  # noqa: E402
+from oracle import unpack_fixture  # noqa: E402
+
+from xlogtools.errors import XlogError  # noqa: E402
+from xlogtools.export.waldump import format_record  # noqa: E402
+from xlogtools.parse import reader as reader_mod  # noqa: E402
+from xlogtools.parse import rmgr  # noqa: E402
+from xlogtools.parse.record import Record  # noqa: E402
+from xlogtools.replay import types as T  # noqa: E402
+from xlogtools.replay.api import Replay  # noqa: E402
+from xlogtools.replay.catalog import Catalog, Column, Relation  # noqa: E402
+from xlogtools.replay.pages import parse_page  # noqa: E402
+from xlogtools.replay.tuples import Renderer, TupleError, Undecodable, Unresolved, deform  # noqa: E402
+from xlogtools.replay.xact import parse_xact  # noqa: E402
+
+FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
+MAJORS = [m for m in (13, 14, 15, 16, 17, 18) if (FIXTURES / f"pg{m}" / "meta.json").exists()]
+CASES = int(os.environ.get("XLOGTOOLS_FUZZ_CASES", "600"))  # per major
+BUDGET = 2.0  # seconds per case; a case normally takes a few milliseconds
+RM_HEAP2, RM_HEAP = 9, 10
+
+# A made-up table layout: many types, fixed and variable length, arrays, so the fixtures'
+# tuples (of other tables) reach deforming and the output functions with odd bytes.
+_COLS = [(T.INT4, "int4", 4, "i", None), (T.TEXT, "text", -1, "i", None),
+         (T.FLOAT4, "float4", 4, "i", None), (T.NUMERIC, "numeric", -1, "i", None),
+         (T.FLOAT8, "float8", 8, "d", None), (T.JSONB, "jsonb", -1, "i", None),
+         (T.TIMESTAMPTZ, "timestamptz", 8, "d", None), (1007, "_int4", -1, "i", T.INT4),
+         (T.DATE, "date", 4, "i", None), (T.INTERVAL, "interval", 16, "d", None),
+         (1009, "_text", -1, "i", T.TEXT), (T.BYTEA, "bytea", -1, "i", None),
+         (T.TIMESTAMP, "timestamp", 8, "d", None), (T.INET, "inet", -1, "i", None),
+         (1231, "_numeric", -1, "i", T.NUMERIC), (T.BIT, "bit", -1, "i", None),
+         (T.TIMETZ, "timetz", 12, "d", None), (T.MONEY, "money", 8, "d", None),
+         (1185, "_timestamptz", -1, "i", T.TIMESTAMPTZ), (T.UUID, "uuid", 16, "c", None),
+         (T.NAME, "name", 64, "c", None), (T.VARCHAR, "varchar", -1, "i", None)]
+
+
+def probe_columns() -> list[Column]:
+    return [Column(i + 1, f"c{i + 1}_{name}", False, False, oid, name, -1, attlen,
+                   attlen in (1, 2, 4, 8), align, "x" if attlen == -1 else "p", elem)
+            for i, (oid, name, attlen, align, elem) in enumerate(_COLS)]
+
+
+def probe_catalog(wal: Wal) -> Catalog:
+    """Every user relation the fixture's heap records name, with the made-up layout."""
+    rels = sorted({(b.spc, b.db, b.rel) for r in wal.records if r.rmid in (RM_HEAP, RM_HEAP2)
+                   for b in r.blocks[:1] if b.db and b.rel >= 16384})
+    cols = probe_columns()
+    relations = [Relation(rel, rel, spc, db, "public", f"t{rel}", "r", "d", None, ["c1_int4"],
+                          cols) for spc, db, rel in rels]
+    db = rels[0][1] if rels else 5
+    return Catalog(str(wal.cluster.sysid), wal.cluster.pg_major * 10000, wal.cluster.block_size,
+                   wal.cluster.seg_size, "UTF8", "fuzz", db, 1663, relations, {})
+
+
+@dataclass
+class Outcome:
+    kinds: Counter[str] = field(default_factory=Counter)  # how cases ended
+    failures: list[str] = field(default_factory=list)
+    decoded: int = 0  # mutated records that reached the decoders
+
+
+def decode_record(rec: Record, renderer: Renderer, cols: list[Column]) -> None:
+    """Every decoder that takes a record by itself; only results or XlogErrors may come out
+    (Undecodable/Unresolved are the renderer's typed verdicts on a value)."""
+    rmgr.record_type(rec)
+    rmgr.describe(rec)
+    format_record(rec, False)
+    format_record(rec, True)
+    if rec.rmid == 1:
+        try:
+            parse_xact(rec)
+        except XlogError:
+            pass
+    for b in rec.blocks:
+        rec.block_data(b)
+        if not b.has_image:
+            continue
+        try:
+            page = rec.restore_page(b)
+        except XlogError:
+            continue
+        if rec.rmid not in (RM_HEAP, RM_HEAP2):
+            continue
+        try:
+            items = parse_page(page)
+        except ValueError:
+            continue
+        for item in list(items.values())[:8]:
+            if isinstance(item, bytes):
+                render_tuple(item, renderer, cols, rec.pg_major)
+
+
+def render_tuple(tup: bytes, renderer: Renderer, cols: list[Column], major: int) -> None:
+    try:
+        datums = deform(tup, cols, major)
+    except TupleError:
+        return
+    for col, v in zip(cols, datums):
+        if isinstance(v, bytes) or v is None:
+            try:
+                renderer.render(v, col.type_oid, col.type_name, col.element_type_oid)
+            except (Undecodable, Unresolved, TupleError):
+                pass
+
+
+def run_case(wal: Wal, catalog: Catalog, cols: list[Column], seed: int, case: int,
+             out: Outcome) -> None:
+    rng = random.Random(seed * 1_000_003 + case)
+    recs = wal.records
+    # every kind of record (rmgr and info) equally often, not by how common it is
+    group = wal.groups[rng.randrange(len(wal.groups))]
+    i = group[rng.randrange(len(group))]
+    rec = recs[i]
+    kind = rng.choice(KINDS)
+    data = mutate(rng, rec, kind)
+    if data is None:
+        out.kinds["not applicable"] += 1
+        return
+    segs = wal.patched(rec, data)
+    where = f"case {case} (seed {seed}): {kind} of {rec.rmgr_name} record at {rec.lsn}"
+    stop = recs[min(i + 3, len(recs) - 1)].end
+    try:
+        with budget(BUDGET):
+            # the reader, both walks: scan() with and without the C walk, then iteration
+            counts = []
+            for c_walk in (True, False):
+                saved = reader_mod._cscan
+                if not c_walk:
+                    reader_mod._cscan = None
+                try:
+                    r = wal.reader(segs, int(rec.lsn))
+                    r.end = stop
+                    counts.append((r.scan(), r.last_record_lsn,
+                                   r.end_of_wal.as_dict() if r.end_of_wal else None))
+                finally:
+                    reader_mod._cscan = saved
+            assert counts[0] == counts[1], f"{where}: C walk {counts[0]} != Python {counts[1]}"
+            reader = wal.reader(segs, int(rec.lsn))
+            reader.end = stop
+            renderer = Renderer(catalog, None, T.OutputContext("UTC", "UTF8", rec.pg_major))
+            got = list(reader)
+            if got and got[0].lsn == rec.lsn:
+                out.decoded += 1
+            for r in got:
+                decode_record(r, renderer, cols)
+            # replay from a few records before, so some pages are known
+            start = recs[max(i - 20, 0)].lsn
+            rp = Replay(wal.source(segs), catalog, start=start, end=stop, include="all")
+            for ch in rp:
+                ch.to_dict()
+            internal = [n for n in rp.warnings if "internal error" in n]
+            assert not internal, f"{where}: {internal}"
+        out.kinds["result"] += 1
+    except XlogError as exc:
+        out.kinds[type(exc).__name__] += 1
+    except Hang as exc:
+        tb = traceback.extract_tb(exc.__traceback__)[-2]
+        out.failures.append(f"{where}: hang, {exc} ({Path(tb.filename).name}:{tb.lineno} "
+                            f"{tb.name})")
+    except Exception as exc:  # noqa: BLE001 - the point of the test
+        tb = traceback.extract_tb(exc.__traceback__)[-1]
+        out.failures.append(f"{where}: {type(exc).__name__}: {str(exc)[:200]} "
+                            f"({Path(tb.filename).name}:{tb.lineno} {tb.name})")
+
+
+_WALS: dict[int, Wal] = {}
+
+
+def fixture_wal(major: int, tmp: Path) -> Wal:
+    if major not in _WALS:
+        _WALS[major] = Wal.load(unpack_fixture(major, tmp / f"pg{major}"))
+    return _WALS[major]
+
+
+@pytest.mark.parametrize("major", MAJORS, ids=[f"pg{m}" for m in MAJORS])
+def test_crc_valid_mutations_end_in_a_result_or_a_typed_error(major: int,
+                                                              tmp_path: Path) -> None:
+    wal = fixture_wal(major, tmp_path)
+    catalog = probe_catalog(wal)
+    cols = probe_columns()
+    out = Outcome()
+    for case in range(CASES):
+        run_case(wal, catalog, cols, major, case, out)
+    assert not out.failures, f"{len(out.failures)} of {CASES} cases failed:\n" + "\n".join(
+        out.failures[:40])
+    # the mutations did reach the decoders, and in many different shapes
+    assert out.decoded > CASES // 3, (out.decoded, out.kinds)
+    assert out.kinds["result"] > CASES // 3, out.kinds
+
+
+if __name__ == "__main__":  # python tests/test_fuzz_crc.py MAJOR [CASE ...]
+    import tempfile
+
+    m = int(sys.argv[1])
+    with tempfile.TemporaryDirectory() as d:
+        w = fixture_wal(m, Path(d))
+        o = Outcome()
+        for c in (map(int, sys.argv[2:]) if len(sys.argv) > 2 else range(CASES)):
+            run_case(w, probe_catalog(w), probe_columns(), m, c, o)
+        print(o.kinds, o.decoded)
+        print("\n".join(o.failures))
