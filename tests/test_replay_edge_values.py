@@ -32,12 +32,18 @@ EXTRA = [("c_f4arr", "float4[]"), ("c_f8arr", "float8[]"), ("c_datearr", "date[]
          ("c_mood_arr", "mood[]"), ("c_bytea_arr", "bytea[]"), ("c_uuid_arr", "uuid[]")]
 
 
+ZONES = ("America/New_York", "Asia/Kolkata")  # a DST zone, and one with an LMT of odd seconds
+
+
 def edge_rows(major: int) -> list[dict[str, str]]:
     """Column -> SQL literal for each edge row (other columns keep row_values())."""
     inf = major >= 14  # numeric +-Infinity exists from 14 on
     num_inf = ("'Infinity'", "'-Infinity'") if inf else ("'NaN'", "'0'")
     iv_inf = ("'infinity'", "'-infinity'") if major >= 17 else (
         "'178000000 years'", "'-178000000 years'")
+    # the largest time part (INT64_MAX microseconds); 13-14 read at most INT32_MAX hours
+    big_iv = ("'2147483646 mons 2147483647 days 2562047788:00:54.775807'" if major >= 15
+              else "'2147483646 mons 2147483647 days 2147483647:59:59.999999'")
     return [
         {"c_f4": "'3.4028235e+38'", "c_f8": "'1.7976931348623157e+308'", "c_num": "'NaN'",
          "c_date": "'infinity'", "c_ts": "'infinity'", "c_tstz": "'-infinity'",
@@ -71,7 +77,7 @@ def edge_rows(major: int) -> list[dict[str, str]]:
         {"c_f4": "'-Infinity'", "c_f8": "'-Infinity'", "c_interval": "'-2147483648 days'"},
         {"c_f4": "'-0'", "c_f8": "'-0'", "c_f4arr": "'{-1e-45,1.1754944e-38,16777217}'"},
         {"c_f4": "'1.1754944e-38'", "c_f8": "'2.2250738585072014e-308'",
-         "c_interval": "'2147483646 mons 2147483647 days 2562047788:00:54.775807'"},
+         "c_interval": big_iv},
     ]
 
 
@@ -116,6 +122,11 @@ def scenario(pg_major: int, module_cluster_factory: Any) -> dict[str, Any]:
     as_text = s.rows("SELECT " + ", ".join(f"{n}::text AS {n}" for n, _ in cols)
                      + " FROM t_edge ORDER BY id")
     shown = s.where("t_edge", "true")
+    zoned = {}
+    for tz in ZONES:
+        s.conn.execute(f"SET TimeZone = '{tz}'")
+        zoned[tz] = s.rows("SELECT id, c_tstz, c_arrts FROM t_edge ORDER BY id")
+    s.conn.execute("SET TimeZone = 'UTC'")
     # updates move the edge values between rows: old and new are both edge values
     before = {r["id"]: r for r in shown}
     for r in s.rows("UPDATE t_edge SET c_f4 = -c_f4, c_f8 = c_f8 * -1, "
@@ -130,11 +141,12 @@ def scenario(pg_major: int, module_cluster_factory: Any) -> dict[str, Any]:
     s.conn.close()
     c.execute("SELECT pg_switch_wal();")
     return {"cluster": c, "cat": cat, "start": start, "want": want, "as_text": as_text,
-            "shown": shown, "cols": cols}
+            "shown": shown, "cols": cols, "zoned": zoned}
 
 
-def replayed(sc: dict[str, Any], cat: Catalog) -> list[tuple[str, Any, Any]]:
-    rp = Replay([sc["cluster"].pg_wal], cat, start=sc["start"])
+def replayed(sc: dict[str, Any], cat: Catalog, timezone: str = "UTC"
+             ) -> list[tuple[str, Any, Any]]:
+    rp = Replay([sc["cluster"].pg_wal], cat, start=sc["start"], timezone=timezone)
     got = []
     for ch in rp:
         if ch.table != "t_edge":
@@ -171,6 +183,14 @@ def test_arrays_from_element_type_without_the_array_types_in_the_catalog(
         del doc["types"][k]
     bare = Catalog.from_json(doc)
     assert_same(scenario["want"], replayed(scenario, bare))
+
+
+@pytest.mark.parametrize("tz", ZONES)
+def test_timestamptz_edges_in_other_zones(scenario: dict[str, Any], tz: str) -> None:
+    """--timezone: the far years outside Python's datetime (294276 AD, 4713 BC) too."""
+    got = {g[2]["id"]: g[2] for g in replayed(scenario, scenario["cat"], tz) if g[0] == "insert"}
+    for row in scenario["zoned"][tz]:
+        assert {k: got[row["id"]][k] for k in row} == row, tz
 
 
 # Columns whose `::text` is not what psql shows for them: char(n) drops its padding, bool

@@ -50,6 +50,12 @@ def _need(b: bytes, n: int, what: str) -> None:
         raise BadDatum(f"{what} needs {n} bytes, the datum has {len(b)}")
 
 
+_EPOCH_UTC = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# seconds from 2000-01-01 of 0001-01-02 and 9999-12-30 UTC: inside datetime's range in any zone
+_FIRST_DATETIME = int((datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH_UTC).total_seconds())
+_LAST_DATETIME = int((datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH_UTC).total_seconds())
+
+
 class OutputContext:
     """Settings that change how values print: the time zone, the server's encoding and major."""
 
@@ -67,13 +73,19 @@ class OutputContext:
         return b.decode(self.codec)
 
     def utc_offset(self, usecs: int) -> int:
-        """Seconds east of UTC at this instant in the chosen zone."""
+        """Seconds east of UTC at this instant in the chosen zone. Python's datetime covers the
+        years 1-9999; PostgreSQL's range is wider. After 9999 the zone's rules repeat every 400
+        Gregorian years (as PostgreSQL's localtime extrapolates them), so the instant is moved
+        back by whole cycles; before year 1 the zone's earliest offset applies (its first
+        local time type, usually LMT), as PostgreSQL uses it before the first transition."""
         if self._zone is None:
             return 0
-        try:
-            dt = datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=usecs)
-        except OverflowError:
-            return 0
+        secs = usecs // 1_000_000
+        cycle = 146097 * 86400  # 400 Gregorian years
+        if secs > _LAST_DATETIME:
+            secs -= ((secs - _LAST_DATETIME) // cycle + 1) * cycle
+        secs = max(secs, _FIRST_DATETIME)
+        dt = _EPOCH_UTC + timedelta(seconds=secs)
         off = dt.astimezone(self._zone).utcoffset()
         return int(off.total_seconds()) if off is not None else 0
 
