@@ -87,13 +87,16 @@ class Outcome:
     kinds: Counter[str] = field(default_factory=Counter)  # how cases ended
     failures: list[str] = field(default_factory=list)
     decoded: int = 0  # mutated records that reached the decoders
+    skipped: int = 0  # records replay reported (RecordDataError) and skipped
+    marked: int = 0  # descriptions with the past-end marker
 
 
-def decode_record(rec: Record, renderer: Renderer, cols: list[Column]) -> None:
+def decode_record(rec: Record, renderer: Renderer, cols: list[Column]) -> bool:
     """Every decoder that takes a record by itself; only results or XlogErrors may come out
-    (Undecodable/Unresolved are the renderer's typed verdicts on a value)."""
+    (Undecodable/Unresolved are the renderer's typed verdicts on a value). True when the
+    description carries the past-end marker."""
     rmgr.record_type(rec)
-    rmgr.describe(rec)
+    marked = "past the end of the record>" in rmgr.describe(rec)
     format_record(rec, False)
     format_record(rec, True)
     if rec.rmid == 1:
@@ -118,6 +121,7 @@ def decode_record(rec: Record, renderer: Renderer, cols: list[Column]) -> None:
         for item in list(items.values())[:8]:
             if isinstance(item, bytes):
                 render_tuple(item, renderer, cols, rec.pg_major)
+    return marked
 
 
 def render_tuple(tup: bytes, renderer: Renderer, cols: list[Column], major: int) -> None:
@@ -172,7 +176,7 @@ def run_case(wal: Wal, catalog: Catalog, cols: list[Column], seed: int, case: in
             if got and got[0].lsn == rec.lsn:
                 out.decoded += 1
             for r in got:
-                decode_record(r, renderer, cols)
+                out.marked += decode_record(r, renderer, cols)
             # replay from a few records before, so some pages are known
             start = recs[max(i - 20, 0)].lsn
             rp = Replay(wal.source(segs), catalog, start=start, end=stop, include="all")
@@ -180,6 +184,8 @@ def run_case(wal: Wal, catalog: Catalog, cols: list[Column], seed: int, case: in
                 ch.to_dict()
             internal = [n for n in rp.warnings if "internal error" in n]
             assert not internal, f"{where}: {internal}"
+            assert all(str(e.lsn) in str(e) for e in rp.errors), rp.errors
+            out.skipped += len(rp.errors)
         out.kinds["result"] += 1
     except XlogError as exc:
         out.kinds[type(exc).__name__] += 1
@@ -216,6 +222,9 @@ def test_crc_valid_mutations_end_in_a_result_or_a_typed_error(major: int,
     # the mutations did reach the decoders, and in many different shapes
     assert out.decoded > CASES // 3, (out.decoded, out.kinds)
     assert out.kinds["result"] > CASES // 3, out.kinds
+    # the checks of counts against the data were reached: replay skipped damaged records,
+    # descriptions said what lay past the end
+    assert out.skipped and out.marked, (out.skipped, out.marked)
 
 
 RAW_ROUNDS = 8
@@ -333,5 +342,5 @@ if __name__ == "__main__":  # python tests/test_fuzz_crc.py MAJOR [CASE ...]
         o = Outcome()
         for c in (map(int, sys.argv[2:]) if len(sys.argv) > 2 else range(CASES)):
             run_case(w, probe_catalog(w), probe_columns(), m, c, o)
-        print(o.kinds, o.decoded)
+        print(o.kinds, o.decoded, o.skipped, o.marked)
         print("\n".join(o.failures))

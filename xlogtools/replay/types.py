@@ -12,6 +12,7 @@ a guess for them, and never loops or allocates by a count it has not checked aga
 """
 from __future__ import annotations
 
+import math
 import struct
 import uuid as _uuid
 from datetime import datetime, timedelta, timezone
@@ -237,8 +238,37 @@ def float4out(b: bytes) -> str:
     if v != v or v in (float("inf"), float("-inf")) or v == 0:
         return _shortest(v, repr(v), 6)
     bits = _u32(b, 0)[0]
-    d, e = _ryu_digits(bits & 0x7FFFFF, (bits >> 23) & 0xFF, 23, 127, 9)
+    frac, exp_bits = bits & 0x7FFFFF, (bits >> 23) & 0xFF
+    fast = _f4_fast(v, frac, exp_bits)
+    if fast is not None:
+        return _shortest(v, fast, 6)
+    d, e = _ryu_digits(frac, exp_bits, 23, 127, 9)
     return _shortest(v, ("-" if bits >> 31 else "") + f"{d}e{e}", 6)
+
+
+def _f4_fast(v: float, frac: int, exp_bits: int) -> str | None:
+    """The float4 digits by Python's correctly rounded formatting, where that is certain to
+    be Ryu's answer; None leaves it to _ryu_digits. For p = 1, 2, ... digits the nearest
+    p-digit decimal is Ryu's pick when it lies strictly between the midpoints to the
+    neighbours (doubles, exact: a float4 midpoint has 25 bits). Not certain, so left out:
+    a power of two (its lower neighbour is nearer, a farther candidate above may fit) and a
+    candidate that reads as a double next to a midpoint (it may be on either side)."""
+    if frac == 0:
+        return None
+    half = math.ldexp(1.0, (exp_bits or 1) - 127 - 24)
+    lo, hi = v - half, v + half
+    if lo > hi:
+        lo, hi = hi, lo
+    for p in range(1, 10):
+        s = f"{v:.{p - 1}e}"
+        x = float(s)
+        if lo < x < hi:
+            if x == math.nextafter(lo, hi) or x == math.nextafter(hi, lo):
+                return None
+            return s
+        if x == lo or x == hi:
+            return None
+    return None
 
 
 NUMERIC_SIGN_MASK = 0xC000
