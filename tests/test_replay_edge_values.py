@@ -176,11 +176,13 @@ def test_edge_values_replay_as_psql_prints_them(scenario: dict[str, Any]) -> Non
 
 def test_arrays_from_element_type_without_the_array_types_in_the_catalog(
         scenario: dict[str, Any]) -> None:
+    """A catalog written by hand with the documented schema: columns with their
+    element_type_oid, and `types` only for what is not built in (the enum)."""
     doc = scenario["cat"].to_json()
     arrays = [k for k, t in doc["types"].items() if t.get("element_type_oid")]
     assert len(arrays) >= 10, arrays
-    for k in arrays:
-        del doc["types"][k]
+    doc["types"] = {k: t for k, t in doc["types"].items() if t["kind"] == "e"}
+    assert len(doc["types"]) == 1
     bare = Catalog.from_json(doc)
     assert_same(scenario["want"], replayed(scenario, bare))
 
