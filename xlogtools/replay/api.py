@@ -327,7 +327,7 @@ class Replay:
         """A decoder raised what it never should (a bug): one warning per kind, the run goes
         on. The fuzz tests fail on any such warning."""
         text = f"internal error decoding the record at {lsn}: {type(exc).__name__}: {exc}"
-        if not any(w.startswith(f"internal error decoding") and type(exc).__name__ in w
+        if not any(w.startswith("internal error decoding") and type(exc).__name__ in w
                    for w in self.warnings):
             self.warnings.append(text)
 

@@ -261,10 +261,10 @@ class HeapRedo:
                     tuples.append(None)
                     page.items.pop(o, None)
                     continue
-                _need(rec, data, pos + 7, f"the tuples of {ntuples}")
+                _need(rec, data, pos + 7, f"the block data of {ntuples} tuples")
                 datalen, im2, im, hoff = struct.unpack_from("<HHHB", data, pos)
                 pos += 7
-                _need(rec, data, pos + datalen, f"the tuples of {ntuples}")
+                _need(rec, data, pos + datalen, f"the block data of {ntuples} tuples")
                 tup = build_tuple((im2, im, hoff), data[pos:pos + datalen], rec.xid, 0,
                                   b0.blk, o)
                 pos += datalen

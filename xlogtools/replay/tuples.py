@@ -318,7 +318,7 @@ class Renderer:
         t = self.catalog.types.get(oid)
         if t is not None:
             if t.kind == "e":
-                T._need(body, 4, "enum")
+                T.need(body, 4, "enum")
                 label = self.catalog.enum_label.get(_u32(body, 0)[0])
                 if label is None:
                     raise Undecodable(T.bytea_out(body), f"enum value {_u32(body, 0)[0]} of "
@@ -348,14 +348,14 @@ class Renderer:
         """array_out: '{1,2}', '{{1,2},{3,4}}', '[0:1]={1,2}'; int2vector/oidvector as '1 2'.
         The header's dimensions, the null bitmap and every element are checked against the
         bytes there before they are used (a damaged array raises T.BadDatum)."""
-        T._need(body, 12, "array")
+        T.need(body, 12, "array")
         ndim, dataoffset, _elemtype = struct.unpack_from("<iiI", body, 0)
         if ndim == 0:
             return "{}"
         if not 0 < ndim <= MAXDIM:
             raise T.BadDatum(f"array with {ndim} dimensions")
         hdr = 12 + 8 * ndim  # ARR_OVERHEAD_NONULLS before MAXALIGN
-        T._need(body, hdr, f"array of {ndim} dimensions")
+        T.need(body, hdr, f"array of {ndim} dimensions")
         dims = list(struct.unpack_from(f"<{ndim}i", body, 12))
         lbs = list(struct.unpack_from(f"<{ndim}i", body, 12 + 4 * ndim))
         nitems = 1

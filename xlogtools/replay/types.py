@@ -46,7 +46,7 @@ class BadDatum(ValueError):
     """Bytes that are not a value of the type: a length, count or range that does not fit."""
 
 
-def _need(b: bytes, n: int, what: str) -> None:
+def need(b: bytes, n: int, what: str) -> None:
     if len(b) < n:
         raise BadDatum(f"{what} needs {n} bytes, the datum has {len(b)}")
 
@@ -196,7 +196,7 @@ def _ryu_digits(frac: int, exp_bits: int, mant_bits: int, bias: int, max_digits:
 
 
 def float8out(b: bytes) -> str:
-    _need(b, 8, "float8")
+    need(b, 8, "float8")
     v = _f64(b, 0)[0]
     if v != v or v in (float("inf"), float("-inf")) or v == 0:
         return _shortest(v, repr(v), 15)
@@ -233,7 +233,7 @@ def _on_boundary(r: str, frac: int, exp_bits: int, mant_bits: int, bias: int) ->
 
 
 def float4out(b: bytes) -> str:
-    _need(b, 4, "float4")
+    need(b, 4, "float4")
     v = _f32(b, 0)[0]
     if v != v or v in (float("inf"), float("-inf")) or v == 0:
         return _shortest(v, repr(v), 6)
@@ -280,7 +280,7 @@ NUMERIC_SPECIAL = 0xC000
 def numeric_parts(b: bytes) -> tuple[str, int, int, list[int]] | str:
     """(sign '+'|'-', weight, dscale, base-10000 digits) of a numeric's body, or the special
     value's text (NaN, Infinity, -Infinity)."""
-    _need(b, 2, "numeric")
+    need(b, 2, "numeric")
     header = _u16(b, 0)[0]
     flag = header & NUMERIC_SIGN_MASK
     if flag == NUMERIC_SPECIAL:
@@ -294,7 +294,7 @@ def numeric_parts(b: bytes) -> tuple[str, int, int, list[int]] | str:
             weight |= ~0x003F
         pos = 2
     else:
-        _need(b, 4, "numeric")
+        need(b, 4, "numeric")
         sign = "-" if flag == NUMERIC_NEG else "+"
         dscale = header & 0x3FFF
         weight = _i16(b, 2)[0]
@@ -337,7 +337,7 @@ def numeric_out(b: bytes) -> str:
 
 def cash_out(b: bytes) -> str:
     """cash_out in the C/POSIX lc_monetary: '$1,234.56', '-$1,234.56'."""
-    _need(b, 8, "money")
+    need(b, 8, "money")
     v = _i64(b, 0)[0]
     neg = v < 0
     v = abs(v)
@@ -385,7 +385,7 @@ def _seconds(sec: int, fsec: int) -> str:
 
 
 def date_out(b: bytes) -> str:
-    _need(b, 4, "date")
+    need(b, 4, "date")
     v = _i32(b, 0)[0]
     if v == INT32_MIN:
         return "-infinity"
@@ -406,7 +406,7 @@ def _time_str(t: int) -> str:
 
 
 def _time_of_day(b: bytes, what: str) -> int:
-    _need(b, 8, what)
+    need(b, 8, what)
     t = _i64(b, 0)[0]
     if not 0 <= t <= USECS_PER_DAY:  # 24:00:00 is allowed
         raise BadDatum(f"{what} {t} outside 00:00:00..24:00:00")
@@ -431,7 +431,7 @@ def encode_timezone(tz: int) -> str:
 
 
 def timetz_out(b: bytes) -> str:
-    _need(b, 12, "timetz")
+    need(b, 12, "timetz")
     t = _time_of_day(b, "timetz")
     zone = _i32(b, 8)[0]
     return _time_str(t) + encode_timezone(zone)
@@ -455,7 +455,7 @@ def _timestamp(v: int, tz_west: int | None) -> str:
 
 
 def timestamp_out(b: bytes) -> str:
-    _need(b, 8, "timestamp")
+    need(b, 8, "timestamp")
     return _timestamp(_i64(b, 0)[0], None)
 
 
@@ -465,7 +465,7 @@ def timestamptz_usecs_out(v: int, ctx: OutputContext | None = None) -> str:
 
 
 def timestamptz_out(b: bytes, ctx: OutputContext) -> str:
-    _need(b, 8, "timestamptz")
+    need(b, 8, "timestamptz")
     return timestamptz_usecs_out(_i64(b, 0)[0], ctx)
 
 
@@ -476,7 +476,7 @@ def _c_div(a: int, b: int) -> int:
 
 def interval_out(b: bytes) -> str:
     """interval_out with IntervalStyle postgres (EncodeInterval, AddPostgresIntPart)."""
-    _need(b, 16, "interval")
+    need(b, 16, "interval")
     t = _i64(b, 0)[0]
     day = _i32(b, 8)[0]
     month = _i32(b, 12)[0]
@@ -550,7 +550,7 @@ def _ipv6(addr: bytes) -> str:
 
 
 def network_out(b: bytes, is_cidr: bool) -> str:
-    _need(b, 2, "inet")
+    need(b, 2, "inet")
     family, bits = b[0], b[1]
     addr = b[2:]
     size = {2: 4, 3: 16}.get(family)
@@ -570,7 +570,7 @@ def network_out(b: bytes, is_cidr: bool) -> str:
 
 
 def charout(b: bytes, major: int) -> str:
-    _need(b, 1, '"char"')
+    need(b, 1, '"char"')
     c = b[0]
     if c >= 0x80:
         if major >= 15:
@@ -580,7 +580,7 @@ def charout(b: bytes, major: int) -> str:
 
 
 def bit_out(b: bytes) -> str:
-    _need(b, 4, "bit")
+    need(b, 4, "bit")
     nbits = _i32(b, 0)[0]
     data = b[4:]
     if not 0 <= nbits <= 8 * len(data):
@@ -735,17 +735,17 @@ def jsonb_out(b: bytes, ctx: OutputContext) -> str:
 
 
 def uuid_out(b: bytes) -> str:
-    _need(b, 16, "uuid")
+    need(b, 16, "uuid")
     return str(_uuid.UUID(bytes=bytes(b[:16])))
 
 
 def macaddr_out(b: bytes) -> str:
-    _need(b, 6, "macaddr")
+    need(b, 6, "macaddr")
     return ":".join(f"{x:02x}" for x in b[:6])
 
 
 def macaddr8_out(b: bytes) -> str:
-    _need(b, 8, "macaddr8")
+    need(b, 8, "macaddr8")
     return ":".join(f"{x:02x}" for x in b[:8])
 
 
