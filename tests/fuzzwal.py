@@ -216,8 +216,9 @@ def mutate(rng: random.Random, rec: Record, kind: str) -> bytes | None:
     elif kind == "info":
         d[17] = rng.randrange(256) if rng.random() < 0.3 else (rng.randrange(16) << 4) | (
             d[17] & 0x0F)
-    elif kind == "rmid":
-        d[18] = rng.randrange(RM_MAX_BUILTIN + 1)
+    elif kind == "rmid":  # another built-in resource manager, or (15+) a custom one
+        d[18] = rng.randrange(128, 256) if rec.pg_major >= 15 and rng.random() < 0.2 \
+            else rng.randrange(RM_MAX_BUILTIN + 1)
         if rng.random() < 0.5:
             d[17] = (rng.randrange(16) << 4) | (d[17] & 0x0F)
     elif kind == "header":  # the fragment headers themselves

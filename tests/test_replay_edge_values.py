@@ -19,7 +19,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fuzzwal import KINDS, Hang, Wal, budget, mutate  # noqa: E402
-from test_replay import Session, column_defs, row_values  # noqa: E402
+from test_replay import BIG_EXT, BIG_EXT_COMP, Session, column_defs, row_values  # noqa: E402
 
 from xlogtools.errors import XlogError  # noqa: E402
 from xlogtools.lsn import Lsn  # noqa: E402
@@ -55,7 +55,8 @@ def edge_rows(major: int) -> list[dict[str, str]]:
          "c_ivarr": "'{}'", "c_boolarr": "'{{t,f},{NULL,t}}'",
          "c_jsonbarr": "'{\"{\\\"a\\\": [1, null]}\",null,\"[]\"}'",
          "c_mood_arr": "'{sad,NULL,happy}'", "c_bytea_arr": "'{\"\\\\x00ff\",NULL}'",
-         "c_uuid_arr": "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'"},
+         "c_uuid_arr": "'{a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11}'",
+         "c_ext": BIG_EXT, "c_big": BIG_EXT_COMP},  # TOAST: out of line, and compressed
         {"c_f4": "'-3.4028235e+38'", "c_f8": "'-1.7976931348623157e+308'",
          "c_num": num_inf[0], "c_date": "'4713-01-01 BC'",
          "c_ts": "'4713-11-24 00:00:00 BC'", "c_tstz": "'4713-11-24 00:00:00+00 BC'",

@@ -218,6 +218,8 @@ def _on_boundary(r: str, frac: int, exp_bits: int, mant_bits: int, bias: int) ->
         return False  # odd mantissa: repr excludes the midpoints too
     e2 = (exp_bits - bias - mant_bits) if exp_bits else (1 - bias - mant_bits)
     m, _, ex = r.lstrip("-").partition("e")
+    if e2 < 1 and m.rstrip("0").rstrip(".")[-1:] != "5":
+        return False  # a midpoint with a binary fraction ends in the decimal digit 5
     ip, _, fp = m.partition(".")
     d, e = int(ip + fp), int(ex or 0) - len(fp)
     # d * 10**e == (4*mant +- 2 or 4*mant - 1) * 2**(e2 - 2)?
