@@ -9,6 +9,7 @@ made right (as tests/test_fuzz_crc.py does with the fixtures) through the full r
 """
 from __future__ import annotations
 
+import os
 import random
 import struct
 import sys
@@ -251,7 +252,8 @@ def test_crc_valid_mutations_of_this_wal_through_the_full_replay(
             and r.lsn >= scenario["start"]]
     rng = random.Random(7)
     failures, results, skipped, raw_values = [], 0, 0, 0
-    for case in range(300):
+    cases = int(os.environ.get("XLOGTOOLS_FUZZ_REPLAY_CASES", "300"))
+    for case in range(cases):
         i = rng.choice(heap)
         rec = wal.records[i]
         kind = rng.choice(KINDS)
@@ -275,6 +277,6 @@ def test_crc_valid_mutations_of_this_wal_through_the_full_replay(
         except (Hang, Exception) as exc:  # noqa: BLE001 - the point of the test
             failures.append(f"{where}: {type(exc).__name__}: {exc}")
     assert not failures, "\n".join(failures[:20])
-    assert results > 150
+    assert results > cases // 2
     assert skipped, "no mutation reached the checks of heap and xact records"
     assert raw_values, "no mutation reached a value that is shown raw"
