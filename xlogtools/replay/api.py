@@ -64,6 +64,8 @@ class RowChange:
     writer_xid: int = field(default=0, repr=False)
     tid: tuple[int, int] = field(default=(0, 0), repr=False)
     hot: bool = field(default=False, repr=False)  # a HOT update: no indexed column changed
+    # columns of old/new shown as raw bytes (undecodable): no SQL is written from them
+    raw_columns: dict[str, set[str]] = field(default_factory=dict, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -267,8 +269,9 @@ class Replay:
                 ch.notes.append("old row not in the WAL read (no page image of its block "
                                 "since the start)")
             else:
-                ch.old, ch.old_complete, old_d = self._values(raw.old, r, ch.notes, "old",
-                                                              raw.old_key_only, None, raw.lsn)
+                ch.old, ch.old_complete, old_d = self._values(
+                    raw.old, r, ch.notes, "old", raw.old_key_only, None, raw.lsn,
+                    ch.raw_columns.setdefault("old", set()))
                 if raw.old_key_only:
                     ch.old_complete = False
                     ch.notes.append("old row known only by its replica identity key")
@@ -277,15 +280,17 @@ class Replay:
                 ch.new = {}
                 ch.new_complete = False
             else:
-                ch.new, ch.new_complete, new_d = self._values(raw.new, r, ch.notes, "new",
-                                                              False, raw.new_unknown, raw.lsn)
+                ch.new, ch.new_complete, new_d = self._values(
+                    raw.new, r, ch.notes, "new", False, raw.new_unknown, raw.lsn,
+                    ch.raw_columns.setdefault("new", set()))
         if old_d is not None and new_d is not None and not raw.old_key_only:
             ch.same = {c.name for c, a, b in zip(r.columns, old_d, new_d)
                        if not c.dropped and a == b and b is not UNKNOWN}
         return ch
 
     def _values(self, tup: bytes, r: Relation, notes: list[str], which: str, key_only: bool,
-                unknown: list[tuple[int, int]] | None = None, lsn: Lsn | None = None
+                unknown: list[tuple[int, int]] | None = None, lsn: Lsn | None = None,
+                raw_columns: set[str] | None = None
                 ) -> tuple[dict[str, str | None], bool, list[Any] | None]:
         try:
             datums = deform(tup, r.columns, self.catalog.major, unknown)
@@ -314,6 +319,8 @@ class Replay:
                 notes.append(f"{which}.{col.name}: {exc}")
             except Undecodable as exc:
                 out[col.name] = exc.text
+                if raw_columns is not None:
+                    raw_columns.add(col.name)
                 notes.append(f"{which}.{col.name} ({col.type_name}) at {lsn}: {exc.why} "
                              f"(shown as raw bytes)")
             except Exception as exc:  # noqa: BLE001 - a bug must not stop the run either
