@@ -97,3 +97,23 @@ def test_cli_bad_catalog_file_is_a_clean_error(tmp_path: Path, wal: dict[str, An
                           "--catalog", str(junk)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 1 and "not an xlogtools catalog" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+def test_sql_is_never_written_from_raw_values(wal: dict[str, Any]) -> None:
+    """A value shown as raw bytes is not a literal PostgreSQL reads back as the value: redo SQL
+    comments out the insert that needs it and never SETs it; the other rows are written."""
+    import io
+
+    from xlogtools.replay.sql import write_redo
+
+    out = io.StringIO()
+    write_redo(Replay([wal["pg_wal"]], wal["cat"], start=wal["start"], tables=["t"]),
+               wal["cat"], out)
+    sql = out.getvalue()
+    lines = [ln for ln in sql.splitlines() if '"public"."t"' in ln]
+    assert any(ln.startswith("-- incomplete insert") or ln.startswith("-- INSERT") and
+               "'1'" in ln for ln in sql.splitlines()), sql
+    assert not any("\\x" in ln for ln in lines if not ln.startswith("--")), lines
+    assert any(ln.startswith("INSERT") and "'two'" in ln for ln in lines), lines
+    assert any(ln.startswith("UPDATE") and "'uno'" in ln and '"p"' not in ln for ln in lines), \
+        lines

@@ -46,5 +46,10 @@ class WalFormatError(XlogError):
     """WAL bytes that cannot be decoded where a caller demanded a valid record."""
 
 
+class RecordDataError(WalFormatError):
+    """A record that passed its CRC but whose contents do not add up: a count or length read
+    from it runs past the bytes it has. The record is reported and skipped; reading goes on."""
+
+
 class UsageError(XlogError):
     """A bad option value (the CLI maps this to exit status 2)."""

@@ -12,15 +12,21 @@ from .source import WalSource
 PathArg = str | os.PathLike[str]
 
 
-def open_wal(paths: Sequence[PathArg] | PathArg | None = None, *, start: Lsn | str | int | None = None,
+def open_wal(paths: Sequence[PathArg] | PathArg | WalSource | None = None, *,
+             start: Lsn | str | int | None = None,
              end: Lsn | str | int | None = None, timeline: int | None = None,
              verify_crc: bool = True, until: Lsn | int | None = None) -> WalReader:
     """A WalReader over segment files and/or directories (a data directory means its pg_wal;
     no paths: $PGDATA). Iterate it for records; afterwards `reader.end_of_wal` says why it
-    stopped. Raises xlogtools.errors.InputError for inputs that are not WAL at all."""
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    source = WalSource.open(list(paths) if paths else None)
+    stopped. Raises xlogtools.errors.InputError for inputs that are not WAL at all.
+    `paths` may also be a WalSource already opened (e.g. a MemorySource of segments held in
+    memory)."""
+    if isinstance(paths, WalSource):
+        source = paths
+    else:
+        if isinstance(paths, (str, os.PathLike)):
+            paths = [paths]
+        source = WalSource.open(list(paths) if paths else None)
     if isinstance(start, str):
         start = Lsn(start)
     if isinstance(end, str):

@@ -18,8 +18,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ..errors import RecordDataError
 from ..lsn import Lsn
 from ..parse.record import BlockRef, Record
+from ..parse.rmgr import record_type
 from .pages import DEAD, Key, Page, PageCache
 
 RM_SMGR_ID, RM_HEAP2_ID, RM_HEAP_ID = 2, 9, 10
@@ -76,6 +78,13 @@ class RawChange:
     relids: list[int] = field(default_factory=list)  # truncate: relation OIDs
 
 
+def _need(rec: Record, data: bytes, n: int, what: str) -> None:
+    """Every length and count read from a record is checked against the bytes it has."""
+    if len(data) < n:
+        raise RecordDataError(f"{rec.rmgr_name} {record_type(rec)} record at {rec.lsn}: {what} "
+                              f"has {len(data)} bytes, expected at least {n}", lsn=rec.lsn)
+
+
 def build_tuple(xlhdr: tuple[int, int, int], body: bytes, xmin: int, xmax: int, blk: int,
                 offnum: int) -> bytes:
     """The tuple heap redo puts on the page: a zeroed header with the logged fields."""
@@ -117,6 +126,27 @@ class HeapRedo:
 
     # -- dispatch ---------------------------------------------------------------------------------
     def redo(self, rec: Record) -> list[RawChange]:
+        """The row changes of one record. A record whose data does not add up (its CRC is
+        right, its counts or lengths are not) raises RecordDataError naming its LSN; the
+        pages it touches are then no longer trusted to be complete, and the caller goes on
+        with the next record."""
+        try:
+            return self._redo(rec)
+        except RecordDataError:
+            self._distrust(rec)
+            raise
+        except (struct.error, IndexError) as exc:
+            self._distrust(rec)
+            raise RecordDataError(f"{rec.rmgr_name} {record_type(rec)} record at {rec.lsn}: its "
+                                  f"data does not add up ({exc})", lsn=rec.lsn) from None
+
+    def _distrust(self, rec: Record) -> None:
+        for b in rec.blocks:
+            page = self.cache.get(_key(b)) if b.fork == MAIN_FORK else None
+            if page is not None:
+                page.complete = False
+
+    def _redo(self, rec: Record) -> list[RawChange]:
         rmid = rec.rmid
         if rmid == RM_SMGR_ID:
             self._smgr(rec)
@@ -144,6 +174,7 @@ class HeapRedo:
         if rec.info & 0xF0 != XLOG_SMGR_TRUNCATE:
             return
         d = rec.main_data
+        _need(rec, d, 20, "xl_smgr_truncate")
         blkno, spc, db, rel, flags = struct.unpack_from("<IIIIi", d, 0)
         if flags & SMGR_TRUNCATE_HEAP and self.follow((spc, db, rel)):
             self.cache.truncate((spc, db, rel), blkno)
@@ -159,6 +190,7 @@ class HeapRedo:
             return self._truncate(rec)
         if op == INPLACE and 0 not in restored:
             page = self.cache.get(_key(b0))
+            _need(rec, rec.main_data, 2, "xl_heap_inplace")
             offnum = _u16(rec.main_data, 0)[0]
             tup = page.tuple(offnum) if page is not None else None
             data = rec.block_data(b0)
@@ -179,6 +211,7 @@ class HeapRedo:
 
     def _insert(self, rec: Record, b0: BlockRef, restored: bool) -> list[RawChange]:
         d = rec.main_data
+        _need(rec, d, 3, "xl_heap_insert")
         offnum, flags = _u16(d, 0)[0], d[2]
         rel = b0.relation
         ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "insert", rel, b0.blk, offnum,
@@ -189,7 +222,8 @@ class HeapRedo:
         else:
             page = self._page_for(rec, b0, False)
             data = rec.block_data(b0)
-            if len(data) > 5:
+            if data:
+                _need(rec, data, 5, "the inserted tuple (xl_heap_header)")
                 ch.new = build_tuple(_XLHDR(data, 0), data[5:], rec.xid, 0, b0.blk, offnum)
                 page.items[offnum] = ch.new
             else:
@@ -204,11 +238,13 @@ class HeapRedo:
 
     def _multi_insert(self, rec: Record, b0: BlockRef, restored: bool) -> list[RawChange]:
         d = rec.main_data
+        _need(rec, d, 4, "xl_heap_multi_insert")
         ntuples = _u16(d, 2)[0]  # xl_heap_multi_insert: flags, ntuples, offsets[]
         isinit = bool(rec.info & INIT_PAGE)
         if isinit:
             offsets = list(range(1, ntuples + 1))
         else:
+            _need(rec, d, 4 + 2 * ntuples, f"xl_heap_multi_insert of {ntuples} tuples")
             offsets = list(struct.unpack_from(f"<{ntuples}H", d, 4))
         rel = b0.relation
         toast = self.is_toast(rel)
@@ -221,12 +257,14 @@ class HeapRedo:
             pos = 0
             for o in offsets:
                 pos = (pos + 1) & ~1  # SHORTALIGN
-                if pos + 7 > len(data):
+                if not data:  # no tuple data (an image that could not be restored)
                     tuples.append(None)
                     page.items.pop(o, None)
                     continue
+                _need(rec, data, pos + 7, f"the block data of {ntuples} tuples")
                 datalen, im2, im, hoff = struct.unpack_from("<HHHB", data, pos)
                 pos += 7
+                _need(rec, data, pos + datalen, f"the block data of {ntuples} tuples")
                 tup = build_tuple((im2, im, hoff), data[pos:pos + datalen], rec.xid, 0,
                                   b0.blk, o)
                 pos += datalen
@@ -246,6 +284,7 @@ class HeapRedo:
 
     def _delete(self, rec: Record, b0: BlockRef) -> list[RawChange]:
         d = rec.main_data
+        _need(rec, d, 8, "xl_heap_delete")
         offnum, flags = _u16(d, 4)[0], d[7]
         rel = b0.relation
         page = self.cache.get(_key(b0))
@@ -255,7 +294,8 @@ class HeapRedo:
             return [] if self.is_toast(rel) else [ch]
         if self.is_toast(rel):
             return []
-        if flags & (XLH_DELETE_CONTAINS_OLD_TUPLE | XLH_DELETE_CONTAINS_OLD_KEY) and len(d) > 13:
+        if flags & (XLH_DELETE_CONTAINS_OLD_TUPLE | XLH_DELETE_CONTAINS_OLD_KEY):
+            _need(rec, d, 13, "xl_heap_delete with the old tuple")
             ch.old = build_tuple(_XLHDR(d, 8), d[13:], 0, rec.xid, b0.blk, offnum)
             ch.old_from_wal = True
             ch.old_key_only = not flags & XLH_DELETE_CONTAINS_OLD_TUPLE
@@ -268,6 +308,7 @@ class HeapRedo:
     def _update(self, rec: Record, b0: BlockRef, restored: set[int], hot: bool
                 ) -> list[RawChange]:
         d = rec.main_data
+        _need(rec, d, 14, "xl_heap_update")
         old_off, flags = _u16(d, 4)[0], d[7]
         new_off = _u16(d, 12)[0]
         b1 = _block(rec, 1)
@@ -278,7 +319,8 @@ class HeapRedo:
         old_page = self.cache.get(_key(old_b))
         old_tup = old_page.tuple(old_off) if old_page is not None else None
         ch.old = old_tup
-        if flags & (XLH_UPDATE_CONTAINS_OLD_TUPLE | XLH_UPDATE_CONTAINS_OLD_KEY) and len(d) > 19:
+        if flags & (XLH_UPDATE_CONTAINS_OLD_TUPLE | XLH_UPDATE_CONTAINS_OLD_KEY):
+            _need(rec, d, 19, "xl_heap_update with the old tuple")
             full = bool(flags & XLH_UPDATE_CONTAINS_OLD_TUPLE)
             if old_tup is None or full:
                 ch.old = build_tuple(_XLHDR(d, 14), d[19:], 0, rec.xid, old_b.blk, old_off)
@@ -292,6 +334,9 @@ class HeapRedo:
             data = rec.block_data(b0)
             pos = 0
             prefix = suffix = 0
+            if data:
+                _need(rec, data, 5 + 2 * bool(flags & XLH_UPDATE_PREFIX_FROM_OLD)
+                      + 2 * bool(flags & XLH_UPDATE_SUFFIX_FROM_OLD), "the new tuple")
             if flags & XLH_UPDATE_PREFIX_FROM_OLD:
                 prefix = _u16(data, pos)[0]
                 pos += 2
@@ -333,7 +378,9 @@ class HeapRedo:
 
     def _truncate(self, rec: Record) -> list[RawChange]:
         d = rec.main_data
+        _need(rec, d, 12, "xl_heap_truncate")
         db, n = _u32(d, 0)[0], _u32(d, 4)[0]
+        _need(rec, d, 12 + 4 * n, f"xl_heap_truncate of {n} relations")
         relids = list(struct.unpack_from(f"<{n}I", d, 12))
         return [RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "truncate", (0, db, 0),
                           relids=relids)]

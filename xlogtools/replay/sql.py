@@ -9,6 +9,7 @@ read could not reconstruct) becomes a comment that says so; nothing is guessed.
 """
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Iterable, Iterator, TextIO
 
 from .api import RowChange
@@ -115,7 +116,23 @@ class SqlWriter:
         out.append(f"UPDATE {self._qname(r)} SET {', '.join(sets)} WHERE {where};")
         return "\n".join(out)
 
+    @staticmethod
+    def _known(ch: RowChange, which: str) -> tuple[dict[str, str | None] | None, bool]:
+        """old or new with the columns shown as raw bytes left out (their text is not a value
+        PostgreSQL would read back), and whether what is left is the complete row."""
+        row = ch.old if which == "old" else ch.new
+        complete = ch.old_complete if which == "old" else ch.new_complete
+        raw = ch.raw_columns.get(which)
+        if not raw or row is None:
+            return row, complete
+        return {k: v for k, v in row.items() if k not in raw}, False
+
     def redo(self, ch: RowChange) -> str:
+        old, old_complete = self._known(ch, "old")
+        new, new_complete = self._known(ch, "new")
+        if old is not ch.old or new is not ch.new:
+            ch = replace(ch, old=old, new=new, old_complete=old_complete,
+                         new_complete=new_complete, notes=list(ch.notes))
         r = self._rel(ch)
         if ch.op == "truncate" and r is not None:
             return f"TRUNCATE {self._qname(r)};"
@@ -148,6 +165,11 @@ class SqlWriter:
         return f"-- {ch.op} at {ch.lsn}"
 
     def undo(self, ch: RowChange) -> str:
+        old, old_complete = self._known(ch, "old")
+        new, new_complete = self._known(ch, "new")
+        if old is not ch.old or new is not ch.new:
+            ch = replace(ch, old=old, new=new, old_complete=old_complete,
+                         new_complete=new_complete, notes=list(ch.notes))
         r = self._rel(ch)
         if r is None:
             return f"-- {ch.op} at {ch.lsn} on relation {ch.relation} not in the catalog"

@@ -100,8 +100,12 @@ def tuple_xmin_xmax(tup: bytes) -> tuple[int, int]:
 
 def read_varlena(b: bytes, pos: int, major: int) -> tuple[Datum, int]:
     """The varlena at pos: (value, its total length on disk)."""
+    if pos >= len(b):
+        raise TupleError(f"varlena at offset {pos} starts past the data's end at {len(b)}")
     first = b[pos]
     if first == 0x01:  # VARATT_IS_1B_E: external
+        if pos + 18 > len(b):
+            raise TupleError(f"TOAST pointer at offset {pos} runs past the data's end")
         tag = b[pos + 1]
         if tag != VARTAG_ONDISK:
             raise TupleError(f"unexpected TOAST pointer tag {tag} in a tuple on disk")
@@ -119,11 +123,15 @@ def read_varlena(b: bytes, pos: int, major: int) -> tuple[Datum, int]:
         if n < 1 or pos + n > len(b):
             raise TupleError(f"bad short varlena length {n} at offset {pos}")
         return bytes(b[pos + 1:pos + n]), n
+    if pos + 4 > len(b):
+        raise TupleError(f"varlena header at offset {pos} runs past the data's end")
     h = _u32(b, pos)[0]
     n = h >> 2
     if n < 4 or pos + n > len(b):
         raise TupleError(f"bad varlena length {n} at offset {pos}")
     if first & 0x03 == 0x02:  # compressed inline
+        if n < 8:
+            raise TupleError(f"compressed varlena of {n} bytes at offset {pos}")
         tc = _u32(b, pos + 4)[0]
         rawsize = tc & 0x3FFFFFFF
         method = (tc >> 30) if major >= 14 else 0
@@ -150,6 +158,8 @@ def deform(tup: bytes, columns: list["Column"], major: int,
         raise TupleError(f"t_hoff {hoff} outside a tuple of {len(tup)} bytes")
     if natts > len(columns):
         raise TupleError(f"tuple has {natts} attributes, the relation {len(columns)}")
+    if hasnull and SIZEOF_HEAP_TUPLE_HEADER + (natts + 7) // 8 > hoff:
+        raise TupleError(f"null bitmap of {natts} attributes does not fit before t_hoff {hoff}")
     values: list[Datum] = []
     off = hoff
     n = len(tup)
@@ -190,7 +200,9 @@ def deform(tup: bytes, columns: list["Column"], major: int,
             off += size
         elif attlen == -2:
             off = _align(off, col.attalign)
-            end = tup.index(b"\0", off)
+            end = tup.find(b"\0", off)
+            if end < 0:
+                raise TupleError(f"column {col.attnum} (a C string) has no end")
             v = bytes(tup[off:end])
             off = end + 1
         else:
@@ -210,11 +222,19 @@ class Unresolved(Exception):
 
 
 class Undecodable(Exception):
-    """A value whose type has no output function here: rendered raw and flagged."""
+    """A value that is not shown as PostgreSQL's text: a type without an output function here,
+    or bytes that are no value of the type. `text` is the raw bytes (`\\x<hex>`) shown in
+    its place, `why` says which."""
 
     def __init__(self, text: str, why: str) -> None:
         super().__init__(why)
         self.text = text
+        self.why = why
+
+
+# What decoding odd bytes can raise (BadDatum and TupleError are ValueErrors): a value that
+# raises one of these is shown raw; any other exception is a bug and is not caught here.
+DATA_ERRORS = (ValueError, IndexError, struct.error, OverflowError, RecursionError)
 
 
 def detoast(v: Datum, toast: "ToastStore | None") -> bytes:
@@ -256,17 +276,40 @@ class Renderer:
             seen += 1
         return type_oid
 
-    def render(self, v: Datum, type_oid: int, type_name: str) -> str | None:
-        """Text of one datum. Raises Unresolved or Undecodable."""
+    def render(self, v: Datum, type_oid: int, type_name: str,
+               element_type_oid: int | None = None) -> str | None:
+        """Text of one datum. Raises Unresolved (a TOAST value not in the WAL read) or
+        Undecodable (shown raw); never anything else for any bytes."""
         if v is None:
             return None
-        body = v if type(v) is bytes else detoast(v, self.toast)
-        fn = self._scalar.get(type_oid)
-        if fn is not None:
-            return fn(body, self.ctx)
-        return self.output(body, type_oid, type_name)
+        if type(v) is bytes:
+            body = v
+        else:
+            try:
+                body = detoast(v, self.toast)
+            except TupleError as exc:
+                raw = v.data if isinstance(v, Compressed) else b""
+                raise Undecodable(T.bytea_out(raw), str(exc)) from None
+        try:
+            fn = self._scalar.get(type_oid)
+            if fn is not None:
+                return fn(body, self.ctx)
+            return self.output(body, type_oid, type_name, element_type_oid)
+        except Undecodable as exc:
+            if exc.text == T.bytea_out(body):
+                raise
+            raise Undecodable(T.bytea_out(body), exc.why) from None  # an element's: show all
+        except DATA_ERRORS as exc:
+            name = self.type_name(type_oid, type_name)
+            raise Undecodable(T.bytea_out(body), f"{name} value of {len(body)} bytes cannot be "
+                                                 f"decoded ({exc})") from None
 
-    def output(self, body: bytes, type_oid: int, type_name: str) -> str:
+    def type_name(self, type_oid: int, type_name: str) -> str:
+        t = self.catalog.types.get(type_oid)
+        return t.name if t is not None else type_name or str(type_oid)
+
+    def output(self, body: bytes, type_oid: int, type_name: str,
+               element_type_oid: int | None = None) -> str:
         oid = self.base_type(type_oid)
         fn = T.SCALAR_OUT.get(oid)
         if fn is not None:
@@ -275,6 +318,7 @@ class Renderer:
         t = self.catalog.types.get(oid)
         if t is not None:
             if t.kind == "e":
+                T.need(body, 4, "enum")
                 label = self.catalog.enum_label.get(_u32(body, 0)[0])
                 if label is None:
                     raise Undecodable(T.bytea_out(body), f"enum value {_u32(body, 0)[0]} of "
@@ -282,30 +326,61 @@ class Renderer:
                 return label
             if t.element_type_oid and t.length == -1:
                 return self.array_out(body, t.element_type_oid, oid)
+        # an array by the column's element type (a catalog without the array type's entry) or
+        # a built-in array type
+        elem = element_type_oid or T.ELEMENT_OF.get(oid)
+        if elem and (t is None or t.length == -1):
+            return self.array_out(body, elem, oid)
         name = t.name if t is not None else type_name or str(type_oid)
         raise Undecodable(T.bytea_out(body), f"type {name} has no output function here")
 
+    def element_layout(self, elem_oid: int) -> tuple[int, str, str]:
+        """(typlen, typalign, name) of an array's element type."""
+        et = self.catalog.types.get(elem_oid)
+        if et is not None:
+            return et.length, et.align, et.name
+        base = self.base_type(elem_oid)
+        if base in T.SCALAR_OUT or base in T.ELEMENT_OF:
+            return (*T.LAYOUT.get(base, T.VARLENA), str(elem_oid))
+        raise Undecodable("", f"array element type {elem_oid} is not in the catalog")
+
     def array_out(self, body: bytes, elem_oid: int, array_oid: int) -> str:
-        """array_out: '{1,2}', '{{1,2},{3,4}}', '[0:1]={1,2}'; int2vector/oidvector as '1 2'."""
+        """array_out: '{1,2}', '{{1,2},{3,4}}', '[0:1]={1,2}'; int2vector/oidvector as '1 2'.
+        The header's dimensions, the null bitmap and every element are checked against the
+        bytes there before they are used (a damaged array raises T.BadDatum)."""
+        T.need(body, 12, "array")
         ndim, dataoffset, _elemtype = struct.unpack_from("<iiI", body, 0)
         if ndim == 0:
             return "{}"
+        if not 0 < ndim <= MAXDIM:
+            raise T.BadDatum(f"array with {ndim} dimensions")
+        hdr = 12 + 8 * ndim  # ARR_OVERHEAD_NONULLS before MAXALIGN
+        T.need(body, hdr, f"array of {ndim} dimensions")
         dims = list(struct.unpack_from(f"<{ndim}i", body, 12))
         lbs = list(struct.unpack_from(f"<{ndim}i", body, 12 + 4 * ndim))
         nitems = 1
         for d in dims:
+            if d < 0:
+                raise T.BadDatum(f"array dimension {d}")
             nitems *= d
-        hdr = 12 + 8 * ndim  # ARR_OVERHEAD_NONULLS before MAXALIGN
+        if nitems == 0:
+            return "{}"
+        # every item takes a bit of the null bitmap or at least a byte of data
+        if nitems > 8 * len(body):
+            raise T.BadDatum(f"array of {nitems} items in {len(body)} bytes")
         bitmap = None
         if dataoffset:
-            bitmap = body[hdr:hdr + (nitems + 7) // 8]
+            nbytes = (nitems + 7) // 8
+            if dataoffset - 4 < hdr + nbytes or dataoffset - 4 > len(body):
+                raise T.BadDatum(f"array data offset {dataoffset} outside the datum")
+            bitmap = body[hdr:hdr + nbytes]
             pos = dataoffset - 4  # dataoffset counts from the varlena header
+        elif dataoffset < 0:
+            raise T.BadDatum(f"array data offset {dataoffset}")
         else:
             pos = (hdr + 4 + 7 & ~7) - 4
-        et = self.catalog.types.get(elem_oid)
-        elen = et.length if et is not None else _BUILTIN_LEN.get(elem_oid, (-1, "i"))[0]
-        ealign = et.align if et is not None else _BUILTIN_LEN.get(elem_oid, (-1, "i"))[1]
-        ename = et.name if et is not None else str(elem_oid)
+        elen, ealign, ename = self.element_layout(elem_oid)
+        n = len(body)
         texts: list[str | None] = []
         for i in range(nitems):
             if bitmap is not None and not (bitmap[i >> 3] >> (i & 7)) & 1:
@@ -313,8 +388,12 @@ class Renderer:
                 continue
             if elen == -1:
                 pos = _align(pos + 4, ealign) - 4  # array elements: nominal alignment
+                if pos >= n:
+                    raise T.BadDatum(f"array element {i + 1} starts past the datum")
                 v, size = read_varlena(body, pos, self.ctx.major)
-                e = self.output(detoast(v, self.toast), elem_oid, ename)
+                if type(v) is not bytes:
+                    raise T.BadDatum(f"array element {i + 1} is not a plain value")
+                e = self.output(v, elem_oid, ename)
                 pos += size
             elif elen == -2:
                 end = body.index(b"\0", pos)
@@ -322,6 +401,8 @@ class Renderer:
                 pos = end + 1
             else:
                 pos = _align(pos + 4, ealign) - 4
+                if pos + elen > n:
+                    raise T.BadDatum(f"array element {i + 1} runs past the datum")
                 e = self.output(body[pos:pos + elen], elem_oid, ename)
                 pos += elen
             texts.append(e)
@@ -346,8 +427,4 @@ class Renderer:
         return text
 
 
-_BUILTIN_LEN = {T.BOOL: (1, "c"), T.INT2: (2, "s"), T.INT4: (4, "i"), T.INT8: (8, "d"),
-                T.FLOAT4: (4, "i"), T.FLOAT8: (8, "d"), T.OID: (4, "i"), T.DATE: (4, "i"),
-                T.TIME: (8, "d"), T.TIMESTAMP: (8, "d"), T.TIMESTAMPTZ: (8, "d"),
-                T.INTERVAL: (16, "d"), T.TIMETZ: (12, "d"), T.UUID: (16, "c"),
-                T.MONEY: (8, "d"), T.MACADDR: (6, "i"), T.CHAR: (1, "c"), T.NAME: (64, "c")}
+MAXDIM = 6  # utils/array.h

@@ -5,9 +5,14 @@ Each function mirrors the PostgreSQL output function named in its docstring
 (src/backend/utils/adt/*.c). Inputs are the detoasted, decompressed datum: for varlena types the
 bytes *after* the varlena header, for fixed-length types the attlen bytes.
 A type without an output function here is rendered `\\x<hex>` and flagged by the caller.
+
+Bytes that no PostgreSQL value has (a damaged tuple, a garbage length) raise BadDatum, a
+ValueError: the caller shows such a value raw and says why; an output function never prints
+a guess for them, and never loops or allocates by a count it has not checked against the bytes.
 """
 from __future__ import annotations
 
+import math
 import struct
 import uuid as _uuid
 from datetime import datetime, timedelta, timezone
@@ -32,8 +37,24 @@ _u16 = struct.Struct("<H").unpack_from
 _i32 = struct.Struct("<i").unpack_from
 _u32 = struct.Struct("<I").unpack_from
 _i64 = struct.Struct("<q").unpack_from
+_u64 = struct.Struct("<Q").unpack_from
 _f32 = struct.Struct("<f").unpack_from
 _f64 = struct.Struct("<d").unpack_from
+
+
+class BadDatum(ValueError):
+    """Bytes that are not a value of the type: a length, count or range that does not fit."""
+
+
+def need(b: bytes, n: int, what: str) -> None:
+    if len(b) < n:
+        raise BadDatum(f"{what} needs {n} bytes, the datum has {len(b)}")
+
+
+_EPOCH_UTC = datetime(2000, 1, 1, tzinfo=timezone.utc)
+# seconds from 2000-01-01 of 0001-01-02 and 9999-12-30 UTC: inside datetime's range in any zone
+_FIRST_DATETIME = int((datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH_UTC).total_seconds())
+_LAST_DATETIME = int((datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH_UTC).total_seconds())
 
 
 class OutputContext:
@@ -53,13 +74,19 @@ class OutputContext:
         return b.decode(self.codec)
 
     def utc_offset(self, usecs: int) -> int:
-        """Seconds east of UTC at this instant in the chosen zone."""
+        """Seconds east of UTC at this instant in the chosen zone. Python's datetime covers the
+        years 1-9999; PostgreSQL's range is wider. After 9999 the zone's rules repeat every 400
+        Gregorian years (as PostgreSQL's localtime extrapolates them), so the instant is moved
+        back by whole cycles; before year 1 the zone's earliest offset applies (its first
+        local time type, usually LMT), as PostgreSQL uses it before the first transition."""
         if self._zone is None:
             return 0
-        try:
-            dt = datetime(2000, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=usecs)
-        except OverflowError:
-            return 0
+        secs = usecs // 1_000_000
+        cycle = 146097 * 86400  # 400 Gregorian years
+        if secs > _LAST_DATETIME:
+            secs -= ((secs - _LAST_DATETIME) // cycle + 1) * cycle
+        secs = max(secs, _FIRST_DATETIME)
+        dt = _EPOCH_UTC + timedelta(seconds=secs)
         off = dt.astimezone(self._zone).utcoffset()
         return int(off.total_seconds()) if off is not None else 0
 
@@ -114,20 +141,136 @@ def _shortest(value: float, digits_repr: str, fixed_max_exp: int) -> str:
     return f"{sign}{m}e{es}{abs(exp):02d}"
 
 
+def _ryu_digits(frac: int, exp_bits: int, mant_bits: int, bias: int, max_digits: int
+                ) -> tuple[int, int]:
+    """(digits, exponent) of the shortest decimal d * 10**e strictly inside the rounding
+    interval of the binary float frac/exp_bits, the nearest such to its exact value (ties to
+    even), as PostgreSQL's Ryu (common/f2s.c, d2s.c) picks it.
+
+    Exact integer arithmetic: the value is mant * 2**e2; the interval runs to the midpoints to
+    its neighbours, which PostgreSQL never includes (it builds Ryu without
+    STRICTLY_SHORTEST: acceptBounds is false). At a power of two the lower neighbour is half
+    as far away."""
+    if exp_bits:
+        mant, e2 = frac | (1 << mant_bits), exp_bits - bias - mant_bits
+    else:
+        mant, e2 = frac, 1 - bias - mant_bits
+    # value, lower and upper bound, all times 2**(e2 - 2)
+    mv = 4 * mant
+    lo = mv - (1 if frac == 0 and exp_bits > 1 else 2)
+    hi = mv + 2
+    shift = e2 - 2
+    num_scale, den = (1 << shift, 1) if shift >= 0 else (1, 1 << -shift)
+
+    def cmp(a: int, d: int, e: int) -> int:
+        """sign of d * 10**e - a * 2**shift."""
+        left = d * (10 ** e if e >= 0 else 1) * den
+        right = a * num_scale * (10 ** -e if e < 0 else 1)
+        return (left > right) - (left < right)
+
+    # k: the decimal exponent of the value's first digit
+    top = mv * num_scale
+    k = len(str(top // den)) - 1 if top >= den else -len(str(den // top))
+    while cmp(mv, 1, k) > 0:
+        k -= 1
+    while cmp(mv, 1, k + 1) <= 0:
+        k += 1
+    for p in range(1, max_digits + 1):
+        e = k - p + 1
+        scaled = top * (10 ** -e if e < 0 else 1)
+        bottom = den * (10 ** e if e >= 0 else 1)
+        q, r = divmod(scaled, bottom)  # floor(value / 10**e)
+        best: tuple[int, int] | None = None
+        for d in ((q,) if r == 0 else (q, q + 1)):
+            if cmp(lo, d, e) > 0 and cmp(hi, d, e) < 0:
+                dist = abs(d * bottom - scaled)
+                if best is None or dist < best[0] or (dist == best[0] and d % 2 == 0):
+                    best = (dist, d)
+        if best is not None:
+            d = best[1]
+            while d and d % 10 == 0:
+                d //= 10
+                e += 1
+            return d, e
+    raise AssertionError("the value itself is always inside")  # pragma: no cover
+
+
 def float8out(b: bytes) -> str:
+    need(b, 8, "float8")
     v = _f64(b, 0)[0]
-    return _shortest(v, repr(v), 15)
+    if v != v or v in (float("inf"), float("-inf")) or v == 0:
+        return _shortest(v, repr(v), 15)
+    r = repr(v)
+    bits = _u64(b, 0)[0]
+    frac, exp_bits = bits & ((1 << 52) - 1), (bits >> 52) & 0x7FF
+    if not _on_boundary(r, frac, exp_bits, 52, 1023):
+        return _shortest(v, r, 15)
+    d, e = _ryu_digits(frac, exp_bits, 52, 1023, 17)
+    return _shortest(v, ("-" if bits >> 63 else "") + f"{d}e{e}", 15)
+
+
+def _on_boundary(r: str, frac: int, exp_bits: int, mant_bits: int, bias: int) -> bool:
+    """Whether Python's repr (the shortest digits that read back, midpoints included when
+    the mantissa is even) chose a decimal exactly halfway to a neighbour, which PostgreSQL's
+    Ryu does not accept; then _ryu_digits decides. Rare: the repr is right otherwise."""
+    mant = frac | (1 << mant_bits) if exp_bits else frac
+    if mant % 2:
+        return False  # odd mantissa: repr excludes the midpoints too
+    e2 = (exp_bits - bias - mant_bits) if exp_bits else (1 - bias - mant_bits)
+    m, _, ex = r.lstrip("-").partition("e")
+    if e2 < 1 and m.rstrip("0").rstrip(".")[-1:] != "5":
+        return False  # a midpoint with a binary fraction ends in the decimal digit 5
+    ip, _, fp = m.partition(".")
+    d, e = int(ip + fp), int(ex or 0) - len(fp)
+    # d * 10**e == (4*mant +- 2 or 4*mant - 1) * 2**(e2 - 2)?
+    shift = e2 - 2
+    left = d * 10 ** e if e >= 0 else d
+    right_scale = 10 ** -e if e < 0 else 1
+    lo = 4 * mant - (1 if frac == 0 and exp_bits > 1 else 2)
+    for a in (lo, 4 * mant + 2):
+        right = a * right_scale
+        if (left << -shift if shift < 0 else left) == (right << shift if shift > 0 else right):
+            return True
+    return False
 
 
 def float4out(b: bytes) -> str:
+    need(b, 4, "float4")
     v = _f32(b, 0)[0]
     if v != v or v in (float("inf"), float("-inf")) or v == 0:
         return _shortest(v, repr(v), 6)
+    bits = _u32(b, 0)[0]
+    frac, exp_bits = bits & 0x7FFFFF, (bits >> 23) & 0xFF
+    fast = _f4_fast(v, frac, exp_bits)
+    if fast is not None:
+        return _shortest(v, fast, 6)
+    d, e = _ryu_digits(frac, exp_bits, 23, 127, 9)
+    return _shortest(v, ("-" if bits >> 31 else "") + f"{d}e{e}", 6)
+
+
+def _f4_fast(v: float, frac: int, exp_bits: int) -> str | None:
+    """The float4 digits by Python's correctly rounded formatting, where that is certain to
+    be Ryu's answer; None leaves it to _ryu_digits. For p = 1, 2, ... digits the nearest
+    p-digit decimal is Ryu's pick when it lies strictly between the midpoints to the
+    neighbours (doubles, exact: a float4 midpoint has 25 bits). Not certain, so left out:
+    a power of two (its lower neighbour is nearer, a farther candidate above may fit) and a
+    candidate that reads as a double next to a midpoint (it may be on either side)."""
+    if frac == 0:
+        return None
+    half = math.ldexp(1.0, (exp_bits or 1) - 127 - 24)
+    lo, hi = v - half, v + half
+    if lo > hi:
+        lo, hi = hi, lo
     for p in range(1, 10):
         s = f"{v:.{p - 1}e}"
-        if struct.unpack("<f", struct.pack("<f", float(s)))[0] == v:
-            return _shortest(v, s, 6)
-    return _shortest(v, repr(v), 6)
+        x = float(s)
+        if lo < x < hi:
+            if x == math.nextafter(lo, hi) or x == math.nextafter(hi, lo):
+                return None
+            return s
+        if x == lo or x == hi:
+            return None
+    return None
 
 
 NUMERIC_SIGN_MASK = 0xC000
@@ -139,11 +282,12 @@ NUMERIC_SPECIAL = 0xC000
 def numeric_parts(b: bytes) -> tuple[str, int, int, list[int]] | str:
     """(sign '+'|'-', weight, dscale, base-10000 digits) of a numeric's body, or the special
     value's text (NaN, Infinity, -Infinity)."""
+    need(b, 2, "numeric")
     header = _u16(b, 0)[0]
     flag = header & NUMERIC_SIGN_MASK
     if flag == NUMERIC_SPECIAL:
-        ext = header & 0xF000
-        return {0xC000: "NaN", 0xD000: "Infinity", 0xF000: "-Infinity"}.get(ext, "NaN")
+        # numeric_out compares the whole header: anything but +-Infinity prints as NaN
+        return {0xD000: "Infinity", 0xF000: "-Infinity"}.get(header, "NaN")
     if flag == NUMERIC_SHORT:
         sign = "-" if header & 0x2000 else "+"
         dscale = (header & 0x1F80) >> 7
@@ -152,12 +296,15 @@ def numeric_parts(b: bytes) -> tuple[str, int, int, list[int]] | str:
             weight |= ~0x003F
         pos = 2
     else:
+        need(b, 4, "numeric")
         sign = "-" if flag == NUMERIC_NEG else "+"
         dscale = header & 0x3FFF
         weight = _i16(b, 2)[0]
         pos = 4
     n = (len(b) - pos) // 2
     digits = list(struct.unpack_from(f"<{n}h", b, pos)) if n else []
+    if any(not 0 <= d < 10000 for d in digits):
+        raise BadDatum("numeric digit outside 0..9999")
     return sign, weight, dscale, digits
 
 
@@ -192,6 +339,7 @@ def numeric_out(b: bytes) -> str:
 
 def cash_out(b: bytes) -> str:
     """cash_out in the C/POSIX lc_monetary: '$1,234.56', '-$1,234.56'."""
+    need(b, 8, "money")
     v = _i64(b, 0)[0]
     neg = v < 0
     v = abs(v)
@@ -202,19 +350,26 @@ def cash_out(b: bytes) -> str:
 
 # --- date and time (utils/adt/datetime.c, date.c, timestamp.c) -----------------------------
 def j2date(jd: int) -> tuple[int, int, int]:
-    """j2date(): Julian day -> (year, month, day) of the proleptic Gregorian calendar, year
-    <= 0 meaning BC (0 = 1 BC), by Fliegel and Van Flandern's integer algorithm."""
-    l_ = jd + 68569
-    n = 4 * l_ // 146097
-    l_ -= (146097 * n + 3) // 4
-    i = 4000 * (l_ + 1) // 1461001
-    l_ = l_ - 1461 * i // 4 + 31
-    j = 80 * l_ // 2447
-    day = l_ - 2447 * j // 80
-    l_ = j // 11
-    month = j + 2 - 12 * l_
-    year = 100 * (n - 49) + i + l_
-    return year, month, day
+    """j2date() of utils/adt/datetime.c: Julian day -> (year, month, day) of the proleptic
+    Gregorian calendar, year <= 0 meaning BC (0 = 1 BC). Its arithmetic is unsigned 32-bit;
+    for the Julian days PostgreSQL accepts (0 .. 2**31) that is plain integer division."""
+    julian = jd + 32044
+    quad = julian // 146097
+    extra = (julian - quad * 146097) * 4 + 3
+    julian += 60 + quad * 3 + extra // 146097
+    quad = julian // 1461
+    julian -= quad * 1461
+    y = julian * 4 // 1461
+    julian = ((julian + 305) % 365 if y != 0 else (julian + 306) % 366) + 123
+    y += quad * 4
+    quad = julian * 2141 // 65536
+    return y - 4800, (quad + 10) % 12 + 1, julian - 7834 * quad // 256
+
+
+# The ranges of datatype/timestamp.h: Julian day 0 (4714-11-24 BC) up to, not including,
+# 5874898-01-01 for dates and 294277-01-01 for timestamps.
+DATE_MIN, DATE_END = -POSTGRES_EPOCH_JDATE, 2147483494 - POSTGRES_EPOCH_JDATE
+MIN_TIMESTAMP, END_TIMESTAMP = -211813488000000000, 9223371331200000000
 
 
 def _year(y: int) -> tuple[str, bool]:
@@ -232,11 +387,14 @@ def _seconds(sec: int, fsec: int) -> str:
 
 
 def date_out(b: bytes) -> str:
+    need(b, 4, "date")
     v = _i32(b, 0)[0]
     if v == INT32_MIN:
         return "-infinity"
     if v == INT32_MAX:
         return "infinity"
+    if not DATE_MIN <= v < DATE_END:
+        raise BadDatum(f"date {v} outside PostgreSQL's range")
     y, m, d = j2date(v + POSTGRES_EPOCH_JDATE)
     ys, bc = _year(y)
     return f"{ys}-{m:02d}-{d:02d}" + (" BC" if bc else "")
@@ -249,8 +407,16 @@ def _time_str(t: int) -> str:
     return f"{hour:02d}:{minute:02d}:" + _seconds(sec, fsec)
 
 
+def _time_of_day(b: bytes, what: str) -> int:
+    need(b, 8, what)
+    t = _i64(b, 0)[0]
+    if not 0 <= t <= USECS_PER_DAY:  # 24:00:00 is allowed
+        raise BadDatum(f"{what} {t} outside 00:00:00..24:00:00")
+    return t
+
+
 def time_out(b: bytes) -> str:
-    return _time_str(_i64(b, 0)[0])
+    return _time_str(_time_of_day(b, "time"))
 
 
 def encode_timezone(tz: int) -> str:
@@ -267,7 +433,8 @@ def encode_timezone(tz: int) -> str:
 
 
 def timetz_out(b: bytes) -> str:
-    t = _i64(b, 0)[0]
+    need(b, 12, "timetz")
+    t = _time_of_day(b, "timetz")
     zone = _i32(b, 8)[0]
     return _time_str(t) + encode_timezone(zone)
 
@@ -277,6 +444,8 @@ def _timestamp(v: int, tz_west: int | None) -> str:
         return "-infinity"
     if v == INT64_MAX:
         return "infinity"
+    if not MIN_TIMESTAMP <= v < END_TIMESTAMP:
+        raise BadDatum(f"timestamp {v} out of range")  # timestamp_out's error
     local = v - (tz_west or 0) * 1_000_000
     date, t = divmod(local, USECS_PER_DAY)
     y, m, d = j2date(date + POSTGRES_EPOCH_JDATE)
@@ -288,6 +457,7 @@ def _timestamp(v: int, tz_west: int | None) -> str:
 
 
 def timestamp_out(b: bytes) -> str:
+    need(b, 8, "timestamp")
     return _timestamp(_i64(b, 0)[0], None)
 
 
@@ -297,6 +467,7 @@ def timestamptz_usecs_out(v: int, ctx: OutputContext | None = None) -> str:
 
 
 def timestamptz_out(b: bytes, ctx: OutputContext) -> str:
+    need(b, 8, "timestamptz")
     return timestamptz_usecs_out(_i64(b, 0)[0], ctx)
 
 
@@ -307,6 +478,7 @@ def _c_div(a: int, b: int) -> int:
 
 def interval_out(b: bytes) -> str:
     """interval_out with IntervalStyle postgres (EncodeInterval, AddPostgresIntPart)."""
+    need(b, 16, "interval")
     t = _i64(b, 0)[0]
     day = _i32(b, 8)[0]
     month = _i32(b, 12)[0]
@@ -380,8 +552,12 @@ def _ipv6(addr: bytes) -> str:
 
 
 def network_out(b: bytes, is_cidr: bool) -> str:
+    need(b, 2, "inet")
     family, bits = b[0], b[1]
     addr = b[2:]
+    size = {2: 4, 3: 16}.get(family)
+    if size is None or bits > 8 * size or len(addr) < size:
+        raise BadDatum(f"inet family {family} with {bits} bits and {len(addr)} address bytes")
     if family == 2:  # PGSQL_AF_INET
         s = ".".join(str(x) for x in addr[:4])
         if bits != 32:
@@ -396,6 +572,7 @@ def network_out(b: bytes, is_cidr: bool) -> str:
 
 
 def charout(b: bytes, major: int) -> str:
+    need(b, 1, '"char"')
     c = b[0]
     if c >= 0x80:
         if major >= 15:
@@ -405,8 +582,11 @@ def charout(b: bytes, major: int) -> str:
 
 
 def bit_out(b: bytes) -> str:
+    need(b, 4, "bit")
     nbits = _i32(b, 0)[0]
     data = b[4:]
+    if not 0 <= nbits <= 8 * len(data):
+        raise BadDatum(f"bit string of {nbits} bits in {len(data)} bytes")
     bits = "".join(f"{x:08b}" for x in data)
     return bits[:nbits]
 
@@ -451,52 +631,82 @@ JENTRY_TYPEMASK = 0x70000000
 JENTRY_HAS_OFF = 0x80000000
 
 
-def _varsize_any(b: bytes, pos: int) -> tuple[int, int]:
-    """(header length, total size) of a varlena at pos (VARSIZE_ANY, inline only)."""
+JENTRY_ISSTRING, JENTRY_ISNUMERIC, JENTRY_ISBOOL_FALSE, JENTRY_ISBOOL_TRUE = (
+    0x00000000, 0x10000000, 0x20000000, 0x30000000)
+JENTRY_ISNULL, JENTRY_ISCONTAINER = 0x40000000, 0x50000000
+
+
+def _varsize_any(b: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(header length, total size) of a varlena at pos that must end by `end` (VARSIZE_ANY,
+    inline only)."""
+    if pos >= end:
+        raise BadDatum("jsonb numeric starts past its container")
     first = b[pos]
     if first & 0x01:
-        return 1, first >> 1
-    return 4, _u32(b, pos)[0] >> 2
+        hl, size = 1, first >> 1
+    else:
+        if pos + 4 > end:
+            raise BadDatum("jsonb numeric header runs past its container")
+        hl, size = 4, _u32(b, pos)[0] >> 2
+    if size < hl or pos + size > end:
+        raise BadDatum(f"jsonb numeric of {size} bytes runs past its container")
+    return hl, size
 
 
-def _jsonb_container(b: bytes, pos: int, ctx: OutputContext, out: list[str]) -> None:
+def _jsonb_container(b: bytes, pos: int, end: int, ctx: OutputContext, out: list[str],
+                     depth: int = 0) -> None:
+    """One container (JsonbContainer) in b[pos:end]: its header, JEntries, then the data;
+    every offset and length is checked against `end` before it is used."""
+    if depth > 1000:
+        raise BadDatum("jsonb nested deeper than 1000 containers")
+    if pos + 4 > end:
+        raise BadDatum("jsonb container header runs past the datum")
     header = _u32(b, pos)[0]
     count = header & JB_CMASK
     is_object = bool(header & JB_FOBJECT)
+    if bool(is_object) == bool(header & JB_FARRAY) or (
+            header & JB_FSCALAR and (is_object or count != 1)):
+        raise BadDatum(f"jsonb container header {header:#x} is neither object nor array")
     nentries = count * 2 if is_object else count
-    entries = struct.unpack_from(f"<{nentries}I", b, pos + 4) if nentries else ()
     base = pos + 4 + 4 * nentries
-
-    def span(i: int) -> tuple[int, int]:
-        off = 0
-        j = i - 1
-        while j >= 0:
-            off += entries[j] & JENTRY_OFFLENMASK
-            if entries[j] & JENTRY_HAS_OFF:
-                break
-            j -= 1
-        e = entries[i]
-        length = (e & JENTRY_OFFLENMASK) - off if e & JENTRY_HAS_OFF else e & JENTRY_OFFLENMASK
-        return off, length
+    if base > end:
+        raise BadDatum(f"jsonb container of {count} entries runs past the datum")
+    entries = struct.unpack_from(f"<{nentries}I", b, pos + 4) if nentries else ()
+    # each entry's end offset from the data start (JBE_ENDPOS, found as getJsonbOffset does)
+    ends: list[int] = []
+    off = 0
+    for e in entries:
+        if e & JENTRY_HAS_OFF:
+            off = e & JENTRY_OFFLENMASK
+        else:
+            off += e & JENTRY_OFFLENMASK
+        ends.append(off)
+    if ends and base + max(ends) > end:
+        raise BadDatum("jsonb entry runs past its container")
 
     def value(i: int) -> None:
         e = entries[i]
         kind = e & JENTRY_TYPEMASK
-        off, length = span(i)
-        if kind == 0x00000000:
-            out.append(escape_json(ctx.text(b[base + off:base + off + length])))
-        elif kind == 0x10000000:
-            p = base + ((off + 3) & ~3)
-            hl, size = _varsize_any(b, p)
+        start = ends[i - 1] if i else 0
+        length = ends[i] - start
+        if length < 0:
+            raise BadDatum("jsonb entry with a negative length")
+        if kind == JENTRY_ISSTRING:
+            out.append(escape_json(ctx.text(b[base + start:base + start + length])))
+        elif kind == JENTRY_ISNUMERIC:
+            p = base + ((start + 3) & ~3)
+            hl, size = _varsize_any(b, p, base + ends[i])
             out.append(numeric_out(b[p + hl:p + size]))
-        elif kind == 0x20000000:
+        elif kind == JENTRY_ISBOOL_FALSE:
             out.append("false")
-        elif kind == 0x30000000:
+        elif kind == JENTRY_ISBOOL_TRUE:
             out.append("true")
-        elif kind == 0x40000000:
+        elif kind == JENTRY_ISNULL:
             out.append("null")
+        elif kind == JENTRY_ISCONTAINER:
+            _jsonb_container(b, base + ((start + 3) & ~3), base + ends[i], ctx, out, depth + 1)
         else:
-            _jsonb_container(b, base + ((off + 3) & ~3), ctx, out)
+            raise BadDatum(f"jsonb entry of unknown kind {kind >> 28}")
 
     if header & JB_FSCALAR:
         value(0)
@@ -522,19 +732,22 @@ def _jsonb_container(b: bytes, pos: int, ctx: OutputContext, out: list[str]) -> 
 def jsonb_out(b: bytes, ctx: OutputContext) -> str:
     """jsonb_out / JsonbToCString without indentation."""
     out: list[str] = []
-    _jsonb_container(b, 0, ctx, out)
+    _jsonb_container(b, 0, len(b), ctx, out)
     return "".join(out)
 
 
 def uuid_out(b: bytes) -> str:
+    need(b, 16, "uuid")
     return str(_uuid.UUID(bytes=bytes(b[:16])))
 
 
 def macaddr_out(b: bytes) -> str:
+    need(b, 6, "macaddr")
     return ":".join(f"{x:02x}" for x in b[:6])
 
 
 def macaddr8_out(b: bytes) -> str:
+    need(b, 8, "macaddr8")
     return ":".join(f"{x:02x}" for x in b[:8])
 
 
@@ -576,6 +789,27 @@ SCALAR_OUT: dict[int, Scalar] = {
     BIT: lambda b, c: bit_out(b),
     VARBIT: lambda b, c: bit_out(b),
 }
+
+
+# Storage of the built-in types above (typlen, typalign of pg_type.dat), for array elements
+# whose type has no entry in the catalog snapshot; every other one is a varlena ('i').
+LAYOUT: dict[int, tuple[int, str]] = {
+    BOOL: (1, "c"), CHAR: (1, "c"), NAME: (64, "c"), INT8: (8, "d"), INT2: (2, "s"),
+    INT4: (4, "i"), OID: (4, "i"), XID: (4, "i"), CID: (4, "i"), FLOAT4: (4, "i"),
+    FLOAT8: (8, "d"), MACADDR8: (8, "i"), MONEY: (8, "d"), MACADDR: (6, "i"),
+    DATE: (4, "i"), TIME: (8, "d"), TIMESTAMP: (8, "d"), TIMESTAMPTZ: (8, "d"),
+    INTERVAL: (16, "d"), TIMETZ: (12, "d"), UUID: (16, "c")}
+VARLENA = (-1, "i")
+
+# The built-in array types of the scalars above (pg_type.dat: typarray), by array type OID,
+# and int2vector/oidvector, whose elements are int2/oid.
+ELEMENT_OF: dict[int, int] = {
+    1000: BOOL, 1001: BYTEA, 1002: CHAR, 1003: NAME, 1016: INT8, 1005: INT2, 1006: INT2VECTOR,
+    1007: INT4, 1009: TEXT, 1028: OID, 1013: OIDVECTOR, 199: JSON, 143: XML, 651: CIDR,
+    1021: FLOAT4, 1022: FLOAT8, 775: MACADDR8, 791: MONEY, 1040: MACADDR, 1041: INET,
+    1014: BPCHAR, 1015: VARCHAR, 1182: DATE, 1183: TIME, 1115: TIMESTAMP, 1185: TIMESTAMPTZ,
+    1187: INTERVAL, 1270: TIMETZ, 1561: BIT, 1563: VARBIT, 1231: NUMERIC, 2951: UUID,
+    3807: JSONB, 1011: XID, 1012: CID, INT2VECTOR: INT2, OIDVECTOR: OID}
 
 
 def array_quote(s: str | None) -> str:

@@ -12,9 +12,10 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ..errors import RecordDataError
 from ..lsn import Lsn
 from ..parse.record import Record
-from .types import timestamptz_usecs_out
+from .types import BadDatum, timestamptz_usecs_out
 
 RM_XACT_ID = 1
 # The record codes and xinfo flags are access/xact.h's, declared once in the rmgr module.
@@ -42,8 +43,13 @@ class XactEnd:
     db_id: int = 0
 
     @property
-    def time(self) -> str:
-        return timestamptz_usecs_out(self.time_usecs)
+    def time(self) -> str | None:
+        """The commit time as text; None when the record's timestamp is outside PostgreSQL's
+        range (a damaged record whose CRC was made right)."""
+        try:
+            return timestamptz_usecs_out(self.time_usecs)
+        except BadDatum:
+            return None
 
 
 def _parse_commit_abort(rec: Record, kind: str) -> XactEnd:
@@ -103,7 +109,8 @@ def _parse_prepare(rec: Record) -> XactEnd:
 
 
 def parse_xact(rec: Record) -> XactEnd | tuple[int, list[int]] | None:
-    """An XactEnd, an assignment (top xid, subxids), or None for other xact records."""
+    """An XactEnd, an assignment (top xid, subxids), or None for other xact records. A
+    record whose counts run past its data raises RecordDataError (naming its LSN)."""
     op = rec.info & OPMASK
     try:
         if op in (COMMIT, COMMIT_PREPARED):
@@ -116,8 +123,9 @@ def parse_xact(rec: Record) -> XactEnd | tuple[int, list[int]] | None:
             d = rec.main_data
             n = max(_i32(d, 4)[0], 0)
             return _u32(d, 0)[0], list(struct.unpack_from(f"<{n}I", d, 8))
-    except (struct.error, IndexError):
-        return None
+    except (struct.error, IndexError) as exc:
+        raise RecordDataError(f"Transaction record at {rec.lsn} (info {rec.info:#04x}): its "
+                              f"data does not add up ({exc})", lsn=rec.lsn) from None
     return None
 
 

@@ -5,7 +5,10 @@ standby_desc_invalidations of standbydesc.c, array_desc of rmgrdesc_utils.c (16+
 
 Struct offsets are spelled out where they are read; each module's docstring names the header
 the layouts come from.  Short data (a damaged or unusual record) reads as zeros, as the C code
-would read whatever follows; describing never raises for want of bytes.
+would read whatever follows; describing never raises for want of bytes.  A count read from a
+record is never trusted further than the bytes there: arrays and loops stop at the record's
+end, and the description then says how many items were missing (`past_end`), where
+pg_waldump would print memory beyond the record.  Real WAL never shows that marker.
 """
 from __future__ import annotations
 
@@ -98,8 +101,26 @@ class Buf:
         return self.u8(off) != 0
 
     def raw(self, off: int, n: int) -> bytes:
+        """n bytes from off, zeros past the end; n is at most what the record has (a length
+        read from a record may be anything)."""
+        n = min(n, max(len(self.b) - off, 0) + 8)
         chunk = self.b[off:off + n]
         return chunk + bytes(n - len(chunk))
+
+    def fit(self, off: int, n: int, size: int) -> int:
+        """How many of n items of `size` bytes from off lie in the data."""
+        if n <= 0:
+            return 0
+        if off < 0 or off + n * size <= len(self.b):
+            return n if off >= 0 else 0
+        return max(len(self.b) - off, 0) // size
+
+    def past_end(self, off: int, n: int, size: int) -> str:
+        """'' when all n items are there, else the marker for those that are not."""
+        there = self.fit(off, n, size)
+        if there >= n or n <= 0:
+            return ""
+        return f" <{n - there} of {n} past the end of the record>"
 
     def cstring(self, off: int, limit: int | None = None) -> str:
         """A NUL-terminated string (bytes decoded as pg_waldump would print them)."""
@@ -115,14 +136,14 @@ class Buf:
             return []
         if 0 <= off and off + 2 * n <= len(self.b):
             return list(struct.unpack_from(f"<{n}H", self.b, off))
-        return [self.u16(off + 2 * i) for i in range(n)]
+        return [self.u16(off + 2 * i) for i in range(self.fit(off, n, 2))]
 
     def u32_array(self, off: int, n: int) -> list[int]:
         if n <= 0:
             return []
         if 0 <= off and off + 4 * n <= len(self.b):
             return list(struct.unpack_from(f"<{n}I", self.b, off))
-        return [self.u32(off + 4 * i) for i in range(n)]
+        return [self.u32(off + 4 * i) for i in range(self.fit(off, n, 4))]
 
 
 def unpack_main(rec: Record, st: struct.Struct) -> tuple[Any, ...]:
@@ -265,7 +286,7 @@ def invalidations_desc(buf: Buf, off: int, nmsgs: int, db_id: int, ts_id: int,
     if relcache_init_file_inval:
         out.append(f"; relcache init file inval dbid {db_id} tsid {ts_id}")
     out.append("; inval msgs:")
-    for i in range(nmsgs):
+    for i in range(buf.fit(off, nmsgs, SIZEOF_INVAL_MSG)):
         m = off + i * SIZEOF_INVAL_MSG
         mid = buf.i8(m)
         if mid >= 0:
@@ -284,6 +305,7 @@ def invalidations_desc(buf: Buf, off: int, nmsgs: int, db_id: int, ts_id: int,
             out.append(f" relsync {buf.u32(m + 8)}")
         else:
             out.append(f" unrecognized id {mid}")
+    out.append(buf.past_end(off, nmsgs, SIZEOF_INVAL_MSG))
     return "".join(out)
 
 

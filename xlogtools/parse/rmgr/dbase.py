@@ -25,7 +25,8 @@ def identify(info: int, major: int) -> str | None:
 def _drop(rec: Record) -> str:
     d = main(rec)  # db_id, ntablespaces, tablespace_ids[]
     db, n = d.u32(0), d.i32(4)
-    return "dir" + "".join(f" {ts}/{db}" for ts in d.u32_array(8, max(n, 0)))
+    return ("dir" + "".join(f" {ts}/{db}" for ts in d.u32_array(8, max(n, 0)))
+            + d.past_end(8, n, 4))
 
 
 def describe(rec: Record) -> str:

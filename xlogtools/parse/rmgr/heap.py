@@ -70,7 +70,8 @@ def _desc_pre16(rec: Record, info: int) -> str:
         flags, n = d.u8(8), d.u32(4)
         out = ("cascade " if flags & XLH_TRUNCATE_CASCADE else "") + \
               ("restart_seqs " if flags & XLH_TRUNCATE_RESTART_SEQS else "")
-        return out + f"nrelids {n} relids" + "".join(f" {r}" for r in d.u32_array(12, n))
+        return (out + f"nrelids {n} relids" + "".join(f" {r}" for r in d.u32_array(12, n))
+                + d.past_end(12, n, 4))
     if info == CONFIRM:
         return f"off {d.u16(0)}"
     if info == LOCK:  # locking_xid, offnum, infobits_set, flags
@@ -101,7 +102,7 @@ def _desc_16(rec: Record, info: int) -> str:
     if info == TRUNCATE:
         n = d.u32(4)
         return (_truncate_flags(d.u8(8)) + f", nrelids: {n}, relids:"
-                + offsets_desc(d.u32_array(12, n)))
+                + offsets_desc(d.u32_array(12, n)) + d.past_end(12, n, 4))
     if info == CONFIRM:
         return f"off: {d.u16(0)}"
     if info == LOCK:

@@ -121,7 +121,8 @@ def _prune_17(rec: Record) -> str:
             out.append(", plans:" + _freeze_plans(plans, frz_offsets))
         if nred:
             out.append(", redirected:" + array_desc(
-                f"{redirected[2 * i]}->{redirected[2 * i + 1]}" for i in range(nred)))
+                f"{redirected[2 * i]}->{redirected[2 * i + 1]}"
+                for i in range(len(redirected) // 2)))
         if dead:
             out.append(", dead:" + offsets_desc(dead))
         if unused:
@@ -147,7 +148,8 @@ def _desc_16(rec: Record, info: int) -> str:
             unused = b.u16_array(4 * nred + 2 * ndead, max(nunused, 0))
             text += (f", nunused: {nunused}, redirected:"
                      + array_desc(f"{redirected[2 * i]}->{redirected[2 * i + 1]}"
-                                  for i in range(nred))
+                                  for i in range(len(redirected) // 2))
+                     + b.past_end(0, 2 * nred + ndead, 2)
                      + ", dead:" + offsets_desc(dead) + ", unused:" + offsets_desc(unused))
         return text
     if major == 16 and info == VACUUM:

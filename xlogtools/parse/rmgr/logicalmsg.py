@@ -21,6 +21,7 @@ def describe(rec: Record) -> str:
         return f"{kind} message size {message_size} bytes"
     kind = "transactional" if transactional else "non-transactional"
     prefix = d.cstring(24)
-    payload = d.raw(24 + prefix_size, message_size)
+    off = 24 + prefix_size
+    payload = d.b[off:off + message_size]  # message_size is a 64-bit length from the record
     return (f'{kind}, prefix "{prefix}"; payload ({message_size} bytes): '
-            + " ".join(f"{b:02X}" for b in payload))
+            + " ".join(f"{b:02X}" for b in payload) + d.past_end(off, message_size, 1))

@@ -26,8 +26,9 @@ def describe(rec: Record) -> str:
     if info == CREATE_ID:  # mid, moff, nmembers, members[] {xid, status}
         n = d.i32(8)
         out = [f"{d.u32(0)} offset {d.u32(4)} nmembers {n}: "]
-        for i in range(max(n, 0)):
+        for i in range(d.fit(12, n, 8)):
             out.append(f"{d.u32(12 + 8 * i)} {_STATUS.get(d.i32(16 + 8 * i), '(unk) ')}")
+        out.append(d.past_end(12, n, 8))
         return "".join(out)
     if info == TRUNCATE_ID:
         # oldestMultiDB, startTruncOff, endTruncOff, startTruncMemb, endTruncMemb

@@ -70,13 +70,14 @@ class Parsed:
     origin_lsn: int = 0
     origin_timestamp: int = 0
     initfileinval: bool = False
+    past_end: str = ""  # the marker of counts that run past the record's end
 
 
 def _stats_items(d: Buf, off: int, n: int, major: int) -> tuple[list[tuple[int, int, int]], int]:
     """xl_xact_stats_item: kind, dboid, objoid (18: objid as two uint32, low word first)."""
     items = []
     size = 16 if major >= 18 else 12
-    for i in range(n):
+    for i in range(d.fit(off, n, size)):
         p = off + i * size
         objid = d.u32(p + 8) | (d.u32(p + 12) << 32) if major >= 18 else d.u32(p + 8)
         items.append((d.i32(p), d.u32(p + 4), objid))
@@ -85,7 +86,7 @@ def _stats_items(d: Buf, off: int, n: int, major: int) -> tuple[list[tuple[int, 
 
 def _rels(d: Buf, off: int, n: int) -> list[tuple[int, int, int]]:
     return [(d.u32(off + 12 * i), d.u32(off + 12 * i + 4), d.u32(off + 12 * i + 8))
-            for i in range(n)]
+            for i in range(d.fit(off, n, 12))]
 
 
 def parse_commit_or_abort(rec: Record, is_commit: bool) -> Parsed:
@@ -103,14 +104,17 @@ def parse_commit_or_abort(rec: Record, is_commit: bool) -> Parsed:
     if x & XINFO_HAS_SUBXACTS:
         n = d.i32(pos)
         p.subxacts = d.u32_array(pos + 4, max(n, 0))
+        p.past_end += d.past_end(pos + 4, n, 4)
         pos += 4 + 4 * max(n, 0)
     if x & XINFO_HAS_RELFILENODES:
         n = max(d.i32(pos), 0)
         p.rels = _rels(d, pos + 4, n)
+        p.past_end += d.past_end(pos + 4, n, 12)
         pos += 4 + 12 * n
     if major >= 15 and x & XINFO_HAS_DROPPED_STATS:
         n = max(d.i32(pos), 0)
         p.stats, size = _stats_items(d, pos + 4, n, major)
+        p.past_end += d.past_end(pos + 4, n, 16 if major >= 18 else 12)
         pos += 4 + size
     if is_commit and x & XINFO_HAS_INVALS:
         p.nmsgs = d.i32(pos)
@@ -147,10 +151,13 @@ def parse_prepare(rec: Record) -> Parsed:
     p.twophase_gid = d.raw(pos, gidlen).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     pos += maxalign(gidlen)
     p.subxacts = d.u32_array(pos, max(nsub, 0))
+    p.past_end += d.past_end(pos, nsub, 4)
     pos += maxalign(4 * max(nsub, 0))
     p.rels = _rels(d, pos, max(ncommit, 0))
+    p.past_end += d.past_end(pos, ncommit, 12)
     pos += maxalign(12 * max(ncommit, 0))
     p.abort_rels = _rels(d, pos, max(nabort, 0))
+    p.past_end += d.past_end(pos, nabort, 12)
     pos += maxalign(12 * max(nabort, 0))
     p.stats, size = _stats_items(d, pos, max(ncstats, 0), major)
     pos += maxalign(size)
@@ -198,6 +205,7 @@ def _desc_commit(rec: Record) -> str:
         out.append("; sync")
     if p.xinfo & XINFO_HAS_ORIGIN:
         out.append(_origin(rec.origin, p))
+    out.append(p.past_end)
     return "".join(out)
 
 
@@ -210,6 +218,7 @@ def _desc_abort(rec: Record) -> str:
         out.append(_origin(rec.origin, p))
     if major >= 15:
         out.append(_stats("", p.stats))
+    out.append(p.past_end)
     return "".join(out)
 
 
@@ -227,6 +236,7 @@ def _desc_prepare(rec: Record) -> str:
                                   p.initfileinval, major))
     if major >= 15 and rec.origin != 0:
         out.append(_origin(rec.origin, p))
+    out.append(p.past_end)
     return "".join(out)
 
 
@@ -241,7 +251,8 @@ def describe(rec: Record) -> str:
     if op == ASSIGNMENT:
         d = main(rec)
         n = max(d.i32(4), 0)
-        return f"xtop {d.u32(0)}: subxacts:" + "".join(f" {x}" for x in d.u32_array(8, n))
+        return (f"xtop {d.u32(0)}: subxacts:" + "".join(f" {x}" for x in d.u32_array(8, n))
+                + d.past_end(8, n, 4))
     if op == INVALIDATIONS and rec.pg_major >= 14:
         d = main(rec)
         return invalidations_desc(d, 4, d.i32(0), 0, 0, False, rec.pg_major)
