@@ -29,8 +29,18 @@ RM_XACT_ID = 1
 
 
 def pg_time(ts: int) -> str:
-    """TimestampTz (microseconds since 2000-01-01 UTC) as 'YYYY-MM-DD HH:MM:SS.ffffff+00'."""
-    t = PG_EPOCH + dt.timedelta(microseconds=ts)
+    """TimestampTz (microseconds since 2000-01-01 UTC) as 'YYYY-MM-DD HH:MM:SS.ffffff+00';
+    outside Python's years 1-9999 as PostgreSQL prints it (far years, BC, infinity); a value
+    no timestamp can hold (a damaged record whose CRC is right) as 'invalid timestamp N'."""
+    try:
+        t = PG_EPOCH + dt.timedelta(microseconds=ts)
+    except OverflowError:
+        from .replay.types import timestamptz_usecs_out
+
+        try:
+            return timestamptz_usecs_out(ts)
+        except ValueError:
+            return f"invalid timestamp {ts}"
     return t.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
 
 
