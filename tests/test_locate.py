@@ -487,6 +487,50 @@ def test_damage_between_the_redo_point_and_the_end(pg_major: int, crashes, pg_cl
     copy.destroy()
 
 
+def test_damage_just_before_the_last_checkpoints_redo_point(pg_major: int, crashes,
+                                                           pg_cluster_root: Path) -> None:
+    """A clean shutdown after crash recovery leaves a shutdown checkpoint at the end; a bit
+    flipped in a record shortly before it (inside the tail locate decodes) is not on the
+    recovery path: the end is after the checkpoint, where the server itself goes on writing
+    and where pg_waldump from its redo point stops, and a note names the damage; --scan all
+    (pg_waldump from the first segment) stops at the damage."""
+    crash = crashes(pg_major)[ROUNDS]
+    copy, wal = recovered_copy(crash, pg_cluster_root / f"late-{pg_major}", pg_major)
+    copy.start()
+    copy.stop()
+    clean = locate([wal]).overall
+    cp = clean.last_checkpoint
+    assert cp is not None and cp.kind == "shutdown" and clean.last_record_lsn == cp.lsn
+    recs = [r for r in records_from(wal, Lsn(int(cp.lsn) - (600 << 10)))
+            if r.lsn < int(cp.lsn) - 8192 and r.tot_len >= 64
+            and int(r.lsn) % 8192 + r.tot_len <= 8192]
+    victim = recs[len(recs) // 2]
+    seg = wal / victim.segment
+    buf = bytearray(seg.read_bytes())
+    buf[int(victim.lsn) % 2**20 + victim.tot_len - 3] ^= 0x20
+    seg.write_bytes(buf)
+    t = locate([wal]).overall
+    assert (t.end_lsn, t.last_record_lsn, t.reason, t.exact) == \
+        (clean.end_lsn, clean.last_record_lsn, clean.reason, True)
+    assert t.last_checkpoint is not None and t.last_checkpoint.lsn == cp.lsn
+    assert t.wal_beyond_end is None
+    assert any(str(victim.lsn) in n and "not on its path" in n for n in t.notes), t.notes
+    everything = locate([wal], scan="all").overall
+    assert (everything.end_lsn, everything.reason) == (victim.lsn, "crc_mismatch")
+    proc = waldump(pg_major, wal, "-q", "-s", str(cp.redo))
+    if proc is not None:
+        assert f"error in WAL record at {t.last_record_lsn}" in proc.stderr, proc.stderr
+    # the server starts from that checkpoint without reading the damage, and writes on
+    # right after our last record
+    copy.start()
+    copy.stop()  # (its shutdown checkpoint at least)
+    after = list(open_wal(copy.pg_wal, start=t.last_record_lsn))[:2]
+    assert after[0].lsn == t.last_record_lsn and after[1].prev == t.last_record_lsn
+    assert after[1].lsn - t.end_lsn in HEADERS
+    assert "checksum" not in copy.log_text()
+    copy.destroy()
+
+
 def test_flipped_bit_before_the_redo_point(pg_major: int, crashes, tmp_path: Path) -> None:
     """Damage before the checkpoint's redo point is not on the recovery path: tail and recovery
     scans end where the undamaged WAL ends; --scan all stops there, as pg_waldump does."""
