@@ -262,9 +262,7 @@ def test_raw_damage_then_every_decoder(major: int, tmp_path: Path) -> None:
         except XlogError:
             pass
         except (Hang, Exception) as exc:  # noqa: BLE001 - the point of the test
-            tb = traceback.extract_tb(exc.__traceback__)[-1]
-            failures.append(f"round {i}: {type(exc).__name__}: {exc} "
-                            f"({Path(tb.filename).name}:{tb.lineno})")
+            failures.append(failure(f"round {i}", exc))
         finally:
             shutil.rmtree(work)
     assert not failures, "\n".join(failures)
@@ -321,6 +319,12 @@ def test_cli_shows_crc_valid_damage_without_a_traceback(tmp_path: Path) -> None:
 
 # files this suite's author does not own: a crash found in one of them is reported as an
 # expected failure naming the file, with the case that reproduces it, for its owner to fix
+def failure(where: str, exc: BaseException) -> str:
+    """One line naming a crash: where, the exception, and the line that raised it."""
+    tb = traceback.extract_tb(exc.__traceback__)[-1]
+    return f"{where}: {type(exc).__name__}: {exc} ({Path(tb.filename).name}:{tb.lineno} {tb.name})"
+
+
 def _write(wal: Wal, segs: dict[int, bytes], dest: Path, upto: int | None = None) -> Path:
     """Segments as files; with upto, the WAL cut at that LSN (a standby that got less)."""
     dest.mkdir()
@@ -366,9 +370,7 @@ def test_xact_damage_in_gap_and_locate(major: int, tmp_path: Path) -> None:
             except XlogError:
                 pass
             except (Hang, Exception) as exc:  # noqa: BLE001 - the point of the test
-                tb = traceback.extract_tb(exc.__traceback__)[-1]
-                failures.append(f"{what}: {where}: {type(exc).__name__}: {exc} "
-                                f"({Path(tb.filename).name}:{tb.lineno} {tb.name})")
+                failures.append(failure(f"{what}: {where}", exc))
         shutil.rmtree(primary)
         shutil.rmtree(standby)
     assert not failures, "\n".join(failures)

@@ -355,6 +355,12 @@ def test_sql_reapplies_the_lost_rows_on_the_promoted_standby(pg_major: int, prim
     assert res.returncode != 0 and "conflict" in res.stderr
 
 
+def insert_lsn(c: Cluster) -> Lsn:
+    """Where the next record goes (pg_current_wal_lsn() is the write position, which can lag
+    behind records not flushed yet, like non-transactional logical messages)."""
+    return Lsn(c.sql("SELECT pg_current_wal_insert_lsn()")[0][0])
+
+
 def flip_in_record_of(wal: Path, lo: Lsn, hi: Lsn) -> Lsn:
     """Flip one payload bit of a record (inside one page) that starts in [lo, hi); its LSN."""
     src = WalSource.open([wal])
@@ -380,17 +386,17 @@ def test_primary_end_follows_crash_recovery_under_damage(pg_major: int, primary_
     caught_up(primary, standby)
     standby.stop("immediate")
     first = xid_of(primary, "BEGIN; INSERT INTO t VALUES (1, 'a'); SELECT txid_current(); COMMIT;")
-    pad_lo = Lsn(primary.current_lsn())
+    pad_lo = insert_lsn(primary)
     primary.execute("SELECT pg_logical_emit_message(false, 'pad', repeat('x', 3000)) "
                     "FROM generate_series(1, 600);")
-    pad_hi = Lsn(primary.current_lsn())
+    pad_hi = insert_lsn(primary)
     primary.execute("CHECKPOINT;")
     after = [xid_of(primary, f"BEGIN; INSERT INTO t VALUES ({i}, 'b'); SELECT txid_current(); COMMIT;")
              for i in range(2, 5)]
-    pad2_lo = Lsn(primary.current_lsn())
+    pad2_lo = insert_lsn(primary)
     primary.execute("SELECT pg_logical_emit_message(false, 'pad2', repeat('y', 3000)) "
                     "FROM generate_series(1, 50);")
-    pad2_hi = Lsn(primary.current_lsn())
+    pad2_hi = insert_lsn(primary)
     last = xid_of(primary, "BEGIN; INSERT INTO t VALUES (9, 'c'); SELECT txid_current(); COMMIT;")
     primary.crash()
     clean = analyze([primary.pg_wal], [standby.pg_wal])

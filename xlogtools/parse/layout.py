@@ -118,7 +118,9 @@ def maxalign(n: int) -> int:
 
 
 # --- the construct declarations, made on first use -----------------------------------------
-_DECLARED = ("XLogPageHeaderData", "XLogLongPageHeaderData", "XLogRecord", "XLogRecordBlockHeader", "XLogRecordBlockImageHeader", "XLogRecordBlockCompressHeader", "RelFileLocator")
+_DECLARED = ("XLogPageHeaderData", "XLogLongPageHeaderData", "XLogRecord",
+             "XLogRecordBlockHeader", "XLogRecordBlockImageHeader",
+             "XLogRecordBlockCompressHeader", "RelFileLocator")
 
 
 def _declare() -> dict[str, Any]:
@@ -132,13 +134,8 @@ def _declare() -> dict[str, Any]:
         "xlp_rem_len" / Int32ul,
         Padding(4),
     )
-    XLogLongPageHeaderData = Struct(
-        "xlp_magic" / Int16ul,
-        "xlp_info" / Int16ul,
-        "xlp_tli" / Int32ul,
-        "xlp_pageaddr" / Int64ul,
-        "xlp_rem_len" / Int32ul,
-        Padding(4),
+    XLogLongPageHeaderData = Struct(  # the short header's fields, then:
+        *XLogPageHeaderData.subcons,
         "xlp_sysid" / Int64ul,
         "xlp_seg_size" / Int32ul,
         "xlp_xlog_blcksz" / Int32ul,
