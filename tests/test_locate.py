@@ -698,7 +698,7 @@ def test_checkpoint_search_c_equals_python(monkeypatch) -> None:
     """The C search back for a checkpoint record's first 8 bytes (8-byte-aligned offsets only)
     finds what the Python path (bytes.rfind plus an alignment check) finds, on random buffers
     with the needle planted at aligned and unaligned offsets and every kind of upper bound."""
-    import xlogtools.locate as loc
+    import xlogtools.locate.timeline as loc
     if loc._c_rfind_aligned is None:
         pytest.skip("the C extension is not built (or XLOGTOOLS_NO_C is set)")
     rng = random.Random(11)

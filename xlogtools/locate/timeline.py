@@ -1,49 +1,23 @@
-"""End of valid WAL per timeline: where the next record would start, why the WAL ends there,
-the last checkpoint and commit, recycled files and gaps (issue 4; JSON schema: DESIGN.md 4.2,
-user doc: docs/locate.md).
-
-How, reading little (XLogFindNextRecord and XLogReaderValidatePageHeader of xlogreader.c):
-
-1. The first page header of a segment tells whether it holds current WAL: its xlp_pageaddr is
-   the segment's own start. A recycled file (renamed ahead by a checkpoint) keeps its old
-   address, a pre-allocated one is zeros. A binary search over the segment sequence finds the
-   last current segment in O(log n) header reads; the files after it are each probed once to be
-   listed (recycled / empty), which also catches current WAL beyond a broken segment.
-2. Inside that segment a binary search over page headers finds the last current page.
-3. From a page `tail_bytes` before it, the first record boundary (a page with no continuation,
-   or after the continuation, by xlp_rem_len) starts the shared reader; it CRC-checks and chains
-   every record up to where it cannot go on: that stop is the end. A bad start backs off.
-4. The last checkpoint and commit come from the decoded tail; when it has none, earlier
-   segments are stepped through (bounded): checkpoints by a search for their fixed-size record
-   header, each hit confirmed by the reader from its page's first record boundary; commits by
-   decoding. The checkpoint's redo point says which earlier gaps matter: a missing segment
-   between the redo point and the end is a break crash recovery would stop at.
-
-5. `scan="recovery"` (the default) then checks every record from that checkpoint's redo point
-   to the end (what crash recovery replays: headers, prev-links, CRC; the reader's C walk),
-   `scan="all"` from the first segment (what pg_waldump over the directory reads), so damage
-   anywhere in that span ends the WAL there; the stretch before such a stop is decoded for the
-   last checkpoint and commit. `scan="tail"` (--quick) checks the decoded tail only.
-"""
+"""The work of `locate` on one timeline: header probes, the decoded tail, the walk from the
+last checkpoint's redo point, the search back for checkpoints and commits (see the package's
+docstring for the steps)."""
 from __future__ import annotations
 
 import collections
 import os
-import struct
-from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
 
-
-from .errors import InputError, UsageError
-from .lsn import Lsn, segment_name
-from .parse import layout as L
-from .parse.reader import EndOfWal, EndReason, WalReader
-from .parse.record import Record
-from .parse.rmgr.xlog import SIZEOF_CHECKPOINT, checkpoint as checkpoint_data
-from .parse.source import HistoryEntry, SegmentFile, WalSource, map_file, read_file_bytes
-
-PathArg = str | os.PathLike[str]
+from ..errors import XlogError
+from ..lsn import Lsn, segment_name
+from ..parse import layout as L
+from ..parse.reader import EndOfWal, EndReason, WalReader
+from ..parse.record import Record
+from ..parse.rmgr import xact
+from ..parse.rmgr.xlog import SIZEOF_CHECKPOINT, checkpoint as checkpoint_data
+from ..parse.source import SegmentFile, WalSource, map_file, read_file_bytes
+from .results import Beyond, Checkpoint, Commit, Gap, TimelineEnd, pg_timestamp
 
 DEFAULT_TAIL_BYTES = 1 << 20
 DEFAULT_CHECKPOINT_SEARCH_BYTES = 1 << 30
@@ -77,186 +51,8 @@ def _rfind_needle(buf: Any, hi: int) -> int:
         pos += len(_CKPT_NEEDLE) - 1  # a hit starting before this one
 
 # --- access/xact.h ----------------------------------------------------------------------------
-RM_XACT_ID = 1
-XLOG_XACT_OPMASK = 0x70
-XLOG_XACT_HAS_INFO = 0x80
-XACT_KINDS = {0x00: "commit", 0x20: "abort", 0x30: "commit_prepared", 0x40: "abort_prepared"}
-XACT_XINFO_HAS_DBINFO, XACT_XINFO_HAS_SUBXACTS, XACT_XINFO_HAS_RELFILELOCATORS = 1, 2, 4
-XACT_XINFO_HAS_INVALS, XACT_XINFO_HAS_TWOPHASE, XACT_XINFO_HAS_DROPPED_STATS = 8, 0x10, 0x100
-SIZEOF_INVAL_MSG = 16  # SharedInvalidationMessage
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
-_I64 = struct.Struct("<q")
-
-
-def pg_timestamp(usec: int) -> datetime | None:
-    """A TimestampTz (microseconds since 2000-01-01 UTC) as a datetime; None out of range."""
-    try:
-        return PG_EPOCH + timedelta(microseconds=usec)
-    except OverflowError:
-        return None
-
-
-def format_time(t: datetime | None) -> str | None:
-    """As psql prints a timestamptz with TimeZone UTC: 2025-01-31 12:00:00.123456+00."""
-    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
-
-
-# --- results --------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Checkpoint:
-    lsn: Lsn
-    redo: Lsn
-    timeline: int
-    kind: str  # 'online' | 'shutdown'
-    time: datetime | None
-    found_by: str  # 'decoded' (in a decoded stretch) | 'record_search' (header search, confirmed)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"lsn": str(self.lsn), "redo": str(self.redo), "timeline": self.timeline,
-                "kind": self.kind, "time": format_time(self.time), "found_by": self.found_by}
-
-
-@dataclass(frozen=True)
-class Commit:
-    xid: int
-    lsn: Lsn
-    time: datetime | None
-    kind: str  # 'commit' | 'abort' | 'commit_prepared' | 'abort_prepared'
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"xid": self.xid, "lsn": str(self.lsn), "time": format_time(self.time),
-                "kind": self.kind}
-
-
-@dataclass(frozen=True)
-class Gap:
-    """Missing segment files first..last (inclusive) between present ones."""
-
-    first: str
-    last: str
-    count: int
-    start_lsn: Lsn
-    end_lsn: Lsn
-    on_recovery_path: bool | None  # after the last checkpoint's redo point; None: unknown
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"first": self.first, "last": self.last, "count": self.count,
-                "start_lsn": str(self.start_lsn), "end_lsn": str(self.end_lsn),
-                "on_recovery_path": self.on_recovery_path}
-
-
-@dataclass(frozen=True)
-class Beyond:
-    """Valid WAL found after the end (past damage or a missing segment): records from
-    checked_from on, the last one found ending at end_lsn; `breaks` more damaged or missing
-    places lie between (0: one continuous stretch)."""
-
-    checked_from: Lsn  # the earliest record decoded after the break
-    end_lsn: Lsn
-    last_record_lsn: Lsn | None
-    breaks: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"checked_from": str(self.checked_from), "end_lsn": str(self.end_lsn),
-                "last_record_lsn": _s(self.last_record_lsn), "breaks": self.breaks}
-
-    def describe(self) -> str:
-        more = f", past {self.breaks} more damaged or missing place(s)" if self.breaks else ""
-        return f"valid records from {self.checked_from} to {self.end_lsn}{more}"
-
-
-@dataclass(frozen=True)
-class TimelineEnd:
-    """The end of valid WAL on one timeline (read through its ancestors, by its history)."""
-
-    timeline: int
-    parent: int | None  # from the timeline's history file
-    begins_at: Lsn | None  # where it branched off its parent
-    switched_at: Lsn | None  # where a newer timeline branched off this one
-    next_timeline: int | None
-    end_lsn: Lsn | None  # where the next record would start
-    last_record_lsn: Lsn | None
-    last_segment: str | None  # the file holding the last record
-    reason: str  # EndReason value, or 'no_segments'
-    reason_detail: str
-    error_lsn: Lsn | None  # the position the reason names (a record or a page)
-    error_segment: str | None  # the segment file that position is in
-    exact: bool
-    # every record from here to the end was checked (headers, prev-links, CRC): the last
-    # checkpoint's redo point by default, as crash recovery; the decoded tail with --quick
-    verified_from: Lsn | None
-    last_checkpoint: Checkpoint | None
-    last_commit: Commit | None
-    segments: int  # segment files on this timeline (and its ancestors, by the history)
-    first_segment: str | None
-    segments_read: int  # of which we opened
-    stale_segments: list[str] = field(default_factory=list)
-    empty_segments: list[str] = field(default_factory=list)
-    gaps: list[Gap] = field(default_factory=list)
-    wal_beyond_end: Beyond | None = None
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def checked_from(self) -> Lsn | None:
-        """The name verified_from had before (kept for callers of 0.1)."""
-        return self.verified_from
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "timeline": self.timeline, "end_lsn": _s(self.end_lsn),
-            "last_record_lsn": _s(self.last_record_lsn), "last_segment": self.last_segment,
-            "reason": self.reason, "reason_detail": self.reason_detail,
-            "error_lsn": _s(self.error_lsn), "error_segment": self.error_segment,
-            "exact": self.exact,
-            "verified_from": _s(self.verified_from),
-            "checked_from": _s(self.verified_from),  # the name before verified_from
-            "last_checkpoint": self.last_checkpoint.as_dict() if self.last_checkpoint else None,
-            "last_commit": self.last_commit.as_dict() if self.last_commit else None,
-            "segments": self.segments, "first_segment": self.first_segment,
-            "segments_read": self.segments_read, "stale_segments": list(self.stale_segments),
-            "empty_segments": list(self.empty_segments),
-            "gaps": [g.as_dict() for g in self.gaps],
-            "wal_beyond_end": self.wal_beyond_end.as_dict() if self.wal_beyond_end else None,
-            "parent": self.parent, "begins_at": _s(self.begins_at),
-            "switched_at": _s(self.switched_at), "next_timeline": self.next_timeline,
-            "notes": list(self.notes),
-        }
-
-
-@dataclass(frozen=True)
-class LocateResult:
-    system_identifier: int
-    pg_major: int
-    segment_size: int
-    block_size: int
-    scan: str
-    timelines: list[TimelineEnd]  # oldest first
-
-    @property
-    def overall(self) -> TimelineEnd:
-        """The newest timeline that has segment files (else the newest known one)."""
-        with_files = [t for t in self.timelines if t.segments]
-        return (with_files or self.timelines)[-1]
-
-    def timeline(self, tli: int) -> TimelineEnd:
-        for t in self.timelines:
-            if t.timeline == tli:
-                return t
-        raise KeyError(tli)
-
-    def as_dict(self) -> dict[str, Any]:
-        """DESIGN.md 4.2: the overall (newest) timeline's fields at the top, every timeline
-        in `timelines`, plus what the cluster is."""
-        out: dict[str, Any] = {"system_identifier": str(self.system_identifier),
-                               "pg_major": self.pg_major, "wal_segment_size": self.segment_size,
-                               "block_size": self.block_size, "scan": self.scan}
-        out.update(self.overall.as_dict())
-        out["timelines"] = [t.as_dict() for t in self.timelines]
-        return out
-
-
-def _s(lsn: Lsn | None) -> str | None:
-    return None if lsn is None else str(lsn)
+XACT_KINDS = {xact.COMMIT: "commit", xact.ABORT: "abort", xact.COMMIT_PREPARED: "commit_prepared",
+              xact.ABORT_PREPARED: "abort_prepared"}
 
 
 # --- the work -------------------------------------------------------------------------------
@@ -388,7 +184,7 @@ class _Timeline:
                 if rec.info & L.XLR_RMGR_INFO_MASK in (L.XLOG_CHECKPOINT_SHUTDOWN,
                                                         L.XLOG_CHECKPOINT_ONLINE):
                     ckpt = rec
-            elif rmid == RM_XACT_ID and rec.info & XLOG_XACT_OPMASK in XACT_KINDS:
+            elif rmid == L.RM_XACT_ID and rec.info & xact.OPMASK in XACT_KINDS:
                 commit = rec
         assert reader.end_of_wal is not None
         return _Window(start, first, first_prev, n, reader.last_record_lsn, reader.end_of_wal,
@@ -544,13 +340,17 @@ class _Timeline:
         return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, when, found_by)
 
     def commit_of(self, rec: Record) -> Commit:
-        op = rec.info & XLOG_XACT_OPMASK
-        d = rec.main_data
-        usec = _I64.unpack_from(d)[0] if len(d) >= 8 else 0
+        """The commit or abort record as a Commit (parse/rmgr/xact's decoder: for COMMIT/ABORT
+        PREPARED the prepared transaction's xid)."""
+        op = rec.info & xact.OPMASK
         xid = rec.xid
-        if op in (0x30, 0x40):
-            xid = _twophase_xid(d, rec.info, op == 0x30, self.major) or xid
-        return Commit(xid, rec.lsn, pg_timestamp(usec), XACT_KINDS[op])
+        try:
+            p = xact.parse_commit_or_abort(rec, op in (xact.COMMIT, xact.COMMIT_PREPARED))
+        except (XlogError, ValueError):  # a record the decoder refuses: no time, its own xid
+            return Commit(xid, rec.lsn, None, XACT_KINDS[op])
+        if op in (xact.COMMIT_PREPARED, xact.ABORT_PREPARED) and p.twophase_xid:
+            xid = p.twophase_xid
+        return Commit(xid, rec.lsn, pg_timestamp(p.xact_time), XACT_KINDS[op])
 
     def search_checkpoint(self, segno: int, below: int) -> Checkpoint | None:
         """The last checkpoint record in segment segno that starts before `below`: candidates
@@ -829,152 +629,3 @@ def _no_segments(tli: int) -> TimelineEnd:
         error_lsn=None, error_segment=None, exact=False, verified_from=None, last_checkpoint=None,
         last_commit=None,
         segments=0, first_segment=None, segments_read=0)
-
-
-def _twophase_xid(d: bytes, info: int, is_commit: bool, major: int) -> int | None:
-    """The prepared transaction's xid in a COMMIT/ABORT PREPARED record (ParseCommitRecord,
-    ParseAbortRecord of xactdesc.c): walk the optional parts that precede xl_xact_twophase."""
-    u32 = L.U32.unpack_from
-    try:
-        if not info & XLOG_XACT_HAS_INFO:
-            return None
-        xinfo = u32(d, 8)[0]
-        pos = 12
-        if xinfo & XACT_XINFO_HAS_DBINFO:
-            pos += 8
-        if xinfo & XACT_XINFO_HAS_SUBXACTS:
-            pos += 4 + 4 * u32(d, pos)[0]
-        if xinfo & XACT_XINFO_HAS_RELFILELOCATORS:
-            pos += 4 + 12 * u32(d, pos)[0]
-        if major >= 15 and xinfo & XACT_XINFO_HAS_DROPPED_STATS:
-            pos += 4 + (16 if major >= 18 else 12) * u32(d, pos)[0]
-        if is_commit and xinfo & XACT_XINFO_HAS_INVALS:
-            pos += 4 + SIZEOF_INVAL_MSG * u32(d, pos)[0]
-        if xinfo & XACT_XINFO_HAS_TWOPHASE:
-            return int(u32(d, pos)[0])
-    except Exception:  # a struct.error on a short record: no xid to report
-        return None
-    return None
-
-
-# --- entry points -----------------------------------------------------------------------------
-def locate(paths: Sequence[PathArg] | PathArg | None = None, *, timeline: int | None = None,
-           scan: str = "recovery", tail_bytes: int = DEFAULT_TAIL_BYTES,
-           checkpoint_search_bytes: int = DEFAULT_CHECKPOINT_SEARCH_BYTES,
-           commit_search_bytes: int = DEFAULT_COMMIT_SEARCH_BYTES) -> LocateResult:
-    """The end of valid WAL in `paths` (segment files and/or directories; a data directory
-    means its pg_wal; none: $PGDATA), per timeline.
-
-    scan: 'recovery' (default) checks every record from the last checkpoint's redo point to
-    the end, as crash recovery replays (from the first record when no checkpoint is found);
-    'all' from the first segment, as pg_waldump over the directory; 'tail' (--quick) only the
-    decoded last `tail_bytes` (more when stepping back for a commit). Every scan decodes the
-    tail (or the stretch before damage) for the last checkpoint and commit. timeline: only
-    this one. Raises xlogtools.errors.InputError for inputs that are not WAL of one cluster."""
-    if scan not in SCANS:
-        raise UsageError(f"scan must be one of {', '.join(SCANS)}, not {scan!r}")
-    if isinstance(paths, (str, os.PathLike)):
-        paths = [paths]
-    src = _Source.open(list(paths) if paths else None)
-    assert src.cluster is not None
-    with_files = {t for t, _s in src.files}
-    known = set(with_files) | set(src.histories)
-    for hist in src.histories.values():
-        known.update(h.tli for h in hist)
-    if timeline is not None and timeline not in known:
-        raise InputError(f"timeline {timeline} not found: the input has timelines "
-                         + ", ".join(map(str, sorted(known))))
-    out = []
-    for tli in sorted(known) if timeline is None else [timeline]:
-        if tli in with_files:
-            res = _Timeline(src, tli, scan, tail_bytes, checkpoint_search_bytes,
-                            commit_search_bytes).locate()
-        else:
-            res = _no_segments(tli)
-        out.append(_with_history(res, src.histories))
-    cl = src.cluster
-    return LocateResult(cl.sysid, cl.pg_major, cl.seg_size, cl.block_size, scan, out)
-
-
-def _with_history(res: TimelineEnd, histories: dict[int, list[HistoryEntry]]) -> TimelineEnd:
-    """Parent and branch point from the timeline's own history file; where the next timeline
-    branched off it, from the oldest newer history file that names it."""
-    parent = begins = switched = nxt = None
-    own = histories.get(res.timeline)
-    if own:
-        parent, begins = own[-1].tli, own[-1].switchpoint
-    for child in sorted(t for t in histories if t > res.timeline):
-        entries = histories[child]
-        for i, h in enumerate(entries):
-            if h.tli == res.timeline:
-                switched = h.switchpoint
-                nxt = entries[i + 1].tli if i + 1 < len(entries) else child
-                break
-        if switched is not None:
-            break
-    return replace(res, parent=parent, begins_at=begins, switched_at=switched, next_timeline=nxt)
-
-
-def format_summary(result: LocateResult, inputs: Iterable[str] = ()) -> str:
-    """A short readable summary, newest timeline last."""
-    mb = result.segment_size >> 20
-    names = ", ".join(inputs)
-    lines = [f"WAL of PostgreSQL {result.pg_major}, system {result.system_identifier}, "
-             f"{mb} MB segments" + (f" in {names}" if names else "")]
-    overall = result.overall
-    for t in result.timelines:
-        head = f"timeline {t.timeline}"
-        if t.parent is not None:
-            head += f" (from timeline {t.parent} at {t.begins_at})"
-        if t.next_timeline is not None:
-            head += f"; timeline {t.next_timeline} branched off at {t.switched_at}"
-        if t is overall and len(result.timelines) > 1:
-            head += "  [newest]"
-        lines.append(head)
-        if t.end_lsn is None:
-            lines.append(f"  {t.reason_detail}")
-            continue
-        last = (f"last record {t.last_record_lsn} in {t.last_segment}" if t.last_record_lsn
-                is not None else "no valid record")
-        lines.append(f"  end of WAL:      {t.end_lsn}  ({last})")
-        lines.append(f"  ends because:    {t.reason}: {t.reason_detail}"
-                     + ("" if t.exact else "  [NOT EXACT]"))
-        if t.wal_beyond_end is not None:
-            b = t.wal_beyond_end
-            lines.append(f"  WAL beyond:      {b.describe()} (not reachable by reading forward)")
-        cp = t.last_checkpoint
-        lines.append("  last checkpoint: " + (
-            f"{cp.lsn} ({cp.kind}), redo {cp.redo}, {format_time(cp.time)}" if cp else "not found"))
-        c = t.last_commit
-        lines.append("  last commit:     " + (
-            f"{c.kind} of xid {c.xid} at {c.lsn}, {format_time(c.time)}" if c else "not found"))
-        lines.append(f"  segments:        {t.segments} ({t.first_segment} ..), "
-                     f"{t.segments_read} read")
-        if t.verified_from is not None:
-            lines.append(f"  verified:        records from {t.verified_from} to the end "
-                         f"({_VERIFIED[result.scan]})")
-        if t.stale_segments:
-            lines.append(f"  recycled beyond the end: {len(t.stale_segments)} "
-                         f"({_span(t.stale_segments)})")
-        if t.empty_segments:
-            lines.append(f"  empty beyond the end:    {len(t.empty_segments)} "
-                         f"({_span(t.empty_segments)})")
-        for g in t.gaps:
-            where = {True: "after the last checkpoint's redo point",
-                     False: "before the last checkpoint's redo point",
-                     None: "relevance unknown"}[g.on_recovery_path]
-            lines.append(f"  missing:         {_span([g.first, g.last])} ({g.count}), {where}")
-        for n in t.notes:
-            lines.append(f"  note: {n}")
-    return "\n".join(lines)
-
-
-_VERIFIED = {
-    "recovery": "every one from the last checkpoint's redo point on, as crash recovery",
-    "all": "every one from the first segment on, as pg_waldump",
-    "tail": "--quick: the last ones only; damage before them is not looked for",
-}
-
-
-def _span(names: list[str]) -> str:
-    return names[0] if len(names) == 1 or names[0] == names[-1] else f"{names[0]} .. {names[-1]}"
