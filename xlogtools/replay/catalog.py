@@ -256,13 +256,14 @@ SELECT c.oid, ic.relname, pg_relation_filenode(ic.oid), ic.reltablespace
 FROM pg_class c JOIN pg_index i ON i.indrelid = c.reltoastrelid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 WHERE c.oid = ANY(%s) AND pg_relation_filenode(ic.oid) IS NOT NULL
+ORDER BY 1, 2
 """
 _OTHERS = """
 SELECT pg_relation_filenode(c.oid), c.reltablespace, c.relisshared, n.nspname, c.relname,
        c.relkind::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE pg_relation_filenode(c.oid) IS NOT NULL AND n.nspname <> 'pg_toast'
-ORDER BY 1
+ORDER BY 1, 2, 4, 5
 """
 _TYPES = """
 WITH RECURSIVE ts(oid) AS (
