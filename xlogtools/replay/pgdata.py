@@ -148,6 +148,25 @@ def pg_checksum_page(page: bytes, blkno: int) -> int:
     return (result % 65535) + 1
 
 
+def check_heap_page(page: bytes, block_size: int) -> None:
+    """PageHeaderIsValid (bufpage.c) for a heap page, and every line pointer inside the tuple
+    area: a page that fails is damaged, never read as if it were a page."""
+    if page[14:16] == b"\0\0":  # pd_upper 0: PageIsNew, an empty page
+        return
+    flags, lower, upper, special, size_version = struct.unpack_from("<HHHHH", page, 10)
+    if flags & ~0x7 or not 24 <= lower <= upper <= special == block_size or \
+            size_version != block_size | 4:
+        raise PageFormatError(f"page header is not valid (flags {flags:#x}, lower {lower}, "
+                              f"upper {upper}, special {special}, size/version "
+                              f"{size_version:#x})")
+    for i in range((lower - 24) // 4):
+        lp = struct.unpack_from("<I", page, 24 + 4 * i)[0]
+        off, lp_flags, length = lp & 0x7FFF, (lp >> 15) & 3, lp >> 17
+        if lp_flags == 1 and (off < upper or off + length > special or length < 24):
+            raise PageFormatError(f"line pointer {i + 1} (offset {off}, length {length}) "
+                                  f"is outside the tuple area {upper}..{special}")
+
+
 def _read(path: Path) -> bytes:
     try:
         with open(path, "rb") as fh:
@@ -292,6 +311,7 @@ class DataDir:
         """The visible tuples of a heap file, in physical order."""
         for path, blkno, page in self.pages(spc, db, filenode, label):
             try:
+                check_heap_page(page, self.block_size)
                 items = parse_page(page)
             except PageFormatError as exc:
                 raise InputError(f"{label}: invalid page in block {blkno} of {path}: {exc}",
