@@ -153,11 +153,15 @@ def test_stopped_cluster_catalog_equals_capture(scene: dict[str, Any]) -> None:
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert_same_catalog(Catalog.load(out), captured["app2"])
+    r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "catalog", "--pgdata",
+                        str(c.datadir), "-o", str(out)], capture_output=True, text=True)
+    assert r.returncode == 2 and "several databases (app, app2)" in r.stderr, r.stderr
     assert file_digests(c.datadir, scene["spc"]) == before
     c.start()
 
 
-def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str, Any]) -> None:
+def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str, Any],
+                                                                 tmp_path: Path) -> None:
     """DDL committed, dropped and rolled back before a checkpoint, a transaction still open
     with its own DDL (its catalog rows written by the checkpoint, not committed), then rows
     committed and SIGKILL: the files' catalog is the committed one, as capture saw it."""
@@ -202,10 +206,88 @@ def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str
         assert r.returncode == 0, r.stderr
         scene.setdefault("cli", []).append(r.stdout)
     assert scene["cli"][0] == scene["cli"][1] and scene["cli"][0].count("\n") == len(want)
+    check_dump_relation_names(c, cat, redo_start, tmp_path)
     assert file_digests(c.datadir, scene["spc"]) == before
     c.start()
+
+
+def check_dump_relation_names(c: Cluster, cat: Catalog, start: str, tmp: Path) -> None:
+    """dump --pgdata names each record's first block: t_late's heap, TOAST and index records
+    as public.t_late, pg_class's as pg_catalog.pg_class; every format carries the same names;
+    --format waldump refuses a catalog and stays pg_waldump's text."""
+    def dump(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "xlogtools.cli", "dump", str(c.pg_wal),
+                               "-s", start, *args], capture_output=True, text=True)
+
+    r = dump("--format", "jsonl", "--pgdata", str(c.datadir), "--dbname", "app")
+    assert r.returncode == 0, r.stderr
+    recs = [json.loads(line) for line in r.stdout.splitlines()]
+    late = next(x for x in cat.relations if x.name == "t_late")
+    files = {(late.tablespace_oid, late.database_oid, late.relfilenode)}
+    files |= {(ix["tablespace_oid"], late.database_oid, ix["relfilenode"]) for ix in late.indexes}
+    assert len(files) >= 2  # the heap and its primary key (TOAST: when it has one)
+    named = {(b["spc"], b["db"], b["rel"]) for x in recs if x["blocks"]
+             for b in x["blocks"][:1] if x["relation"] == "public.t_late"}
+    assert named == files
+    pg_class = next(o for o in cat.other_relations if o["name"] == "pg_catalog.pg_class")
+    assert any(x["relation"] == "pg_catalog.pg_class" and x["blocks"][0]["rel"] ==
+               pg_class["relfilenode"] for x in recs)
+    assert all(x["relation"] is None for x in recs if not x["blocks"])
+    names = [x["relation"] for x in recs]
+    saved = _saved(cat, tmp / "named.json")
+    r = dump("--format", "csv", "--catalog", str(saved))
+    assert r.returncode == 0, r.stderr
+    import csv
+    import io
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [row["relation"] or None for row in table] == names
+    r = dump("--format", "text", "--catalog", str(saved))
+    lines = r.stdout.splitlines()
+    assert len(lines) == len(names)
+    assert all((f"  relation {n}" in line) == (n is not None) for n, line in zip(names, lines))
+    out = tmp / "named.parquet"
+    r = dump("--format", "parquet", "-o", str(out), "--catalog", str(saved))
+    assert r.returncode == 0, r.stderr
+    import pyarrow.parquet as pq
+    assert pq.read_table(out).column("relation").to_pylist() == names
+    r = dump("--format", "waldump", "--catalog", str(saved))
+    assert r.returncode == 2 and "waldump" in r.stderr
+    plain = dump("--format", "text")
+    assert [line.split("  relation ")[0] for line in lines] == plain.stdout.splitlines()
 
 
 def _saved(cat: Catalog, path: Path) -> Path:
     cat.save(path)
     return path
+
+
+def test_gap_with_the_crashed_primarys_own_files(pg_major: int, primary_standby: Any,
+                                                 tmp_path: Path) -> None:
+    """The standby stops, the primary commits three transactions and is killed: gap with
+    --pgdata of the dead primary (never started again) lists the same lost rows as with the
+    catalog captured before, and the primary's files are untouched."""
+    from oracle import caught_up
+
+    primary, standby = primary_standby(pg_major, conf={"wal_log_hints": "on"})
+    primary.execute("CREATE DATABASE shop;")
+    primary.execute("CREATE TYPE state AS ENUM ('new', 'paid'); "
+                    "CREATE TABLE orders (id int PRIMARY KEY, st state, note text); "
+                    "INSERT INTO orders VALUES (1, 'new', 'kept'); CHECKPOINT;", db="shop")
+    cat = _saved(capture(f"{primary.conninfo} dbname=shop"), tmp_path / "cat.json")
+    caught_up(primary, standby)
+    standby.stop("immediate")
+    for i in (2, 3, 4):
+        primary.execute(f"INSERT INTO orders VALUES ({i}, 'paid', 'lost {i}');", db="shop")
+    primary.crash()
+    before = file_digests(primary.datadir)
+    reports = []
+    for opt in (["--catalog", str(cat)], ["--pgdata", str(primary.datadir), "--dbname", "shop"]):
+        r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                            str(primary.pg_wal), "--standby", str(standby.pg_wal),
+                            "--format", "json", *opt], capture_output=True, text=True)
+        assert r.returncode == 0, r.stderr
+        reports.append(json.loads(r.stdout))
+    assert reports[0]["lost_transactions"] == reports[1]["lost_transactions"]
+    lost = [c["new"] for t in reports[1]["lost_transactions"] for c in t["changes"]]
+    assert lost == [{"id": str(i), "st": "paid", "note": f"lost {i}"} for i in (2, 3, 4)]
+    assert file_digests(primary.datadir) == before

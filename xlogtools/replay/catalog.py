@@ -160,6 +160,13 @@ class Catalog:
         t = self.owner.get((spc, db, rel))
         return t.qualified if t is not None else self.other_names.get((spc, db, rel))
 
+    def file_names(self) -> dict[tuple[int, int, int], str]:
+        """(tablespace, database, relfilenode) -> relation_name() of every file the catalog
+        knows: a plain dict, for `dump`'s relation column (and its worker processes)."""
+        names = dict(self.other_names)
+        names.update({k: t.qualified for k, t in self.owner.items()})
+        return names
+
     def find_table(self, name: str) -> list[Relation]:
         if "." in name:
             schema, _, table = name.partition(".")
