@@ -235,6 +235,9 @@ def check_dump_relation_names(c: Cluster, cat: Catalog, start: str, tmp: Path) -
     assert all(x["relation"] is None for x in recs if not x["blocks"])
     names = [x["relation"] for x in recs]
     saved = _saved(cat, tmp / "named.json")
+    r = dump("--format", "jsonl", "--catalog", str(saved), "--jobs", "2")
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(line)["relation"] for line in r.stdout.splitlines()] == names
     r = dump("--format", "csv", "--catalog", str(saved))
     assert r.returncode == 0, r.stderr
     import csv
