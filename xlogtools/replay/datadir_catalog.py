@@ -115,7 +115,12 @@ def build(dd: DataDir, dbname: str | None = None) -> Catalog:
     def local(cat: str, filenode: int) -> list[dict[str, Any]]:
         return _rows(dd, dbspc, dboid, filenode, cat)
 
-    classes = {r["oid"]: r for r in local("pg_class", _mapped(lmap, CLASS_RELID, dd, where))}
+    class_rows = local("pg_class", _mapped(lmap, CLASS_RELID, dd, where))
+    classes = {r["oid"]: r for r in class_rows}
+    if len(classes) != len(class_rows):  # two live versions of a row: visibility went wrong
+        dd.problems.append(f"pg_class of database {drow['datname']} has "
+                           f"{len(class_rows) - len(classes)} row(s) visible twice; the last "
+                           f"one (in file order) is used")
 
     def filenode(c: dict[str, Any]) -> int | None:  # pg_relation_filenode()
         if c["relkind"] not in _HAS_STORAGE:

@@ -59,6 +59,8 @@ class ControlFile:
     time: int  # pg_time_t of the last pg_control update
     checkpoint: int  # LSN of the last checkpoint record
     checkpoint_redo: int
+    next_multi: int  # of the last checkpoint (checkPointCopy.nextMulti, nextMultiOffset)
+    next_multi_offset: int
     block_size: int
     relseg_size: int
     wal_block_size: int
@@ -81,14 +83,16 @@ def read_control(path: Path, major: int) -> ControlFile:
         raise InputError(f"incorrect checksum in control file {path}", file=str(path))
     sysid, ctl_version, catversion, state = struct.unpack_from("<QIIi", raw, 0)
     ctime, checkpoint, redo = struct.unpack_from("<qQQ", raw, 24)
+    next_multi, next_multi_offset = struct.unpack_from("<II", raw, 40 + 36)
     (float_format,) = struct.unpack_from("<d", raw, 208)
     if float_format != FLOATFORMAT_VALUE:
         raise InputError(f"control file {path} is not of a layout this tool knows "
                          f"(floatFormat {float_format})", file=str(path))
     blcksz, relseg, xlog_blcksz, seg = struct.unpack_from("<IIII", raw, 216)
     (checksum_version,) = struct.unpack_from("<I", raw, 252)
-    return ControlFile(sysid, ctl_version, catversion, state, ctime, checkpoint, redo, blcksz,
-                       relseg, xlog_blcksz, seg, checksum_version)
+    return ControlFile(sysid, ctl_version, catversion, state, ctime, checkpoint, redo,
+                       next_multi, next_multi_offset, blcksz, relseg, xlog_blcksz, seg,
+                       checksum_version)
 
 
 def read_relmap(path: Path) -> dict[int, int]:
@@ -201,7 +205,7 @@ class DataDir:
         self.block_size = self.control.block_size
         self.checksums = self.control.data_checksum_version != 0
         self.problems: list[str] = []  # pages skipped, statuses that could not be read
-        self._clog: dict[int, bytes | None] = {}
+        self._slru: dict[tuple[str, int], bytes | None] = {}
 
     # -- where relation files are ---------------------------------------------------------------
     def db_dir(self, spc: int, db: int) -> Path:
@@ -217,28 +221,71 @@ class DataDir:
         return read_relmap(self.db_dir(spc, db) / "pg_filenode.map")
 
     # -- commit status ----------------------------------------------------------------------------
-    def xact_status(self, xid: int) -> int:
-        """TransactionIdGetStatus from pg_xact's files; IN_PROGRESS when the page is missing."""
-        per_page = self.block_size * 4
-        page = xid // per_page
+    def _slru_byte(self, where: str, page: int, byte: int, n: int = 1) -> bytes | None:
+        """n bytes at `byte` of SLRU page `page` of pg_xact or a pg_multixact directory (32
+        pages a segment file; 4 hex digits in its name, 15 where 17+ uses long names)."""
         seg = page // SLRU_PAGES_PER_SEGMENT
-        if seg not in self._clog:
+        if (where, seg) not in self._slru:
             data = None
             for name in (f"{seg:04X}", f"{seg:015X}"):
                 try:
-                    with open(self.path / "pg_xact" / name, "rb") as fh:
+                    with open(self.path / where / name, "rb") as fh:
                         data = fh.read()
                     break
                 except FileNotFoundError:
                     continue
-            self._clog[seg] = data
-        data = self._clog[seg]
-        off = (page % SLRU_PAGES_PER_SEGMENT) * self.block_size + (xid % per_page) // 4
-        if data is None or off >= len(data):
+            self._slru[(where, seg)] = data
+        data = self._slru[(where, seg)]
+        off = (page % SLRU_PAGES_PER_SEGMENT) * self.block_size + byte
+        if data is None or off + n > len(data):
+            return None
+        return data[off:off + n]
+
+    def xact_status(self, xid: int) -> int:
+        """TransactionIdGetStatus from pg_xact's files; IN_PROGRESS when the page is missing."""
+        per_page = self.block_size * 4
+        b = self._slru_byte("pg_xact", xid // per_page, (xid % per_page) // 4)
+        if b is None:
             self.problems.append(f"commit status of transaction {xid} is not in pg_xact: "
                                  f"taken as not committed")
             return TRANSACTION_STATUS_IN_PROGRESS
-        return (data[off] >> ((xid % 4) * 2)) & 0x03
+        return (b[0] >> ((xid % 4) * 2)) & 0x03
+
+    def multi_updater(self, multi: int) -> int | None:
+        """The xid of the member of multixact `multi` that updated or deleted the tuple
+        (status NoKeyUpdate 4 or Update 5), from pg_multixact's offsets and members (multixact.c:
+        4-byte offsets; members in groups of 4 flag bytes and 4 xids); None when there is none
+        or the files do not have it."""
+        per_page = self.block_size // 4
+        offsets = "pg_multixact/offsets"
+        raw = self._slru_byte(offsets, multi // per_page, (multi % per_page) * 4, 4)
+        if raw is None:
+            return None
+        start = struct.unpack("<I", raw)[0]
+        nxt = multi + 1 if multi + 1 <= 0xFFFFFFFF else 1
+        end = None
+        if nxt == self.control.next_multi:
+            end = self.control.next_multi_offset
+        else:
+            raw = self._slru_byte(offsets, nxt // per_page, (nxt % per_page) * 4, 4)
+            end = struct.unpack("<I", raw)[0] if raw is not None else None
+        if not end or end <= start:
+            end = start + 256  # the last multixact: its members end at the first xid 0
+        groups_per_page = self.block_size // 20
+        members_per_page = groups_per_page * 4
+        for m in range(start, end):
+            page, rest = divmod(m, members_per_page)
+            group = (rest // 4) * 20
+            flag = self._slru_byte("pg_multixact/members", page, group + m % 4)
+            xid_b = self._slru_byte("pg_multixact/members", page, group + 4 + (m % 4) * 4, 4)
+            if flag is None or xid_b is None:
+                return None
+            xid = struct.unpack("<I", xid_b)[0]
+            if xid == 0:
+                return None
+            if flag[0] in (4, 5):
+                return xid
+        return None
 
     def committed(self, xid: int) -> bool:
         if xid < FIRST_NORMAL_TRANSACTION_ID:
@@ -251,8 +298,7 @@ class DataDir:
         """Whether a tuple is live in the state the files show: inserted by a committed
         transaction and not deleted by one. Hint bits are believed first (they are only ever
         set once the status is final); a lock-only xmax never deletes; a multixact xmax that
-        is not lock-only deletes only when HEAP_XMAX_COMMITTED says its updater committed
-        (pg_multixact is not read: such an xmax on a catalog row is rare, see docs/catalog.md)."""
+        is not lock-only deletes when its updating member committed (pg_multixact)."""
         xmin, xmax = struct.unpack_from("<II", tup, 0)
         infomask = struct.unpack_from("<H", tup, 20)[0]
         if infomask & HEAP_XMIN_FROZEN == HEAP_XMIN_FROZEN:
@@ -269,9 +315,12 @@ class DataDir:
         if infomask & HEAP_XMAX_COMMITTED:
             return False
         if infomask & HEAP_XMAX_IS_MULTI:
-            self.problems.append(f"a tuple's xmax is multixact {xmax} without a commit hint: "
-                                 f"taken as not deleted")
-            return True
+            updater = self.multi_updater(xmax)
+            if updater is None:
+                self.problems.append(f"the updater in multixact {xmax} (a tuple's xmax) is not "
+                                     f"in pg_multixact: the tuple is taken as not deleted")
+                return True
+            return not self.committed(updater)
         return not self.committed(xmax)
 
     # -- heap files -------------------------------------------------------------------------------
