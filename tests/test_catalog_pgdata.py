@@ -213,6 +213,8 @@ def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str
                     "INSERT INTO t_late VALUES (999, 'never')")
     c.execute("CHECKPOINT;")
     captured = capture(f"{c.conninfo} dbname=app")
+    captured2 = capture(f"{c.conninfo} dbname=app2")
+    c.execute("INSERT INTO two SELECT g, 'n' FROM generate_series(2, 9) g;", db="app2")
     c.execute("INSERT INTO t_late SELECT g, 'row ' || g FROM generate_series(1, 20) g; "
               "UPDATE t_late SET v = v || '!' WHERE id % 3 = 0; DELETE FROM t_late WHERE id = 4; "
               "INSERT INTO in_spc VALUES (1000, 'late');", db="app")
@@ -222,6 +224,7 @@ def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str
     problems: list[str] = []
     cat = catalog_from_datadir(c.datadir, "app", problems)
     assert_same_catalog(cat, captured)
+    assert_same_catalog(catalog_from_datadir(c.datadir, "app2"), captured2)
     assert "t_uncommitted" not in {r.name for r in cat.relations}
     # ... although the checkpoint wrote its pg_class row: visibility is what left it out
     pg_class = next(o for o in cat.other_relations if o["name"] == "pg_catalog.pg_class")
