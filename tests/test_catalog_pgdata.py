@@ -214,6 +214,9 @@ def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str
     c.execute("CHECKPOINT;")
     captured = capture(f"{c.conninfo} dbname=app")
     captured2 = capture(f"{c.conninfo} dbname=app2")
+    running: list[str] = []
+    catalog_from_datadir(c.datadir, "app2", running)
+    assert any("is running on" in p for p in running)  # read anyway, with a warning
     c.execute("INSERT INTO two SELECT g, 'n' FROM generate_series(2, 9) g;", db="app2")
     c.execute("INSERT INTO t_late SELECT g, 'row ' || g FROM generate_series(1, 20) g; "
               "UPDATE t_late SET v = v || '!' WHERE id % 3 = 0; DELETE FROM t_late WHERE id = 4; "

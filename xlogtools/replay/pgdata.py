@@ -181,6 +181,22 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}", file=str(path)) from None
 
 
+def _live_postmaster(path: Path) -> int | None:
+    """The pid in postmaster.pid when that process is alive (a crash leaves a stale file)."""
+    pid = 0
+    try:
+        with open(path / "postmaster.pid", "rb") as fh:
+            pid = int(fh.readline().strip() or 0)
+        if pid > 0:
+            os.kill(pid, 0)
+            return pid
+    except PermissionError:  # alive, another user's (or an unreadable file: pid 0)
+        return pid or None
+    except (OSError, ValueError):
+        pass
+    return None
+
+
 class DataDir:
     """A stopped, crashed or copied data directory, read-only."""
 
@@ -206,6 +222,10 @@ class DataDir:
         self.checksums = self.control.data_checksum_version != 0
         self.problems: list[str] = []  # pages skipped, statuses that could not be read
         self._slru: dict[tuple[str, int], bytes | None] = {}
+        pid = _live_postmaster(self.path)
+        if pid is not None:
+            self.problems.append(f"a server (pid {pid}, postmaster.pid) is running on {self.path}: "
+                                 f"its files may lag behind what it holds in memory")
 
     # -- where relation files are ---------------------------------------------------------------
     def db_dir(self, spc: int, db: int) -> Path:
