@@ -240,9 +240,9 @@ def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str
 
     got, want = rows(cat), rows(captured)
     assert len(want) >= 27 and got == want
-    for opt in (["--pgdata", str(c.datadir), "--dbname", "app"],
-                ["--catalog", str(_saved(captured, c.base / "cap.json"))]):
-        r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", str(c.pg_wal),
+    for opt in (["--pgdata", str(c.datadir), "--dbname", "app"],  # and its WAL: no PATHS
+                [str(c.pg_wal), "--catalog", str(_saved(captured, c.base / "cap.json"))]):
+        r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay",
                             "--start", redo_start, "--format", "jsonl", *opt],
                            capture_output=True, text=True)
         assert r.returncode == 0, r.stderr

@@ -59,6 +59,7 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
       xlogtools replay /var/lib/postgresql/15/main --catalog app.json --format jsonl
       xlogtools replay pg_wal --catalog app.json --format sql -o redo.sql
       xlogtools replay pg_wal --catalog app.json --format undo-sql --table public.orders
+      xlogtools replay --pgdata /evidence/oldprimary/data --dbname app --format jsonl
     """
     from ..errors import UsageError
     from ..replay.api import Replay
@@ -72,7 +73,9 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
     except Exception:
         raise UsageError(f"unknown time zone {timezone!r}") from None
     cat = load_catalog(catalog_path, pgdata, dbname)
-    rp = Replay(list(paths), cat, start=start, end=end, timeline=timeline, tables=tables,
+    # no PATHS with --pgdata: that directory's WAL (a data directory means its pg_wal)
+    wal = list(paths) or ([pgdata] if pgdata else [])
+    rp = Replay(wal, cat, start=start, end=end, timeline=timeline, tables=tables,
                 xids=xids, include="all" if include_all else "committed", timezone=timezone,
                 all_relations=all_relations, progress=progress)
     for w in rp.warnings:
