@@ -160,7 +160,7 @@ def scene(pg_major: int, module_cluster_factory: Any) -> dict[str, Any]:
     c.execute("CREATE DATABASE app;")
     c.execute(setup_sql(pg_major, spc_dir), db="app")
     lock_then_update(c)
-    c.execute("CREATE DATABASE app2 TABLESPACE spc;")
+    c.execute("CREATE DATABASE app2 TABLESPACE spc ENCODING 'LATIN1' TEMPLATE template0;")
     c.execute("CREATE TABLE two (id int PRIMARY KEY, note text); "
               "INSERT INTO two VALUES (1, 'one');", db="app2")
     return {"cluster": c, "spc": spc_dir}
@@ -173,6 +173,9 @@ def test_stopped_cluster_catalog_equals_capture(scene: dict[str, Any]) -> None:
     c.execute("CHECKPOINT;")
     captured = {db: capture(f"{c.conninfo} dbname={db}") for db in ("app", "app2")}
     c.stop()
+    t_mod = captured["app"].find_table("public.t_mod")[0]
+    assert [(col.name, col.missing) for col in t_mod.columns if col.missing] == \
+        [("later", "42"), ("later_t", "x y")]  # the fast defaults are compared too
     before = file_digests(c.datadir, scene["spc"])
     for db in ("app", "app2"):
         problems: list[str] = []
