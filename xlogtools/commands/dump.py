@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..lsn import Lsn
-from . import LSN, handled
+from . import LSN, handled, load_catalog
 
 FORMATS = ("text", "waldump", "table", "jsonl", "csv", "parquet")
 
@@ -38,12 +38,19 @@ FORMATS = ("text", "waldump", "table", "jsonl", "csv", "parquet")
               help="Decode segment ranges in this many processes (same output, same order).")
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr (default: when stderr is a terminal and the run is long).")
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
+              help="Catalog snapshot (xlogtools catalog): adds the relation column, the "
+                   "schema.name of each record's first block (not with --format waldump).")
+@click.option("--pgdata", type=click.Path(file_okay=False),
+              help="... or read the catalog from this data directory (never written to).")
+@click.option("--dbname", metavar="NAME", help="With --pgdata: the database to name.")
 @handled
 def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
          rmgrs: tuple[str, ...], xid: int | None, relation: str | None, block: int | None,
          fork: str | None, fullpage: bool, limit: int | None, fmt: str, output: str | None,
          bkp_details: bool, stats: str | None, follow: bool, jobs: int,
-         progress: bool | None) -> None:
+         progress: bool | None, catalog_path: str | None, pgdata: str | None,
+         dbname: str | None) -> None:
     """Decode WAL records.
 
     PATHS are segment files and/or directories (a data directory means its pg_wal; archives of
@@ -61,6 +68,7 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
       xlogtools dump $PGDATA --format waldump -r Heap -r Heap2 -s 0/3000000
       xlogtools dump /archive --format parquet -o wal.parquet --jobs 2
       xlogtools dump pg_wal --stats=record
+      xlogtools dump pg_wal --format jsonl --catalog app.json
     """
     from ..export.dump import DumpOptions, dump as run_dump
     from ..export.filters import RecordFilter, parse_fork, parse_relation, parse_rmgr
@@ -73,9 +81,15 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
         fork=parse_fork(fork) if fork else None, fullpage=fullpage)
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet needs -o/--output FILE")
+    names = None
+    if catalog_path or pgdata or dbname:
+        if fmt == "waldump" or stats:
+            raise click.UsageError("--format waldump and --stats are pg_waldump's own output: "
+                                   "they have no relation names (drop --catalog/--pgdata)")
+        names = load_catalog(catalog_path, pgdata, dbname).file_names()
     opts = DumpOptions(format=fmt, output=output, start=start, end=end, timeline=timeline,
                        limit=limit, filter=flt, bkp_details=bkp_details, stats=stats, jobs=jobs,
-                       follow=follow, progress=progress)
+                       follow=follow, progress=progress, relation_names=names)
     result = run_dump(list(paths), opts)
     eow = result.end_of_wal
     if result.verdict is not None:

@@ -8,7 +8,7 @@ import sys
 import click
 
 from ..errors import InputError
-from . import handled
+from . import handled, load_catalog
 
 _CONN = re.compile(r"^(postgres(ql)?://|.*\w=)")
 
@@ -76,13 +76,18 @@ def _primary_paths(spec: str) -> list[str]:
                    "string of a live standby.")
 @click.option("--catalog", type=click.Path(exists=True, dir_okay=False),
               help="Catalog snapshot (xlogtools catalog) to reconstruct the lost rows.")
+@click.option("--pgdata", type=click.Path(exists=True, file_okay=False),
+              help="Read the catalog from this data directory (e.g. the old primary's, never "
+                   "started again) instead of --catalog; never written to.")
+@click.option("--dbname", metavar="NAME", help="With --pgdata: the database to decode.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json", "sql", "html"]),
               default="text", show_default=True)
 @click.option("-o", "--output", metavar="PATH", help="Write the report to PATH.")
 @click.option("--progress/--no-progress", default=None,
               help="Progress on stderr (default: when stderr is a terminal and the run is long).")
 @handled
-def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None, fmt: str,
+def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
+        pgdata: str | None, dbname: str | None, fmt: str,
         output: str | None, progress: bool | None) -> None:
     """Compare primary and standby after a crash or failover.
 
@@ -107,10 +112,9 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
         raise InputError("give one live standby (--standby CONNSTR) at a time")
     position, s_sysid = _standby_position(s_conns[0]) if s_conns else (None, None)
     rows = None
-    if catalog:
-        from ..replay.catalog import Catalog
-
-        rows = LostRows(Catalog.load(catalog), progress=progress)
+    cat = load_catalog(catalog, pgdata, dbname, required=False)
+    if cat is not None:
+        rows = LostRows(cat, progress=progress)
     report = analyze(p_paths, s_paths, standby_position=position,
                      standby_system_identifier=s_sysid,
                      catalog=rows.catalog if rows else None,

@@ -7,13 +7,19 @@ from typing import Any
 import click
 
 from ..lsn import Lsn
-from . import LSN, handled
+from . import LSN, handled, load_catalog
 
 
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path(path_type=str))
-@click.option("--catalog", "catalog_path", required=True, type=click.Path(dir_okay=False),
+@click.option("--catalog", "catalog_path", type=click.Path(dir_okay=False),
               help="Catalog snapshot written by `xlogtools catalog`.")
+@click.option("--pgdata", type=click.Path(file_okay=False),
+              help="Read the catalog from this (stopped, crashed or copied) data directory "
+                   "instead of --catalog; never written to.")
+@click.option("--dbname", metavar="NAME",
+              help="With --pgdata: the database whose tables to decode (needed when there "
+                   "are several).")
 @click.option("--format", "fmt", default="table", show_default=True,
               type=click.Choice(["table", "jsonl", "sql", "undo-sql", "parquet"]))
 @click.option("--table", "tables", multiple=True, metavar="NAME",
@@ -36,7 +42,8 @@ from . import LSN, handled
 @click.option("-o", "--output", type=click.Path(dir_okay=False),
               help="Output file (needed for parquet; default stdout).")
 @handled
-def replay(paths: tuple[str, ...], catalog_path: str, fmt: str, tables: tuple[str, ...],
+def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
+           dbname: str | None, fmt: str, tables: tuple[str, ...],
            xids: tuple[int, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
            include_all: bool, all_relations: bool, progress: bool | None, timezone: str,
            output: str | None) -> None:
@@ -52,10 +59,10 @@ def replay(paths: tuple[str, ...], catalog_path: str, fmt: str, tables: tuple[st
       xlogtools replay /var/lib/postgresql/15/main --catalog app.json --format jsonl
       xlogtools replay pg_wal --catalog app.json --format sql -o redo.sql
       xlogtools replay pg_wal --catalog app.json --format undo-sql --table public.orders
+      xlogtools replay --pgdata /evidence/oldprimary/data --dbname app --format jsonl
     """
     from ..errors import UsageError
     from ..replay.api import Replay
-    from ..replay.catalog import Catalog
 
     if fmt == "parquet" and not output:
         raise UsageError("--format parquet needs -o/--output")
@@ -65,8 +72,10 @@ def replay(paths: tuple[str, ...], catalog_path: str, fmt: str, tables: tuple[st
         ZoneInfo(timezone)
     except Exception:
         raise UsageError(f"unknown time zone {timezone!r}") from None
-    cat = Catalog.load(catalog_path)
-    rp = Replay(list(paths), cat, start=start, end=end, timeline=timeline, tables=tables,
+    cat = load_catalog(catalog_path, pgdata, dbname)
+    # no PATHS with --pgdata: that directory's WAL (a data directory means its pg_wal)
+    wal = list(paths) or ([pgdata] if pgdata else [])
+    rp = Replay(wal, cat, start=start, end=end, timeline=timeline, tables=tables,
                 xids=xids, include="all" if include_all else "committed", timezone=timezone,
                 all_relations=all_relations, progress=progress)
     for w in rp.warnings:

@@ -43,6 +43,8 @@ class DumpOptions:
     jobs: int = 1
     follow: bool = False
     progress: bool | None = None  # None: when stderr is a terminal and the run is long
+    # relation names by file (Catalog.file_names): adds the relation column; None: no column
+    relation_names: dict[tuple[int, int, int], str] | None = None
 
 
 @dataclass
@@ -62,6 +64,10 @@ class DumpResult:
         return 1 if eow is not None and eow.is_damage else 0
 
 
+def _chunk(chunk: list[Record], opts: DumpOptions, times: CommitTimes | None) -> Any:
+    return format_chunk(chunk, opts.format, opts.bkp_details, times, opts.relation_names)
+
+
 def _matching(reader: WalReader, flt: RecordFilter) -> Iterator[Record]:
     if not flt.active:
         yield from reader
@@ -75,7 +81,7 @@ def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None)
     reader = open_wal(list(paths) or None, start=opts.start, end=opts.end, timeline=opts.timeline)
     if opts.stats:
         return _dump_stats(reader, opts, stdout)
-    sink = Sink(opts.format, opts.output, stdout)
+    sink = Sink(opts.format, opts.output, stdout, opts.relation_names is not None)
     try:
         times = None
         if opts.format in ("jsonl", "csv", "parquet") and not opts.follow:
@@ -110,17 +116,17 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
                 chunk.append(rec)
                 n += 1
                 if len(chunk) >= CHUNK_RECORDS or opts.follow:
-                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
+                    sink.write(_chunk(chunk, opts, times))
                     chunk = []
                     progress.update(int(rec.lsn), n)
                 if opts.limit is not None and n >= opts.limit:
-                    sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
+                    sink.write(_chunk(chunk, opts, times))
                     return DumpResult(n, None)
             eow = reader.end_of_wal
             if not opts.follow or eow is None or eow.reason is EndReason.END_LSN_REACHED:
                 break
             # --follow: wait for more WAL at the end, as pg_waldump -f does.
-            sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
+            sink.write(_chunk(chunk, opts, times))
             chunk = []
             if sink._text is not None:
                 sink._text.flush()
@@ -129,7 +135,7 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
             reader = open_wal(list(paths) or None, start=last if last is not None else eow.lsn,
                               end=opts.end, timeline=reader.timeline)
             skip_first = last is not None
-        sink.write(format_chunk(chunk, opts.format, opts.bkp_details, times))
+        sink.write(_chunk(chunk, opts, times))
         return DumpResult(n, reader.end_of_wal)
     finally:
         progress.finish()
@@ -173,10 +179,10 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
         chunk.append(rec)
         n += 1
         if len(chunk) >= CHUNK_RECORDS:
-            chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details, times)))
+            chunks.append(_portable(_chunk(chunk, opts, times)))
             chunk = []
     if chunk:
-        chunks.append(_portable(format_chunk(chunk, opts.format, opts.bkp_details, times)))
+        chunks.append(_portable(_chunk(chunk, opts, times)))
     return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
 
 

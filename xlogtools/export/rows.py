@@ -17,6 +17,8 @@ RM_XACT_ID = 1
 _PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 # xid -> TimestampTz (microseconds since 2000-01-01 UTC) of its top-level commit
 CommitTimes = dict[int, int]
+# (tablespace, database, relfilenode) -> schema.name, from a catalog (Catalog.file_names)
+Names = dict[tuple[int, int, int], str]
 
 FIELDS = ("lsn", "lsn_int", "end_lsn", "prev_lsn", "timeline", "segment", "xid",
           "toplevel_xid", "rmgr", "record_type", "info", "rec_len", "tot_len", "fpi_len",
@@ -104,10 +106,23 @@ def record_times(rec: Record, times: CommitTimes | None) -> tuple[int | None, in
     return xact_time, commit_time
 
 
-def record_row(rec: Record, with_desc: bool = True, times: CommitTimes | None = None
-               ) -> dict[str, Any]:
+def fields(names: Names | None) -> tuple[str, ...]:
+    """The columns: FIELDS, and `relation` last when a catalog gives names."""
+    return FIELDS if names is None else FIELDS + ("relation",)
+
+
+def relation_name(rec: Record, names: Names) -> str | None:
+    """schema.name of the first block's relation (a TOAST table or index by its table)."""
+    if not rec.blocks:
+        return None
+    b = rec.blocks[0]
+    return names.get((b.spc, b.db, b.rel))
+
+
+def record_row(rec: Record, with_desc: bool = True, times: CommitTimes | None = None,
+               names: Names | None = None) -> dict[str, Any]:
     xact_time, commit_time = record_times(rec, times)
-    return {
+    row = {
         "lsn": rec.lsn.waldump(), "lsn_int": int(rec.lsn), "end_lsn": rec.end.waldump(),
         "prev_lsn": rec.prev.waldump(), "timeline": rec.timeline, "segment": rec.segment,
         "xid": rec.xid, "toplevel_xid": rec.toplevel_xid, "rmgr": rec.rmgr_name,
@@ -117,16 +132,20 @@ def record_row(rec: Record, with_desc: bool = True, times: CommitTimes | None = 
         "origin": rec.origin, "xact_time": time_text(xact_time),
         "commit_time": time_text(commit_time),
     }
+    if names is not None:
+        row["relation"] = relation_name(rec, names)
+    return row
 
 
-def csv_row(rec: Record, times: CommitTimes | None = None) -> list[Any]:
+def csv_row(rec: Record, times: CommitTimes | None = None,
+            names: Names | None = None) -> list[Any]:
     """The same fields flattened for CSV: `blocks` becomes a JSON text."""
-    row = record_row(rec, times=times)
+    row = record_row(rec, times=times, names=names)
     row["blocks"] = json.dumps(row["blocks"], separators=(",", ":"))
-    return [row[f] for f in FIELDS]
+    return [row[f] for f in fields(names)]
 
 
-def arrow_schema():  # -> pyarrow.Schema (pyarrow is imported only by the Parquet writer)
+def arrow_schema(with_relation: bool = False):  # -> pyarrow.Schema (pyarrow: Parquet only)
     import pyarrow as pa
 
     block = pa.struct([
@@ -135,7 +154,7 @@ def arrow_schema():  # -> pyarrow.Schema (pyarrow is imported only by the Parque
         ("has_image", pa.bool_()), ("image_len", pa.uint32()), ("apply_image", pa.bool_()),
         ("compression", pa.string()), ("has_data", pa.bool_()), ("data_len", pa.uint32()),
     ])
-    return pa.schema([
+    cols = [
         ("lsn", pa.string()), ("lsn_int", pa.uint64()), ("end_lsn", pa.string()),
         ("prev_lsn", pa.string()), ("timeline", pa.uint32()), ("segment", pa.string()),
         ("xid", pa.uint32()), ("toplevel_xid", pa.uint32()), ("rmgr", pa.string()),
@@ -143,4 +162,7 @@ def arrow_schema():  # -> pyarrow.Schema (pyarrow is imported only by the Parque
         ("tot_len", pa.uint32()), ("fpi_len", pa.uint32()), ("desc", pa.string()),
         ("blocks", pa.list_(block)), ("origin", pa.uint16()),
         ("xact_time", pa.timestamp("us", tz="UTC")), ("commit_time", pa.timestamp("us", tz="UTC")),
-    ])
+    ]
+    if with_relation:
+        cols.append(("relation", pa.string()))
+    return pa.schema(cols)

@@ -32,8 +32,20 @@ TABLE_HEADER = (f"{'lsn':>17}  {'prev':>17}  {'xid':>10}  {'rmgr':<17}  {'type':
                 f"{'tot_len':>8}  {'fpi':>6}  desc")
 
 
-def line_formatter(fmt: str, bkp_details: bool, times: rows.CommitTimes | None = None
-                   ) -> Callable[[Record], str]:
+def line_formatter(fmt: str, bkp_details: bool, times: rows.CommitTimes | None = None,
+                   names: rows.Names | None = None) -> Callable[[Record], str]:
+    if names is not None and fmt in ("text", "table"):
+        plain = line_formatter(fmt, bkp_details, times)
+
+        def named(r: Record) -> str:  # the relation's name ends the record's (first) line
+            line = plain(r)
+            name = rows.relation_name(r, names)
+            if name is None:
+                return line
+            head, nl, rest = line.partition("\n")
+            return f"{head}  relation {name}{nl}{rest}"
+
+        return named
     if fmt == "text":
         return lambda r: text_line(r, bkp_details)
     if fmt == "waldump":
@@ -47,16 +59,18 @@ def line_formatter(fmt: str, bkp_details: bool, times: rows.CommitTimes | None =
                           f"{r.rmgr_name:<17}  {rows.record_type(r):<24}  {r.tot_len:>8}  "
                           f"{r.fpi_len:>6}  {describe(r)}")
     if fmt == "jsonl":
-        return lambda r: json.dumps(rows.record_row(r, times=times), separators=(",", ":"))
+        return lambda r: json.dumps(rows.record_row(r, times=times, names=names),
+                                    separators=(",", ":"))
     raise ValueError(fmt)
 
 
 def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False,
-                 times: rows.CommitTimes | None = None) -> Any:
+                 times: rows.CommitTimes | None = None, names: rows.Names | None = None) -> Any:
     """A chunk of output: text for the line formats, a pyarrow.RecordBatch for parquet.
-    `times`: commit times by xid, for the commit_time column (jsonl, csv, parquet)."""
+    `times`: commit times by xid, for the commit_time column (jsonl, csv, parquet); `names`:
+    relation names by file, for the relation column (all formats but waldump)."""
     if fmt == "parquet":
-        return arrow_batch(records, times)
+        return arrow_batch(records, times, names)
     if fmt == "waldump":
         from .waldump import format_records
 
@@ -65,13 +79,13 @@ def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False,
         buf = io.StringIO()
         w = csv.writer(buf, lineterminator="\n")
         for r in records:
-            w.writerow(rows.csv_row(r, times))
+            w.writerow(rows.csv_row(r, times, names))
         return buf.getvalue()
-    fn = line_formatter(fmt, bkp_details, times)
+    fn = line_formatter(fmt, bkp_details, times, names)
     return "".join(fn(r) + "\n" for r in records)
 
 
-_SCHEMA: Any = None
+_SCHEMA: dict[bool, Any] = {}  # with a relation column or not -> pyarrow schema
 # Per (major << 16 | rmid << 8 | info): rmgr name, record type and describe function, which
 # depend on nothing else.
 _KINDS: dict[int, tuple[str, str, Callable[[Record], str]]] = {}
@@ -89,11 +103,10 @@ _DICTIONARY_COLUMNS = ["timeline", "segment", "rmgr", "record_type", "info", "or
                        "blocks.list.element.compression"]
 
 
-def _schema() -> Any:
-    global _SCHEMA
-    if _SCHEMA is None:
-        _SCHEMA = rows.arrow_schema()
-    return _SCHEMA
+def _schema(with_relation: bool = False) -> Any:
+    if with_relation not in _SCHEMA:
+        _SCHEMA[with_relation] = rows.arrow_schema(with_relation)
+    return _SCHEMA[with_relation]
 
 
 def _kind(r: Record) -> tuple[str, str, Callable[[Record], str]]:
@@ -105,7 +118,8 @@ def _kind(r: Record) -> tuple[str, str, Callable[[Record], str]]:
     return kind
 
 
-def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None) -> Any:
+def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None,
+                names: rows.Names | None = None) -> Any:
     """Records as one pyarrow.RecordBatch of the documented schema, built column by column
     (block references as flat child arrays plus list offsets, not per-row dicts).
 
@@ -115,7 +129,7 @@ def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None
     record's (end) reuses that record's text."""
     import pyarrow as pa
 
-    schema = _schema()
+    schema = _schema(names is not None)
     kinds = _KINDS
     knd: list[tuple[str, str, Callable[[Record], str]]] = []
     desc: list[str] = []
@@ -171,6 +185,8 @@ def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None
             [r.origin for r in records]]
     stamps = [rows.record_times(r, times) for r in records]
     cols += [[rows.pg_time(x) for x, _c in stamps], [rows.pg_time(c) for _x, c in stamps]]
+    if names is not None:
+        cols.append([rows.relation_name(r, names) for r in records])
     arrays = [c if isinstance(c, pa.Array) else pa.array(c, schema.field(i).type)
               for i, c in enumerate(cols)]
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
@@ -180,7 +196,8 @@ class Sink:
     """Where formatted chunks go, in order; close() leaves a complete file (a valid Parquet
     file even when reading stopped at damage)."""
 
-    def __init__(self, fmt: str, output: str | None, stdout: IO[str] | None = None) -> None:
+    def __init__(self, fmt: str, output: str | None, stdout: IO[str] | None = None,
+                 with_relation: bool = False) -> None:
         self.fmt = fmt
         self.output = output
         self._text: IO[str] | None = None
@@ -194,7 +211,7 @@ class Sink:
             if output in (None, "-"):
                 raise InputError("--format parquet needs -o/--output FILE")
             try:
-                self._pq = pq.ParquetWriter(output, _schema(), compression="zstd",
+                self._pq = pq.ParquetWriter(output, _schema(with_relation), compression="zstd",
                                             use_dictionary=_DICTIONARY_COLUMNS)
             except OSError as exc:
                 raise InputError(f"could not create \"{output}\": {exc}", file=output) from exc
@@ -208,7 +225,8 @@ class Sink:
                 raise InputError(f"could not create \"{output}\": {exc.strerror}", file=output) from exc
             self._close_text = True
         if fmt == "csv":
-            self._text.write(",".join(rows.FIELDS) + "\n")
+            self._text.write(",".join(rows.FIELDS + (("relation",) if with_relation else ()))
+                             + "\n")
         elif fmt == "table":
             self._text.write(TABLE_HEADER + "\n")
 

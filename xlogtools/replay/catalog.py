@@ -160,6 +160,13 @@ class Catalog:
         t = self.owner.get((spc, db, rel))
         return t.qualified if t is not None else self.other_names.get((spc, db, rel))
 
+    def file_names(self) -> dict[tuple[int, int, int], str]:
+        """(tablespace, database, relfilenode) -> relation_name() of every file the catalog
+        knows: a plain dict, for `dump`'s relation column (and its worker processes)."""
+        names = dict(self.other_names)
+        names.update({k: t.qualified for k, t in self.owner.items()})
+        return names
+
     def find_table(self, name: str) -> list[Relation]:
         if "." in name:
             schema, _, table = name.partition(".")
@@ -256,13 +263,14 @@ SELECT c.oid, ic.relname, pg_relation_filenode(ic.oid), ic.reltablespace
 FROM pg_class c JOIN pg_index i ON i.indrelid = c.reltoastrelid
 JOIN pg_class ic ON ic.oid = i.indexrelid
 WHERE c.oid = ANY(%s) AND pg_relation_filenode(ic.oid) IS NOT NULL
+ORDER BY 1, 2
 """
 _OTHERS = """
 SELECT pg_relation_filenode(c.oid), c.reltablespace, c.relisshared, n.nspname, c.relname,
        c.relkind::text
 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
 WHERE pg_relation_filenode(c.oid) IS NOT NULL AND n.nspname <> 'pg_toast'
-ORDER BY 1
+ORDER BY 1, 2, 4, 5
 """
 _TYPES = """
 WITH RECURSIVE ts(oid) AS (
