@@ -31,7 +31,7 @@ CHECKPOINT_TOT_LEN = L.SIZE_OF_XLOG_RECORD + 2 + SIZEOF_CHECKPOINT
 # for, rarer in other data (and found faster) than the length alone
 _CKPT_NEEDLE = L.U32.pack(CHECKPOINT_TOT_LEN) + bytes(4)
 try:  # the C extension of the reader's walk also searches back for it, 8-byte word by word
-    from .parse._walscan import rfind_aligned as _c_rfind_aligned
+    from ..parse._walscan import rfind_aligned as _c_rfind_aligned
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
     _c_rfind_aligned = None
 if os.environ.get("XLOGTOOLS_NO_C"):
