@@ -205,6 +205,7 @@ class Receiver:
             bool(getattr(self.out, "isatty", lambda: False)())
         self._status_len = 0
         self._last_flush = 0.0  # monotonic time of the last flush (--fsync-interval)
+        self._flush_timer: asyncio.TimerHandle | None = None
         self._acked = (0, 0)  # (written, flushed) last sent in a status update
         self.state = "starting"  # connecting | connected | streaming | disconnected |
         #                          waiting-for-storage | stopped
@@ -544,14 +545,13 @@ class Receiver:
                 if self._verify_due is not None:
                     left = max(0.0, self._verify_due - now)
                     timeout = left if timeout is None else min(timeout, left)
-                if self.opts.fsync_interval is not None and self.archive is not None \
-                        and self.archive.written > self.archive.flushed:
-                    left = max(0.0, self._last_flush + self.opts.fsync_interval - now)
-                    timeout = left if timeout is None else min(timeout, left)
                 await conn.wait(timeout)
         finally:
             self._leave_fast()
             conn.set_data_handler(None)
+            if self._flush_timer is not None:
+                self._flush_timer.cancel()
+                self._flush_timer = None
             if self.result.c_loop_rounds:
                 log.info("%d synchronous rounds were done by the C loop so far",
                          self.result.c_loop_rounds)
@@ -595,6 +595,11 @@ class Receiver:
         if self._end_event is not None or self._pump_error is not None:
             self._leave_fast()
             conn.wake()
+
+    def _flush_due(self, conn: Connection) -> None:
+        """--fsync-interval: the interval since the last flush is over (a loop timer)."""
+        self._flush_timer = None
+        self._on_data(conn)
 
     def _fast_budget(self) -> tuple[float | None, int]:
         """How long (a time.monotonic() deadline) and how much WAL (bytes) the C loop may go
@@ -682,12 +687,15 @@ class Receiver:
         if self.opts.fsync_interval is not None:
             # Flushed at most every interval (the loss window), and each batch acknowledged
             # as written at once, with the flush position only as far as it is durable.
-            if archive.written > archive.flushed and \
-                    now - self._last_flush >= self.opts.fsync_interval:
-                if archive.verifier is not None:
-                    self._verify()
-                self._flush()
-                self._last_flush = now
+            if archive.written > archive.flushed:
+                if now - self._last_flush >= self.opts.fsync_interval:
+                    if archive.verifier is not None:
+                        self._verify()
+                    self._flush()
+                    self._last_flush = now
+                elif self._flush_timer is None:  # due later, also if no more WAL comes
+                    self._flush_timer = asyncio.get_running_loop().call_later(
+                        self._last_flush + self.opts.fsync_interval - now, self._flush_due, conn)
             if (int(archive.written), int(archive.flushed)) != self._acked:
                 self._send_status(conn)
                 self._last_status = now
