@@ -218,6 +218,18 @@ def loss_modes(c: Cluster, seconds: int) -> None:
                                      f"application_name = '{APP}'") == want, 60,
                        what=f"receive {name} to connect")
             lsn0 = Lsn(c.current_lsn())
+
+            def caught_up() -> bool:  # the segment's WAL before the start was streamed
+                try:
+                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/status", timeout=5) as r:
+                        st = json.loads(r.read())
+                except OSError:
+                    return False
+                return bool(st["written_lsn"]) and Lsn(st["written_lsn"]) >= lsn0
+
+            wait_until(caught_up, 60, what=f"receive {name} to catch up")
+            time.sleep(0.5)  # (what it caught up with is flushed by now where a mode flushes)
+            lsn0 = Lsn(c.current_lsn())
             t = threading.Thread(target=scrape, daemon=True)
             t.start()
             out = c.pgbench(["-n", "-c", "4", "-j", "2", "-T", str(seconds), "-f", str(script)],
