@@ -22,9 +22,9 @@ from .lsn import Lsn
 from .parse.reader import WalReader
 from .parse.record import Record
 from .parse.rmgr import xact
+from .parse.rmgr._util import PG_EPOCH
 from .parse.source import WalSource
 
-PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 RM_XACT_ID = 1
 
 

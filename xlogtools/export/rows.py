@@ -5,16 +5,15 @@ Descriptions are computed only when asked for (they are most of the cost).
 """
 from __future__ import annotations
 
-import datetime as dt
 import json
 from typing import Any, Iterable
 
 from ..parse.record import Record
 from ..parse.rmgr import describe, identify
 from ..parse.rmgr import xact as X
+from ..parse.rmgr._util import format_time, pg_timestamp as pg_time
 
 RM_XACT_ID = 1
-_PG_EPOCH = dt.datetime(2000, 1, 1, tzinfo=dt.timezone.utc)
 # xid -> TimestampTz (microseconds since 2000-01-01 UTC) of its top-level commit
 CommitTimes = dict[int, int]
 # (tablespace, database, relfilenode) -> schema.name, from a catalog (Catalog.file_names)
@@ -73,19 +72,9 @@ def commit_times(records: Iterable[Record]) -> CommitTimes:
     return out
 
 
-def pg_time(usec: int | None) -> dt.datetime | None:
-    if usec is None:
-        return None
-    try:
-        return _PG_EPOCH + dt.timedelta(microseconds=usec)
-    except OverflowError:
-        return None
-
-
 def time_text(usec: int | None) -> str | None:
     """As psql prints a timestamptz with TimeZone UTC: 2025-01-31 12:00:00.123456+00."""
-    t = pg_time(usec)
-    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+    return format_time(pg_time(usec))
 
 
 def record_times(rec: Record, times: CommitTimes | None) -> tuple[int | None, int | None]:

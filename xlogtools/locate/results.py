@@ -3,25 +3,12 @@ with its reason, the last checkpoint and commit, gaps, and WAL found beyond the 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from typing import Any
 
 from ..lsn import Lsn
 
-PG_EPOCH = datetime(2000, 1, 1, tzinfo=timezone.utc)
-
-
-def pg_timestamp(usec: int) -> datetime | None:
-    """A TimestampTz (microseconds since 2000-01-01 UTC) as a datetime; None out of range."""
-    try:
-        return PG_EPOCH + timedelta(microseconds=usec)
-    except OverflowError:
-        return None
-
-
-def format_time(t: datetime | None) -> str | None:
-    """As psql prints a timestamptz with TimeZone UTC: 2025-01-31 12:00:00.123456+00."""
-    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
+from ..parse.rmgr._util import format_time, pg_timestamp  # noqa: F401 (re-exported)
 
 
 # --- results --------------------------------------------------------------------------------

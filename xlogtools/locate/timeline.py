@@ -134,7 +134,6 @@ class _Timeline:
         self.seq = sorted(self.files)
         self.probes: dict[int, str] = {}
         self.notes: list[str] = []
-        self.walked = 0  # bytes of WAL checked by verify()
 
     # -- reading --------------------------------------------------------------------------------
     def name(self, segno: int) -> str:
@@ -203,7 +202,6 @@ class _Timeline:
         reader.scan()
         eow = reader.end_of_wal
         assert eow is not None
-        self.walked = max(self.walked, int(eow.lsn) - start)
         if (eow.lsn, eow.reason, eow.error_lsn) == (tail.eow.lsn, tail.eow.reason,
                                                      tail.eow.error_lsn):
             return tail

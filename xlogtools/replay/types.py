@@ -18,6 +18,8 @@ import uuid as _uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from ..parse.rmgr._util import PG_EPOCH
+
 # Built-in type OIDs (catalog/pg_type.dat; stable across 13-18).
 BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT2VECTOR, INT4, TEXT, OID, OIDVECTOR = (
     16, 17, 18, 19, 20, 21, 22, 23, 25, 26, 30)
@@ -51,7 +53,7 @@ def need(b: bytes, n: int, what: str) -> None:
         raise BadDatum(f"{what} needs {n} bytes, the datum has {len(b)}")
 
 
-_EPOCH_UTC = datetime(2000, 1, 1, tzinfo=timezone.utc)
+_EPOCH_UTC = PG_EPOCH
 # seconds from 2000-01-01 of 0001-01-02 and 9999-12-30 UTC: inside datetime's range in any zone
 _FIRST_DATETIME = int((datetime(1, 1, 2, tzinfo=timezone.utc) - _EPOCH_UTC).total_seconds())
 _LAST_DATETIME = int((datetime(9999, 12, 30, tzinfo=timezone.utc) - _EPOCH_UTC).total_seconds())

@@ -12,6 +12,7 @@ pg_waldump would print memory beyond the record.  Real WAL never shows that mark
 """
 from __future__ import annotations
 
+import datetime as _dt
 import struct
 import time
 from typing import Any, Callable, Iterable, Sequence
@@ -215,6 +216,24 @@ def cmod(a: int, b: int) -> int:
 
 # Seconds between 1970-01-01 and 2000-01-01, PostgreSQL's timestamp epoch.
 _PG_EPOCH_UNIX = 946684800
+PG_EPOCH = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+
+
+def pg_timestamp(usec: int | None) -> _dt.datetime | None:
+    """A TimestampTz (microseconds since 2000-01-01 UTC) as a datetime; None for None or out
+    of Python's years 1-9999."""
+    if usec is None:
+        return None
+    try:
+        return PG_EPOCH + _dt.timedelta(microseconds=usec)
+    except OverflowError:
+        return None
+
+
+def format_time(t: _dt.datetime | None) -> str | None:
+    """As psql prints a timestamptz with TimeZone UTC, always with microseconds:
+    2025-01-31 12:00:00.123456+00."""
+    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
 
 
 # (seconds, time.tzname when computed, "stamp" ... "zone" text) of the last timestamp: the
