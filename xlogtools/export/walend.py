@@ -55,7 +55,10 @@ def classify_end(paths: Sequence[PathArg] | None, eow: EndOfWal | None,
     from ..locate import locate
 
     try:
-        res = locate(list(paths) if paths else None, timeline=timeline)
+        # The export itself read and checked every record up to its stop; only what lies
+        # after the stop is the question, which the header probe and the decoded tail (and
+        # the search past a break) answer: no second walk from the redo point.
+        res = locate(list(paths) if paths else None, timeline=timeline, scan="tail")
         t = res.timeline(timeline)
         return _verdict(paths, eow, timeline, t)
     except (XlogError, KeyError) as exc:
@@ -113,7 +116,7 @@ def _current_wal_after(paths: Sequence[PathArg] | None, eow: EndOfWal, timeline:
     if not later:
         return None, ""
     try:
-        res = locate(later + list(src.history_files.values()), timeline=timeline)
+        res = locate(later + list(src.history_files.values()), timeline=timeline, scan="tail")
         t = res.timeline(timeline)
     except (XlogError, KeyError):
         return None, ""
