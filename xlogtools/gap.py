@@ -160,12 +160,13 @@ def _end_of(side: _Side, start: Lsn | None = None) -> tuple[Position, WalReader]
     return _position(side, reader), reader
 
 
-def _locate_side(side: _Side, paths: Sequence[str | os.PathLike[str]]) -> Any:
-    """locate's answer for one side (its default scan: every record from the last
-    checkpoint's redo point, as the server's own crash recovery reads)."""
+def _locate_side(side: _Side, paths: Sequence[str | os.PathLike[str]], scan: str = "recovery"
+                 ) -> Any:
+    """locate's answer for one side (by default every record from the last checkpoint's redo
+    point, as the server's own crash recovery reads)."""
     from .locate import locate
 
-    return locate(list(paths), timeline=side.timeline).timeline(side.timeline)
+    return locate(list(paths), timeline=side.timeline, scan=scan).timeline(side.timeline)
 
 
 def _located_end(side: _Side, paths: Sequence[str | os.PathLike[str]]) -> tuple[Position, list[str]]:
@@ -202,6 +203,13 @@ def _recovery_end(side: _Side, paths: Sequence[str | os.PathLike[str]], read: Wa
     read stopped at such damage, the records from the redo point on are read too (to `feed`)
     and the span between is named in a note."""
     pos = _position(side, read)
+    if pos.end_lsn is None:
+        return pos, []
+    # The full read checked every record up to its stop: if no valid WAL lies after it (the
+    # header probe and the tail say), that is the end, with no second walk over the files.
+    quick = _locate_side(side, paths, "tail")
+    if (quick.end_lsn is None or quick.end_lsn <= pos.end_lsn) and quick.wal_beyond_end is None:
+        return pos, []
     t = _locate_side(side, paths)
     if pos.end_lsn is None or t.end_lsn is None or t.end_lsn <= pos.end_lsn \
             or t.verified_from is None or t.verified_from < pos.end_lsn:
