@@ -205,7 +205,8 @@ class Receiver:
             bool(getattr(self.out, "isatty", lambda: False)())
         self._status_len = 0
         self._last_flush = 0.0  # monotonic time of the last flush (--fsync-interval)
-        self._flush_timer: asyncio.TimerHandle | None = None
+        self._due_timer: asyncio.TimerHandle | None = None  # see _wake_at
+        self._due_when = 0.0
         self._acked = (0, 0)  # (written, flushed) last sent in a status update
         self.state = "starting"  # connecting | connected | streaming | disconnected |
         #                          waiting-for-storage | stopped
@@ -542,16 +543,13 @@ class Receiver:
                 timeout = interval - (now - self._last_status) if interval else None
                 if self._status_on:
                     timeout = 1.0 if timeout is None else min(timeout, 1.0)
-                if self._verify_due is not None:
-                    left = max(0.0, self._verify_due - now)
-                    timeout = left if timeout is None else min(timeout, left)
                 await conn.wait(timeout)
         finally:
             self._leave_fast()
             conn.set_data_handler(None)
-            if self._flush_timer is not None:
-                self._flush_timer.cancel()
-                self._flush_timer = None
+            if self._due_timer is not None:
+                self._due_timer.cancel()
+                self._due_timer = None
             if self.result.c_loop_rounds:
                 log.info("%d synchronous rounds were done by the C loop so far",
                          self.result.c_loop_rounds)
@@ -596,9 +594,20 @@ class Receiver:
             self._leave_fast()
             conn.wake()
 
-    def _flush_due(self, conn: Connection) -> None:
-        """--fsync-interval: the interval since the last flush is over (a loop timer)."""
-        self._flush_timer = None
+    def _wake_at(self, conn: Connection, when: float) -> None:
+        """Do the work between batches (_idle_work) again at `when` (time.monotonic()), also
+        if no more WAL arrives: work that became due while the read callback handled data
+        (an interval flush, a delayed verification) is not known to the coroutine's wait."""
+        if self._due_timer is not None:
+            if self._due_when <= when:
+                return
+            self._due_timer.cancel()
+        self._due_when = when
+        self._due_timer = asyncio.get_running_loop().call_later(
+            max(0.0, when - time.monotonic()), self._work_due, conn)
+
+    def _work_due(self, conn: Connection) -> None:
+        self._due_timer = None
         self._on_data(conn)
 
     def _fast_budget(self) -> tuple[float | None, int]:
@@ -693,9 +702,8 @@ class Receiver:
                         self._verify()
                     self._flush()
                     self._last_flush = now
-                elif self._flush_timer is None:  # due later, also if no more WAL comes
-                    self._flush_timer = asyncio.get_running_loop().call_later(
-                        self._last_flush + self.opts.fsync_interval - now, self._flush_due, conn)
+                else:
+                    self._wake_at(conn, self._last_flush + self.opts.fsync_interval)
             if (int(archive.written), int(archive.flushed)) != self._acked:
                 self._send_status(conn)
                 self._last_status = now
@@ -707,6 +715,8 @@ class Receiver:
                                                          else VERIFY_BATCH) \
                     or now >= self._verify_due:
                 self._verify()
+            elif self._fast is None:  # (the C loop returns by then by itself)
+                self._wake_at(conn, self._verify_due)
         interval = self.opts.status_interval
         if interval and now - self._last_status >= interval:
             if archive.verifier is not None:
