@@ -16,7 +16,8 @@
    (--synchronous, --fsync-interval 200 as a remote_write standby, the default and --no-sync
    asynchronous) and the most WAL written but not flushed at any moment (metrics, 50 ms).
 Each measurement is repeated --rounds times, alternating the tools (the machine may be
-shared: look at best and median).
+shared: look at best and median); the synchronous rounds go in ABBA order and each starts
+from an empty `ins` table and a fresh checkpoint.
 Not a test: nothing is asserted.
 """
 from __future__ import annotations
@@ -126,8 +127,14 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
     }
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in tools}
     cpus: dict[str, list[float]] = {k: [] for k in tools}
+    names = list(tools)
     for r in range(rounds):
-        for name, argv in tools.items():
+        # ABBA: each tool goes first in every other round, so what drifts during a run (the
+        # primary's own background work) falls on both alike
+        for name in (names if r % 2 == 0 else names[::-1]):
+            argv = tools[name]
+            # the same start for each measurement: an empty table and a fresh checkpoint
+            c.execute("TRUNCATE ins; CHECKPOINT;")
             shutil.rmtree(work, ignore_errors=True)
             work.mkdir(parents=True)
             proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

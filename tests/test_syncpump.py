@@ -205,3 +205,43 @@ def pump_until(ours: socket.socket, fd: int, buf: bytearray, pos: int, deadline:
     from xlogtools.stream._syncpump import pump as c_pump
     return c_pump(ours.fileno(), buf, 0, fd, BASE, SEG, pos, pos, 0,
                   int(deadline * 1e6) if deadline is not None else 0, max_bytes)
+
+
+def test_more_messages_than_one_write_takes_all_land_in_order(pair) -> None:
+    """Consecutive XLogData are written together (up to 64 pieces per call, the rest in
+    further calls): 200 small messages in one read all reach the file, in place."""
+    ours, server, fd = pair
+    pos = BASE + 8
+    pieces = [os.urandom(1 + i % 37) for i in range(200)]
+    wire, at = b"", pos
+    for p in pieces:
+        wire += xlogdata(at, p)
+        at += len(p)
+    server.sendall(wire)
+    buf = bytearray(1 << 16)
+    stop, have, new, *_ = pump(ours, fd, buf, 0, pos, pos)
+    assert (stop, have, new) == (syncpump.DRAINED, 0, at)
+    assert os.pread(fd, at - pos, 8) == b"".join(pieces)
+    assert status(server.recv(100))[:2] == (at, at)
+
+
+def test_a_failed_write_of_several_messages_keeps_them_all_for_python(pair, tmp_path: Path
+                                                                      ) -> None:
+    """The write of three pending messages fails: the position stays before the first one
+    and all three (with the keepalive between them) stay in the buffer for the Python path;
+    nothing is acknowledged."""
+    ours, server, _fd = pair
+    wire = (xlogdata(BASE + 8, b"a" * 8) + keepalive(BASE + 16, False)
+            + xlogdata(BASE + 16, b"b" * 8) + xlogdata(BASE + 24, b"c" * 8))
+    server.sendall(wire)
+    ro = os.open(tmp_path / "seg.partial", os.O_RDONLY)
+    buf = bytearray(4096)
+    try:
+        stop, have, new, _, unsent, err, at, *_ = pump(ours, ro, buf, 0, BASE + 8, BASE + 8)
+    finally:
+        os.close(ro)
+    assert (stop, new, at, err, unsent) == (syncpump.OS_ERROR, BASE + 8, "pwrite", 9, b"")
+    assert bytes(buf[:have]) == wire
+    server.setblocking(False)
+    with pytest.raises(BlockingIOError):
+        server.recv(100)

@@ -56,6 +56,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -88,6 +89,56 @@ put_be64(unsigned char *p, uint64_t v)
     }
 }
 
+/* Consecutive XLogData messages are written with one pwritev: they are contiguous (each
+ * starts where the previous ended).  Per pending piece: its message's offset in the buffer
+ * and its first LSN, to go back to when a write fails part way. */
+#define MAX_PENDING 64
+typedef struct {
+    Py_ssize_t off;
+    uint64_t start;
+} PendingMsg;
+
+/* Write the pending pieces (all at once; again from where a short write stopped).  1 when
+ * all were written, and none is pending any more.  Else 0 with *err = errno, and *pos / *off
+ * back at the first piece not wholly written: its message stays in the buffer for the
+ * Python path, which writes it again (the same bytes at the same place). */
+static int
+write_pending(int segfd, uint64_t seg_base, struct iovec *iov, const PendingMsg *msgs,
+              int *np, unsigned long long *pos, Py_ssize_t *off, int *err)
+{
+    int n = *np, i = 0;
+    size_t skip = 0; /* bytes of iov[i] already written */
+    *np = 0;
+    while (i < n) {
+        struct iovec v[MAX_PENDING];
+        int k = 0;
+        for (int j = i; j < n; j++, k++)
+            v[k] = iov[j];
+        v[0].iov_base = (char *) v[0].iov_base + skip;
+        v[0].iov_len -= skip;
+        off_t foff = (off_t) (msgs[i].start - seg_base + skip);
+        ssize_t w = pwritev(segfd, v, k, foff);
+        if (w == 0)
+            errno = ENOSPC; /* no progress: do not spin */
+        if (w <= 0) {
+            if (w < 0 && errno == EINTR)
+                continue;
+            *err = errno;
+            *pos = msgs[i].start;
+            *off = msgs[i].off;
+            return 0;
+        }
+        size_t done = (size_t) w;
+        while (i < n && done >= iov[i].iov_len - skip) {
+            done -= iov[i].iov_len - skip;
+            skip = 0;
+            i++;
+        }
+        skip += done;
+    }
+    return 1;
+}
+
 enum { DRAINED = 0, FOR_PYTHON = 1, END_OF_FILE = 2, OS_ERROR = 3, ENDPOS = 4 };
 
 static PyObject *
@@ -116,6 +167,9 @@ pump(PyObject *self, PyObject *args)
     uint64_t wal_end = 0, first_pos = pos, start_pos;
     Py_ssize_t off; /* first unhandled byte */
     int more;       /* the socket may hold more */
+    struct iovec pend[MAX_PENDING]; /* XLogData not yet written: contiguous, from buf */
+    PendingMsg pend_msg[MAX_PENDING];
+    int npend = 0;
 
     Py_BEGIN_ALLOW_THREADS
 next_round:
@@ -149,25 +203,19 @@ next_round:
                     stop = FOR_PYTHON; /* a gap, a new segment, or the segment's end */
                     break;
                 }
-                const unsigned char *data = body + XLOGDATA_HDR;
-                off_t foff = (off_t) (start - seg_base);
-                size_t done = 0;
-                while (done < n) {
-                    ssize_t w = pwrite(segfd, data + done, n - done, foff + (off_t) done);
-                    if (w == 0)
-                        errno = ENOSPC; /* no progress: do not spin */
-                    if (w <= 0) {
-                        if (w < 0 && errno == EINTR)
-                            continue;
+                if (n) {
+                    /* contiguous with what is pending (start == pos): one pwritev later */
+                    if (npend == MAX_PENDING && !write_pending(segfd, seg_base, pend, pend_msg,
+                                                               &npend, &pos, &off, &err)) {
+                        stop = OS_ERROR;
+                        at = "pwrite";
                         break;
                     }
-                    done += (size_t) w;
-                }
-                if (done < n) {
-                    stop = OS_ERROR;
-                    err = errno;
-                    at = "pwrite";
-                    break;
+                    pend[npend].iov_base = body + XLOGDATA_HDR;
+                    pend[npend].iov_len = n;
+                    pend_msg[npend].off = off;
+                    pend_msg[npend].start = start;
+                    npend++;
                 }
                 pos = start + n;
                 if (end > wal_end)
@@ -190,6 +238,12 @@ next_round:
         }
         if (stop != DRAINED || !more)
             break;
+        /* the pending writes point into buf: write them before it moves */
+        if (npend && !write_pending(segfd, seg_base, pend, pend_msg, &npend, &pos, &off, &err)) {
+            stop = OS_ERROR;
+            at = "pwrite";
+            break;
+        }
         /* keep the unhandled rest at the front, then read what the socket holds */
         if (off) {
             memmove(buf, buf + off, (size_t) (have - off));
@@ -202,6 +256,11 @@ next_round:
         }
         ssize_t r = recv(sock, buf + have, (size_t) (cap - have), 0);
         if (r > 0) {
+            /* a read that did not fill the buffer took all the socket held: handle it and
+               stop, rather than spend a call on the EAGAIN (what arrives meanwhile is the
+               next round's) */
+            if (r < cap - have)
+                more = 0;
             have += r;
             continue;
         }
@@ -220,6 +279,12 @@ next_round:
         at = "recv";
         break;
     }
+    if (npend && stop != OS_ERROR
+        && !write_pending(segfd, seg_base, pend, pend_msg, &npend, &pos, &off, &err)) {
+        stop = OS_ERROR;
+        at = "pwrite";
+    }
+    npend = 0;
     if (off) {
         memmove(buf, buf + off, (size_t) (have - off));
         have -= off;
