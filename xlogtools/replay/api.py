@@ -325,11 +325,24 @@ class Replay:
         out: dict[str, str | None] = {}
         complete = True
         keys = set(r.key)
+        scalar = self.renderer._scalar  # type oid -> output function, filled by render()
+        ctx = self.renderer.ctx
         for col, v in zip(r.columns, datums):
             if col.dropped:
                 continue
             if key_only and col.name not in keys:
                 continue
+            if v is None:
+                out[col.name] = None
+                continue
+            if type(v) is bytes:  # the common case: a plain value of a type seen before
+                fn = scalar.get(col.type_oid)
+                if fn is not None:
+                    try:
+                        out[col.name] = fn(v, ctx)
+                        continue
+                    except Exception:  # noqa: BLE001 - render() below says what it is
+                        pass
             if v is MISSING:
                 out[col.name] = col.missing
                 continue

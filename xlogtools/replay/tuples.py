@@ -160,6 +160,9 @@ def deform(tup: bytes, columns: list["Column"], major: int,
         raise TupleError(f"tuple has {natts} attributes, the relation {len(columns)}")
     if hasnull and SIZEOF_HEAP_TUPLE_HEADER + (natts + 7) // 8 > hoff:
         raise TupleError(f"null bitmap of {natts} attributes does not fit before t_hoff {hoff}")
+    if not unknown:
+        return _deform_known(tup if type(tup) is bytes else bytes(tup), _layout(columns),
+                             natts, hoff, hasnull, major)
     values: list[Datum] = []
     off = hoff
     n = len(tup)
@@ -213,6 +216,78 @@ def deform(tup: bytes, columns: list["Column"], major: int,
             v = bytes(tup[off:off + attlen])
             off += attlen
         values.append(v)
+    return values
+
+
+# Per column list: (attlen, alignment mask, attnum) of each column, made once per list (a
+# relation's columns); the list is kept in the entry so that its id is not reused.
+_LAYOUTS: dict[int, tuple[list["Column"], list[tuple[int, int, int]]]] = {}
+
+
+def _layout(columns: list["Column"]) -> list[tuple[int, int, int]]:
+    entry = _LAYOUTS.get(id(columns))
+    if entry is None or entry[0] is not columns:
+        entry = (columns, [(c.attlen, _ALIGN.get(c.attalign, 1) - 1, c.attnum) for c in columns])
+        if len(_LAYOUTS) > 4096:
+            _LAYOUTS.clear()
+        _LAYOUTS[id(columns)] = entry
+    return entry[1]
+
+
+def _deform_known(tup: bytes, layout: list[tuple[int, int, int]], natts: int, hoff: int,
+                  hasnull: int, major: int) -> list[Datum]:
+    """deform() of a tuple whose bytes are all known: the same values and errors, with the
+    per-column work cut to what the layout needs."""
+    values: list[Datum] = []
+    append = values.append
+    off = hoff
+    n = len(tup)
+    nb = SIZEOF_HEAP_TUPLE_HEADER
+    for i, (attlen, amask, attnum) in enumerate(layout):
+        if i >= natts:
+            append(MISSING)
+            continue
+        if hasnull and not (tup[nb + (i >> 3)] >> (i & 7)) & 1:
+            append(None)
+            continue
+        if attlen > 0:
+            off = (off + amask) & ~amask
+            end = off + attlen
+            if end > n:
+                raise TupleError(f"column {attnum} ({attlen} bytes) runs past the tuple's "
+                                 f"end at {n}")
+            append(tup[off:end])
+            off = end
+        elif attlen == -1:
+            if off >= n:
+                raise TupleError(f"column {attnum} starts beyond the tuple's end")
+            first = tup[off]
+            if first & 0x01 and first != 0x01:  # short varlena, inline (the common case)
+                size = first >> 1
+                if off + size > n:
+                    raise TupleError(f"bad short varlena length {size} at offset {off}")
+                append(tup[off + 1:off + size])
+                off += size
+                continue
+            if first == 0:  # a pad byte: aligned 4-byte header follows
+                off = (off + amask) & ~amask
+            v, size = read_varlena(tup, off, major)
+            append(v)
+            off += size
+        elif attlen == -2:
+            off = (off + amask) & ~amask
+            end = tup.find(b"\0", off)
+            if end < 0:
+                raise TupleError(f"column {attnum} (a C string) has no end")
+            append(tup[off:end])
+            off = end + 1
+        else:
+            off = (off + amask) & ~amask
+            if off + attlen > n:
+                raise TupleError(f"column {attnum} ({attlen} bytes) runs past the tuple's "
+                                 f"end at {n}")
+            append(tup[off:off + attlen])
+            off += attlen
     return values
 
 

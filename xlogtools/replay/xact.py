@@ -9,6 +9,7 @@ subtransaction belongs to before its commit does.
 """
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass, field
 
@@ -42,10 +43,10 @@ class XactEnd:
     gid: str = ""
     db_id: int = 0
 
-    @property
+    @functools.cached_property
     def time(self) -> str | None:
         """The commit time as text; None when the record's timestamp is outside PostgreSQL's
-        range (a damaged record whose CRC was made right)."""
+        range (a damaged record whose CRC was made right). Made once."""
         try:
             return timestamptz_usecs_out(self.time_usecs)
         except BadDatum:
