@@ -91,7 +91,10 @@ class LostRows:
     transactions (`changes`, the hook `gap.analyze` calls) and, per transaction, the redo SQL
     with its conflict guards (`sql_for`)."""
 
-    def __init__(self, catalog: Any, timezone: str = "UTC", progress: bool | None = False) -> None:
+    def __init__(self, catalog: Any, timezone: str = "UTC", progress: bool | None = False,
+                 history_from: tuple[Any, str | None] | None = None) -> None:
+        """`history_from`: (data directory, database name) to follow the schema through the
+        primary's WAL (replay/schema_history.py); `catalog` is then that directory's."""
         from .replay.sql import SqlWriter
 
         self.catalog = catalog
@@ -101,6 +104,8 @@ class LostRows:
         self.keys: Keys = {(r.schema, r.name): list(r.key) for r in catalog.relations}
         self.header = self.writer.header("redo SQL of the lost transactions")
         self.progress = progress
+        self.history_from = history_from
+        self.warnings: list[str] = []
 
     def changes(self, paths: Any, xids: list[int], start: Any) -> dict[int, list[dict[str, Any]]]:
         """{xid: [row change dicts]} of the given transactions. Read from the first WAL there
@@ -109,11 +114,18 @@ class LostRows:
         from .replay.api import Replay
 
         wanted = set(xids)
-        rp = Replay(paths, self.catalog, xids=wanted, timezone=self.timezone,
+        source: Any = self.catalog
+        if self.history_from is not None:
+            from .replay.schema_history import SchemaHistory
+
+            pgdata, dbname = self.history_from
+            source = SchemaHistory.from_datadir(pgdata, paths, dbname=dbname)
+        rp = Replay(paths, source, xids=wanted, timezone=self.timezone,
                     progress=self.progress)
         for ch in rp:
             if ch.xid in wanted:
                 self.kept.setdefault(ch.xid, []).append(ch)
+        self.warnings = rp.warnings
         return {x: [c.to_dict() for c in v] for x, v in self.kept.items()}
 
     def sql_for(self, xid: int) -> str:
