@@ -191,3 +191,44 @@ def test_catalog_pages_without_an_image_make_changes_uncertain(crashed: dict[str
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
     assert [x["schema_uncertain"] for x in lines if x["table"] == "t_new"] == [True] * 3
+
+
+def test_gap_lists_lost_ddl_and_rows_from_the_dead_primarys_files(
+        pg_major: int, primary_standby: Any) -> None:
+    """The standby stops; the primary creates a table and fills it, adds a column and updates,
+    renames a table and is killed, never to start again: gap --pgdata of its directory lists
+    those transactions with their rows as psql showed them, under the names of the time."""
+    from oracle import caught_up
+
+    primary, standby = primary_standby(pg_major, conf=CONF)
+    primary.execute("CREATE DATABASE app;")
+    primary.execute("CREATE TABLE orders (id int PRIMARY KEY, note text); "
+                    "INSERT INTO orders VALUES (1, 'kept'); CHECKPOINT;", db="app")
+    caught_up(primary, standby)
+    standby.stop("immediate")
+    rec = Recorder(primary)
+    rec._pre = {}
+    rec.dml("late", "INSERT INTO late VALUES (1, 'l1'), (2, 'l2')",
+            ddl_first="CREATE TABLE late (id int PRIMARY KEY, v text);")
+    primary.execute("ALTER TABLE late ADD COLUMN n int DEFAULT 3;", db="app")
+    rec.dml("late", "UPDATE late SET n = 4 WHERE id = 2")
+    primary.execute("ALTER TABLE orders RENAME TO orders_old;", db="app")
+    rec.dml("orders_old", "INSERT INTO orders_old VALUES (2, 'lost')")
+    primary.crash()
+    before = file_digests(primary.datadir)
+    r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                        str(primary.pg_wal), "--standby", str(standby.pg_wal),
+                        "--pgdata", str(primary.datadir), "--dbname", "app",
+                        "--format", "json"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    changes = [c for t in report["lost_transactions"] for c in t["changes"]]
+    assert [{k: c[k] for k in ("op", "table", "old", "new")} for c in changes] == rec.expected
+    assert not any(c["schema_uncertain"] for c in changes)
+    assert len(report["lost_transactions"]) >= 5  # the DDL-only ones are lost too
+    r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
+                        str(primary.pg_wal), "--standby", str(standby.pg_wal),
+                        "--pgdata", str(primary.datadir), "--dbname", "app"],
+                       capture_output=True, text=True)
+    assert r.returncode == 0 and "late" in r.stdout, r.stderr
+    assert file_digests(primary.datadir) == before

@@ -118,8 +118,13 @@ class LostRows:
         if self.history_from is not None:
             from .replay.schema_history import SchemaHistory
 
+            from .replay.api import checkpoint_redo_before
+
+            # from the redo point before the lost transactions: every catalog page they
+            # change has its image from there on
             pgdata, dbname = self.history_from
-            source = SchemaHistory.from_datadir(pgdata, paths, dbname=dbname)
+            source = SchemaHistory.from_datadir(pgdata, paths, dbname=dbname,
+                                                start=checkpoint_redo_before(paths, start))
         rp = Replay(paths, source, xids=wanted, timezone=self.timezone,
                     progress=self.progress)
         for ch in rp:

@@ -277,7 +277,7 @@ class SchemaHistory:
                 if b.has_image and b.apply_image:
                     cat = self.cat_of[b.relation]
                     page = self.cache.get((b.spc, b.db, b.rel, b.blk))
-                    if page is None:  # the image did not restore
+                    if page is None or not page.complete:  # the image did not restore
                         self.warnings.append(f"the full-page image of {cat} block {b.blk} at "
                                              f"{rec.lsn} is damaged; the page is taken from "
                                              f"the files")
