@@ -116,15 +116,15 @@ class LostRows:
         wanted = set(xids)
         source: Any = self.catalog
         if self.history_from is not None:
-            from .replay.schema_history import SchemaHistory
-
             from .replay.api import checkpoint_redo_before
+            from .replay.schema_history import SchemaHistory
 
             # from the redo point before the lost transactions: every catalog page they
             # change has its image from there on
             pgdata, dbname = self.history_from
             source = SchemaHistory.from_datadir(pgdata, paths, dbname=dbname,
                                                 start=checkpoint_redo_before(paths, start))
+            self.writer.history = source
         rp = Replay(paths, source, xids=wanted, timezone=self.timezone,
                     progress=self.progress)
         for ch in rp:
@@ -137,8 +137,9 @@ class LostRows:
         out = []
         for ch in self.kept.get(xid, []):
             qname = f'"{ch.schema}"."{ch.table}"' if ch.schema and ch.table else None
-            guard = (conflict_guard(ch, self.keys.get((ch.schema, ch.table), []), qname)
-                     if qname else None)
+            r = self.writer._rel(ch)
+            key = list(r.key) if r is not None else self.keys.get((ch.schema, ch.table), [])
+            guard = conflict_guard(ch, key, qname) if qname else None
             if guard:
                 out.append(guard)
             out.append(self.writer.redo(ch))

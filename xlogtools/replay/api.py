@@ -253,7 +253,8 @@ class Replay:
         if b.db != self.catalog.database_oid:
             if b.db != 0:
                 self.other_db[b.db] += 1
-        elif rel in self.catalog.by_locator or self._is_toast(rel):
+        elif rel in self.catalog.by_locator or self._is_toast(rel) or (
+                self.history is not None and rel in self.history.table_nodes):
             self.known_rels_seen += 1
         elif self._follow(rel):
             self.unknown_rels[rel] += 1

@@ -27,6 +27,8 @@ def _summary(ch: RowChange) -> str:
         flags.append("old incomplete")
     if not ch.new_complete:
         flags.append("new incomplete")
+    if ch.schema_uncertain:
+        flags.append("schema uncertain")
     if flags:
         parts.append(f"[{'; '.join(flags)}]")
     return "\n".join(wrap("", parts, "  ", width=100))
@@ -70,6 +72,7 @@ def arrow_schema() -> Any:
         ("old_complete", pa.bool_()), ("new_complete", pa.bool_()),
         ("commit_lsn", pa.string()), ("commit_time", pa.string()), ("status", pa.string()),
         ("relation", pa.string()), ("notes", pa.list_(pa.string())),
+        ("schema_uncertain", pa.bool_()),
     ])
 
 
@@ -92,7 +95,7 @@ def write_parquet(changes: Iterable[RowChange], path: str, batch: int = 20000) -
             d = ch.to_dict()
             for k in ("lsn", "xid", "subxid", "op", "schema", "table", "old_complete",
                       "new_complete", "commit_lsn", "commit_time", "status", "relation",
-                      "notes"):
+                      "notes", "schema_uncertain"):
                 cols[k].append(d[k])
             cols["lsn_int"].append(int(ch.lsn))
             cols["old"].append(list(ch.old.items()) if ch.old is not None else None)

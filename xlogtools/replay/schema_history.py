@@ -365,6 +365,8 @@ class SchemaHistory:
         for (cat, blk) in self._file_pages:
             if (cat, blk) not in self.page_first:  # not changed in the range: the files
                 self._merge_file_page(cat, blk)
+        # in file order, as the files' catalog reads them (assemble keeps the last of twins)
+        self._ordered = sorted(self.versions.values(), key=lambda v: (v.cat, v.blk, v.off))
         # epochs: the commits that changed what a catalog row version others see
         xids = {v.xmin for v in self.versions.values()} | \
             {v.xmax for v in self.versions.values() if v.xmax}
@@ -416,6 +418,14 @@ class SchemaHistory:
                 self.toast_nodes.add(loc)
                 self.toast_by_oid[row["oid"]] = loc
         self.truncations = self._truncations()
+        # every file a table (or its TOAST table) had in the range, for the replay's counts
+        self.table_nodes: set[tuple[int, int, int]] = set(self.toast_nodes)
+        for v in self.versions.values():
+            row = self._row(v) if v.cat == "pg_class" else None
+            if row is not None and row["relkind"] in ("r", "m") and row["relfilenode"] and \
+                    row["oid"] >= 16384:
+                self.table_nodes.add((int(row["reltablespace"]) or self.dbspc, self.dboid,
+                                      int(row["relfilenode"])))
 
     def _truncations(self) -> dict[int, list[tuple[int, int]]]:
         """TRUNCATE as the catalog shows it (at wal_level replica there is no TRUNCATE
@@ -516,7 +526,7 @@ class SchemaHistory:
 
     def _build(self, at: int, fam: set[int]) -> Snapshot:
         rows: dict[str, list[dict[str, Any]]] = {c: [] for c in CATALOGS}
-        for v in sorted(self.versions.values(), key=lambda v: (v.cat, v.blk, v.off)):
+        for v in self._ordered:
             if self._visible(v, at, fam):
                 row = self._row(v)
                 if row is not None:
