@@ -93,6 +93,11 @@ def workload(rec: Recorder) -> None:
     # a column dropped
     c.execute("ALTER TABLE t_new DROP COLUMN name;", db="app")
     rec.dml("t_new", "UPDATE t_new SET extra = extra + 100 WHERE id = 3")
+    # DDL in savepoints: one rolled back, one released, then an update in the same transaction
+    rec._pre = {k: {**v, "rel": "5"} for k, v in rec.rows("t_new").items()}
+    rec.dml("t_new", "UPDATE t_new SET rel = 6 WHERE id = 1",
+            ddl_first="SAVEPOINT s; ALTER TABLE t_new ADD COLUMN sp int; ROLLBACK TO s; "
+                      "SAVEPOINT r; ALTER TABLE t_new ADD COLUMN rel int DEFAULT 5; RELEASE r;")
     # a table renamed
     c.execute("ALTER TABLE keep RENAME TO kept;", db="app")
     rec.dml("kept", "UPDATE kept SET v = 'b2' WHERE id = 2")
@@ -167,6 +172,23 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
     assert [{k: x[k] for k in ("op", "table", "old", "new")} for x in lines] == \
         crashed["expected"]
     assert all(x["schema_uncertain"] is False for x in lines)
+    # --table by the name at the end also takes the rows written under the old name; redo SQL
+    # and the table format run with the history
+    r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
+                        str(c.datadir), "--dbname", "app", "--start", crashed["redo"],
+                        "--format", "jsonl", "--table", "kept"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert [json.loads(x)["table"] for x in r.stdout.splitlines()] == \
+        [e["table"] for e in crashed["expected"] if e["table"] in ("keep", "kept")]
+    for fmt in ("sql", "table"):
+        r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
+                            str(c.datadir), "--dbname", "app", "--start", crashed["redo"],
+                            "--format", fmt], capture_output=True, text=True)
+        assert r.returncode == 0 and "Traceback" not in r.stderr, r.stderr
+    assert 'UPDATE "public"."retype" SET "amount" = \'5.50\' WHERE "id" = \'1\';' in \
+        subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
+                        str(c.datadir), "--dbname", "app", "--start", crashed["redo"],
+                        "--format", "sql"], capture_output=True, text=True).stdout
     assert file_digests(c.datadir) == before
 
 
@@ -182,7 +204,7 @@ def test_catalog_pages_without_an_image_make_changes_uncertain(crashed: dict[str
     assert hist.lossy_pages()
     got = changes_of(Replay([c.pg_wal], hist, start=start))
     t_new = [g for g in got if g["table"] == "t_new"]
-    assert len(t_new) == 3 and all(g["schema_uncertain"] for g in t_new)
+    assert len(t_new) == 4 and all(g["schema_uncertain"] for g in t_new)
     assert {g["table"] for g in got} >= {"kept", "trunc_me", "full_me", "retype", "gone",
                                           "moods", "t_new"}
     r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
@@ -190,7 +212,7 @@ def test_catalog_pages_without_an_image_make_changes_uncertain(crashed: dict[str
                         "--format", "jsonl"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [x["schema_uncertain"] for x in lines if x["table"] == "t_new"] == [True] * 3
+    assert [x["schema_uncertain"] for x in lines if x["table"] == "t_new"] == [True] * 4
 
 
 def test_gap_lists_lost_ddl_and_rows_from_the_dead_primarys_files(

@@ -209,10 +209,9 @@ class SchemaHistory:
         if lsn is not None and xid and xmin == xid and v.ins_lsn is None:
             v.ins_lsn = lsn
         x = self._deleter(tup)
-        if x and not v.xmax:
+        if x and x != v.xmax and (not v.xmax or v.xmax in self.abort_lsn):
             v.xmax = x
-            if lsn is not None and x == xid and v.del_lsn is None:
-                v.del_lsn = lsn
+            v.del_lsn = lsn if lsn is not None and x == xid else None
         self.at_tid[(cat, blk, off)] = v
         return v
 
@@ -309,13 +308,11 @@ class SchemaHistory:
         if raw.op in ("update", "delete"):
             blk, off = raw.old_tid or (raw.blk, raw.offnum)
             old = self.at_tid.get((cat, blk, off))
-            if old is None or old.xmax not in (0, rec.xid):
+            if old is None or old.xmax not in (0, rec.xid) and old.xmax not in self.abort_lsn:
                 self._lossy(cat, blk)  # the version it ended is not known
                 old = None
-            else:
-                old.xmax = rec.xid
-                if old.del_lsn is None:
-                    old.del_lsn = rec.lsn
+            elif old.xmax != rec.xid:  # (an xmax that aborted ends nothing: replaced)
+                old.xmax, old.del_lsn = rec.xid, rec.lsn
         if raw.op in ("insert", "update"):
             if raw.new is None or raw.new_unknown:
                 self._lossy(cat, raw.blk)
