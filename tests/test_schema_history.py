@@ -254,3 +254,21 @@ def test_gap_lists_lost_ddl_and_rows_from_the_dead_primarys_files(
                        capture_output=True, text=True)
     assert r.returncode == 0 and "late" in r.stdout, r.stderr
     assert file_digests(primary.datadir) == before
+
+
+def test_truncate_at_wal_level_logical_is_reported_once(pg_major: int,
+                                                       cluster_factory: Any) -> None:
+    """At wal_level=logical TRUNCATE has its own record: one truncate change, not two; the
+    rows inserted after it and a column added in the same transaction decode."""
+    c: Cluster = cluster_factory(pg_major, wal_level="logical", conf=CONF)
+    c.execute("CREATE DATABASE app;")
+    c.execute("CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (1, 'a'); "
+              "CHECKPOINT;", db="app")
+    redo = c.sql("SELECT redo_lsn FROM pg_control_checkpoint()")[0][0]
+    c.execute("BEGIN; TRUNCATE t; ALTER TABLE t ADD COLUMN w int DEFAULT 9; "
+              "INSERT INTO t VALUES (2, 'b'); COMMIT;", db="app")
+    c.crash()
+    hist = SchemaHistory.from_datadir(c.datadir, dbname="app", start=redo)
+    got = changes_of(Replay([c.pg_wal], hist, start=redo))
+    assert [(g["op"], g["table"], g["new"]) for g in got] == [
+        ("truncate", "t", None), ("insert", "t", {"id": "2", "v": "b", "w": "9"})]

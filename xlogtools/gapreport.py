@@ -83,6 +83,8 @@ def _change_lines(c: dict[str, Any], keys: Keys) -> list[str]:
     parts = change_parts(c, keys.get((c.get("schema"), c.get("table")), []))
     if c.get("old_complete") is False and c.get("op") in ("update", "delete") and c.get("old"):
         parts.append("[old row incomplete]")
+    if c.get("schema_uncertain"):
+        parts.append("[schema uncertain]")
     return wrap(f"    {change_head(c)} ", parts, "        ")
 
 
@@ -131,6 +133,11 @@ class LostRows:
             if ch.xid in wanted:
                 self.kept.setdefault(ch.xid, []).append(ch)
         self.warnings = rp.warnings
+        if self.history_from is not None:  # keys of the tables as they were (made in the gap)
+            for ch in (c for v in self.kept.values() for c in v):
+                r = self.writer._rel(ch)
+                if r is not None:
+                    self.keys.setdefault((r.schema, r.name), list(r.key))
         return {x: [c.to_dict() for c in v] for x, v in self.kept.items()}
 
     def sql_for(self, xid: int) -> str:
