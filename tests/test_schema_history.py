@@ -68,12 +68,15 @@ class Recorder:
             if b == a:
                 continue
             op = "insert" if b is None else "delete" if a is None else "update"
-            self.expected.append({"op": op, "table": table, "old": b if op != "insert" else None,
+            schema, _, name = table.rpartition(".")
+            self.expected.append({"op": op, "schema": schema or "public", "table": name,
+                                  "old": b if op != "insert" else None,
                                   "new": a if op != "delete" else None})
 
     def truncate(self, table: str) -> None:
         self.c.execute(f"TRUNCATE {table};", db="app")
-        self.expected.append({"op": "truncate", "table": table, "old": None, "new": None})
+        self.expected.append({"op": "truncate", "schema": "public", "table": table, "old": None,
+                              "new": None})
 
 
 def workload(rec: Recorder) -> None:
@@ -122,9 +125,24 @@ def workload(rec: Recorder) -> None:
             ddl_first="CREATE TYPE mood AS ENUM ('meh', 'ok'); "
                       "CREATE TABLE moods (id int PRIMARY KEY, m mood);")
 
+    # an enum value added later and used; a column renamed; a table moved to another schema
+    c.execute("ALTER TYPE mood ADD VALUE 'happy';", db="app")
+    rec.dml("moods", "UPDATE moods SET m = 'happy' WHERE id = 2")
+    c.execute("ALTER TABLE moods RENAME COLUMN m TO feeling;", db="app")
+    rec.dml("moods", "INSERT INTO moods VALUES (3, 'meh')")
+    c.execute("CREATE SCHEMA arch; ALTER TABLE full_me SET SCHEMA arch;", db="app")
+    rec.dml("arch.full_me", "DELETE FROM arch.full_me WHERE id = 2")
+    # a table made in the range with values stored out of line (its TOAST table is new too)
+    rec._pre = {}
+    rec.dml("big", "INSERT INTO big SELECT 1, string_agg(md5(g::text), '') "
+                   "FROM generate_series(1, 300) g",
+            ddl_first="CREATE TABLE big (id int PRIMARY KEY, payload text); "
+                      "ALTER TABLE big ALTER payload SET STORAGE EXTERNAL;")
+    rec.dml("big", "DELETE FROM big WHERE id = 1")
+
 
 def changes_of(rp: Replay) -> list[dict[str, Any]]:
-    return [{"op": ch.op, "table": ch.table, "old": ch.old, "new": ch.new,
+    return [{"op": ch.op, "schema": ch.schema, "table": ch.table, "old": ch.old, "new": ch.new,
              "schema_uncertain": ch.schema_uncertain, "old_complete": ch.old_complete}
             for ch in rp]
 
@@ -156,11 +174,11 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
     rp = Replay([c.pg_wal], hist, start=crashed["redo"])
     got = changes_of(rp)
     assert [g for g in got if g["schema_uncertain"] or not g["old_complete"]] == []
-    assert [{k: g[k] for k in ("op", "table", "old", "new")} for g in got] == \
+    assert [{k: g[k] for k in ("op", "schema", "table", "old", "new")} for g in got] == \
         crashed["expected"]
     assert not [w for w in rp.warnings if "internal error" in w]
     # with the files' catalog only (the state at the end), the same rows read wrong
-    plain = [{k: g[k] for k in ("op", "table", "old", "new")}
+    plain = [{k: g[k] for k in ("op", "schema", "table", "old", "new")}
              for g in changes_of(Replay([c.pg_wal], hist.start_catalog, start=crashed["redo"]))]
     assert plain != crashed["expected"]
     # the CLI: jsonl carries schema_uncertain
@@ -169,7 +187,7 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
                         "--format", "jsonl"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     lines = [json.loads(x) for x in r.stdout.splitlines()]
-    assert [{k: x[k] for k in ("op", "table", "old", "new")} for x in lines] == \
+    assert [{k: x[k] for k in ("op", "schema", "table", "old", "new")} for x in lines] == \
         crashed["expected"]
     assert all(x["schema_uncertain"] is False for x in lines)
     # --table by the name at the end also takes the rows written under the old name; redo SQL
@@ -245,7 +263,7 @@ def test_gap_lists_lost_ddl_and_rows_from_the_dead_primarys_files(
     assert r.returncode == 0, r.stderr
     report = json.loads(r.stdout)
     changes = [c for t in report["lost_transactions"] for c in t["changes"]]
-    assert [{k: c[k] for k in ("op", "table", "old", "new")} for c in changes] == rec.expected
+    assert [{k: c[k] for k in ("op", "schema", "table", "old", "new")} for c in changes] == rec.expected
     assert not any(c["schema_uncertain"] for c in changes)
     assert len(report["lost_transactions"]) >= 5  # the DDL-only ones are lost too
     r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
