@@ -266,6 +266,7 @@ def test_gap_lists_lost_ddl_and_rows_from_the_dead_primarys_files(
     assert [{k: c[k] for k in ("op", "schema", "table", "old", "new")} for c in changes] == rec.expected
     assert not any(c["schema_uncertain"] for c in changes)
     assert len(report["lost_transactions"]) >= 5  # the DDL-only ones are lost too
+    assert any("public.late" in t["relations"] for t in report["lost_transactions"])
     r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "gap", "--primary",
                         str(primary.pg_wal), "--standby", str(standby.pg_wal),
                         "--pgdata", str(primary.datadir), "--dbname", "app"],
