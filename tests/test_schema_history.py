@@ -291,3 +291,52 @@ def test_truncate_at_wal_level_logical_is_reported_once(pg_major: int,
     got = changes_of(Replay([c.pg_wal], hist, start=redo))
     assert [(g["op"], g["table"], g["new"]) for g in got] == [
         ("truncate", "t", None), ("insert", "t", {"id": "2", "v": "b", "w": "9"})]
+
+
+DDL_STEPS = [
+    "CREATE TABLE a (id int PRIMARY KEY, v text)",
+    "CREATE INDEX a_v ON a (v)",
+    "ALTER TABLE a ADD COLUMN w numeric(8,2) DEFAULT 1.5",
+    "ALTER TABLE a REPLICA IDENTITY FULL",
+    "CREATE TYPE color AS ENUM ('r', 'g'); ALTER TYPE color ADD VALUE 'b' BEFORE 'g'",
+    "CREATE TABLE b (id bigint GENERATED ALWAYS AS IDENTITY, c color, arr color[], "
+    "big text)",
+    "ALTER TABLE a RENAME TO a2; ALTER TABLE a2 RENAME COLUMN v TO vv",
+    "ALTER TABLE a2 DROP COLUMN w",
+    "VACUUM FULL a2",
+    "TRUNCATE b",
+    "ALTER TABLE b ALTER COLUMN c TYPE text",
+    "BEGIN; ALTER TABLE a2 ADD COLUMN never int; CREATE TABLE never (x int); ROLLBACK",
+    "CREATE SCHEMA s2; CREATE TABLE s2.c (x int); ALTER TABLE s2.c SET SCHEMA public",
+    "CREATE DOMAIN dom AS int CHECK (VALUE > 0); CREATE TABLE e (x dom)",
+    "ALTER TABLE e ADD PRIMARY KEY (x); CLUSTER a2 USING a_pkey",
+    "DROP TABLE b",
+    "CREATE MATERIALIZED VIEW mv AS SELECT id FROM a2; REFRESH MATERIALIZED VIEW mv",
+]
+
+
+def test_catalog_at_each_lsn_equals_what_the_server_had(pg_major: int,
+                                                        cluster_factory: Any) -> None:
+    """After each DDL statement the live server's catalog (capture) and its WAL position are
+    noted; after the crash, the schema history's catalog at each of those LSNs equals it,
+    relation for relation and column for column (the oracle of test_catalog_pgdata)."""
+    from test_catalog_pgdata import assert_same_catalog
+
+    from xlogtools.replay.catalog import capture
+
+    c: Cluster = cluster_factory(pg_major, conf=CONF)
+    c.execute("CREATE DATABASE app;")
+    c.execute("CHECKPOINT;")
+    redo = c.sql("SELECT redo_lsn FROM pg_control_checkpoint()")[0][0]
+    seen = [(c.current_lsn(), capture(f"{c.conninfo} dbname=app"))]
+    for step in DDL_STEPS:
+        c.execute(step + ";", db="app")
+        seen.append((c.current_lsn(), capture(f"{c.conninfo} dbname=app")))
+    c.crash()
+    hist = SchemaHistory.from_datadir(c.datadir, dbname="app", start=redo)
+    assert hist.lossy_pages() == []
+    for (lsn, want), step in zip(seen, ["(start)", *DDL_STEPS]):
+        try:
+            assert_same_catalog(hist.catalog_at(lsn), want)
+        except AssertionError as exc:
+            raise AssertionError(f"after {step!r} (at {lsn}): {exc}") from None

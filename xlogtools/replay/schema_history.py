@@ -502,9 +502,9 @@ class SchemaHistory:
         return c is None or c > lsn
 
     # -- the catalog as of an LSN -----------------------------------------------------------------
-    def snapshot_at(self, lsn: Lsn | int, xid: int = 0) -> Snapshot:
+    def snapshot_at(self, lsn: Lsn | str | int, xid: int = 0) -> Snapshot:
         """The catalog in force at `lsn` as transaction `xid` (0: none) sees it."""
-        at = int(lsn)
+        at = int(lsn if isinstance(lsn, int) else Lsn(lsn))
         top = self.top(xid) if xid else 0
         own = self.own_writes.get(top) if top else None
         key = (bisect_right(self.boundaries, at), top if own else 0,
@@ -518,7 +518,7 @@ class SchemaHistory:
             self._cache[key] = snap
         return snap
 
-    def catalog_at(self, lsn: Lsn | int, xid: int = 0) -> Catalog:
+    def catalog_at(self, lsn: Lsn | str | int, xid: int = 0) -> Catalog:
         return self.snapshot_at(lsn, xid).catalog
 
     def _build(self, at: int, fam: set[int]) -> Snapshot:
@@ -544,7 +544,7 @@ class SchemaHistory:
         cat.captured_lsn = str(Lsn(max(at, 0)))
         return Snapshot(cat, rewrites)
 
-    def relation_at(self, locator: tuple[int, int, int], lsn: Lsn | int, xid: int = 0
+    def relation_at(self, locator: tuple[int, int, int], lsn: Lsn | str | int, xid: int = 0
                     ) -> tuple[Relation | None, bool]:
         """(the relation file `locator` belongs to at `lsn` as `xid` sees it, whether that is
         uncertain). Not in the catalog at that LSN but in the files' catalog: the files'
