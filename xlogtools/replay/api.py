@@ -9,6 +9,10 @@ transaction and emitted in commit order (DESIGN.md 4.4).
     rp.transactions[1234].status        # 'committed' | 'aborted' | 'in_progress'
     rp.warnings                         # catalog mismatch, unknown relations, ...
 
+    hist = SchemaHistory.from_datadir("/evidence/data", dbname="app", start=redo)
+    Replay(["/evidence/data/pg_wal"], hist, start=redo)   # each change with the schema in
+                                        # force at its LSN (ch.schema_uncertain where unknown)
+
 Changes are held per transaction until its commit (or abort) record, as logical decoding's
 reorder buffer does, because only then is the outcome known; what is still open at the end of
 the WAL read is reported `in_progress`.
