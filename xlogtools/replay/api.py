@@ -316,8 +316,10 @@ class Replay:
             return
         if self.history is None and self.tables is not None and raw.rel not in self.tables:
             return
+        resolved = None
         if self.history is not None:
-            r, _unc, _rend = self._relation(raw)
+            resolved = self._relation(raw)
+            r = resolved[0]
             if r is None and raw.rel in \
                     self.history.snapshot_at(raw.lsn, raw.xid).catalog.by_locator:
                 self.stats["rewrite_changes"] += 1  # the copy a table rewrite makes
@@ -340,7 +342,7 @@ class Replay:
                     del lst[i]
                     break
             return
-        ch = self.decode(raw)
+        ch = self.decode(raw, resolved)
         ch.tid = (raw.blk, raw.offnum)
         self._buffer(raw, ch)
 
@@ -351,8 +353,9 @@ class Replay:
         self.stats["changes"] += 1
 
     # -- decoding ---------------------------------------------------------------------------------
-    def decode(self, raw: RawChange) -> RowChange:
-        r, uncertain, renderer = self._relation(raw)
+    def decode(self, raw: RawChange,
+               resolved: tuple[Relation | None, bool, Renderer] | None = None) -> RowChange:
+        r, uncertain, renderer = resolved or self._relation(raw)
         ch = RowChange(raw.lsn, raw.xid, None, raw.op, None, None, None, None, True,
                        relation=_relstr(raw.rel), writer_xid=raw.xid, hot=raw.hot,
                        schema_uncertain=uncertain)

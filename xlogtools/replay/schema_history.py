@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import struct
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
@@ -82,6 +82,7 @@ class Snapshot:
     catalog: Catalog
     rewrites: set[int]  # oids of the transient relations of a table rewrite (relrewrite set)
     renderer: Any = None  # the replay's Renderer for this catalog (made by the replay)
+    uncertain: dict[int, bool] = field(default_factory=dict)  # relation oid -> is_uncertain
 
 
 class SchemaHistory:
@@ -556,7 +557,10 @@ class SchemaHistory:
             return r, r is not None
         if r.oid in snap.rewrites:
             return None, False
-        return r, self.is_uncertain(r)
+        unc = snap.uncertain.get(r.oid)
+        if unc is None:
+            unc = snap.uncertain[r.oid] = self.is_uncertain(r)
+        return r, unc
 
     def is_uncertain(self, r: Relation) -> bool:
         return r.oid in self.uncertain_oids or r.schema in self.uncertain_schemas or any(
