@@ -320,7 +320,7 @@ def test_catalog_at_each_lsn_equals_what_the_server_had(pg_major: int,
     """After each DDL statement the live server's catalog (capture) and its WAL position are
     noted; after the crash, the schema history's catalog at each of those LSNs equals it,
     relation for relation and column for column (the oracle of test_catalog_pgdata)."""
-    from test_catalog_pgdata import assert_same_catalog
+    from test_catalog_pgdata import assert_same_catalog, lock_then_update
 
     from xlogtools.replay.catalog import capture
 
@@ -332,10 +332,16 @@ def test_catalog_at_each_lsn_equals_what_the_server_had(pg_major: int,
     for step in DDL_STEPS:
         c.execute(step + ";", db="app")
         seen.append((c.current_lsn(), capture(f"{c.conninfo} dbname=app")))
+    # pg_class rows whose xmax becomes a multixact (a KEY SHARE locker and an updater, one
+    # committed, one rolled back): its members come from the WAL (pg_multixact's files lag)
+    lock_then_update(c)
+    seen.append((c.current_lsn(), capture(f"{c.conninfo} dbname=app")))
     c.crash()
     hist = SchemaHistory.from_datadir(c.datadir, dbname="app", start=redo)
     assert hist.lossy_pages() == []
-    for (lsn, want), step in zip(seen, ["(start)", *DDL_STEPS]):
+    assert not [p for p in hist.problems if "multixact" in p], hist.problems
+    assert any(hist.multi_updaters.values())  # the committed update's multixact
+    for (lsn, want), step in zip(seen, ["(start)", *DDL_STEPS, "lock_then_update"]):
         try:
             assert_same_catalog(hist.catalog_at(lsn), want)
         except AssertionError as exc:

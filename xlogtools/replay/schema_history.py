@@ -39,6 +39,8 @@ from ..errors import InputError, RecordDataError
 from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.record import Record
+from ..parse.rmgr import mxact
+from ..parse.rmgr.mxact import RM_MULTIXACT_ID
 from . import syscat
 from .catalog import Catalog, Relation
 from .datadir_catalog import CatalogRows, assemble, catalog_filenodes, server_settings
@@ -109,6 +111,7 @@ class SchemaHistory:
         self.abort_lsn: dict[int, Lsn] = {}
         self.top_of: dict[int, int] = {}
         self.written: set[int] = set()  # xids that wrote any record in the range
+        self.multi_updaters: dict[int, int] = {}  # multixact -> updating member (0: none)
         self.catalog_writes: list[tuple[int, Lsn]] = []  # (xid, lsn) of catalog row writes
         self._relfile_changes: list[tuple[Lsn, int, Version, Version]] = []
         self._heap_truncates: set[tuple[int, int]] = set()  # (xid, relid) of TRUNCATE records
@@ -192,8 +195,9 @@ class SchemaHistory:
         if im & HEAP_XMAX_LOCK_ONLY or im & (HEAP_XMAX_IS_MULTI | HEAP_LOCK_MASK) == \
                 HEAP_XMAX_EXCL_LOCK:
             return 0
-        if im & HEAP_XMAX_IS_MULTI:
-            return self.dd.multi_updater(xmax) or 0
+        if im & HEAP_XMAX_IS_MULTI:  # its members from the WAL read, else pg_multixact
+            got = self.multi_updaters.get(xmax)
+            return got if got is not None else self.dd.multi_updater(xmax) or 0
         return xmax
 
     def _merge(self, cat: str, blk: int, off: int, tup: bytes, lsn: Lsn | None = None,
@@ -240,6 +244,12 @@ class SchemaHistory:
             rmid = rec.rmid
             if rmid == RM_XACT_ID:
                 self._xact(rec)
+                continue
+            if rmid == RM_MULTIXACT_ID:
+                created = mxact.create_members(rec)
+                if created is not None:
+                    self.multi_updaters[created[0]] = next(
+                        (x for x, st in created[1] if st in mxact.MULTIXACT_UPDATE_STATUSES), 0)
                 continue
             touched = [b for b in rec.blocks if b.fork == 0 and b.relation in self.cat_of]
             if not touched:
