@@ -210,8 +210,8 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
     assert file_digests(c.datadir) == before
 
 
-def test_catalog_pages_without_an_image_make_changes_uncertain(crashed: dict[str, Any]
-                                                               ) -> None:
+def test_catalog_pages_without_an_image_make_changes_uncertain(
+        crashed: dict[str, Any]) -> None:
     """Started after CREATE TABLE t_new (whose records carried the first images of the catalog
     pages it wrote), the later ALTER TABLEs change those pages with no image in the range: the
     WAL cannot rebuild them, the files show them only after the workload, and every change of
@@ -346,3 +346,22 @@ def test_catalog_at_each_lsn_equals_what_the_server_had(pg_major: int,
             assert_same_catalog(hist.catalog_at(lsn), want)
         except AssertionError as exc:
             raise AssertionError(f"after {step!r} (at {lsn}): {exc}") from None
+
+
+def test_vacuum_full_of_pg_class_makes_earlier_changes_uncertain(pg_major: int,
+                                                                 cluster_factory: Any) -> None:
+    """VACUUM FULL pg_class in the range: the files' relation map names the new file, which is
+    followed from the rewrite's images on; the old file is not, so the changes before the
+    rewrite are schema_uncertain and the later ones are not (and still decode)."""
+    c: Cluster = cluster_factory(pg_major, conf=CONF)
+    c.execute("CREATE DATABASE app;")
+    c.execute("CREATE TABLE x (id int PRIMARY KEY); CHECKPOINT;", db="app")
+    redo = c.sql("SELECT redo_lsn FROM pg_control_checkpoint()")[0][0]
+    c.execute("ALTER TABLE x RENAME TO y; INSERT INTO y VALUES (1); VACUUM FULL pg_class; "
+              "ALTER TABLE y ADD COLUMN z int DEFAULT 5; INSERT INTO y VALUES (2, 6);", db="app")
+    c.crash()
+    hist = SchemaHistory.from_datadir(c.datadir, dbname="app", start=redo)
+    assert any("pg_class was rewritten" in p for p in hist.problems), hist.problems
+    got = changes_of(Replay([c.pg_wal], hist, start=redo))
+    assert [(g["table"], g["new"], g["schema_uncertain"]) for g in got] == [
+        ("y", {"id": "1"}, True), ("y", {"id": "2", "z": "6"}, False)]

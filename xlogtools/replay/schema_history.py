@@ -39,13 +39,13 @@ from ..errors import InputError, RecordDataError
 from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.record import Record
-from ..parse.rmgr import mxact
+from ..parse.rmgr import mxact, smgr
 from ..parse.rmgr.mxact import RM_MULTIXACT_ID
 from . import syscat
 from .catalog import Catalog, Relation
 from .datadir_catalog import CatalogRows, assemble, catalog_filenodes, server_settings
-from .heap import (DELETE, HOT_UPDATE, INIT_PAGE, INPLACE, INSERT, MULTI_INSERT, OPMASK, RM_HEAP2_ID,
-                   RM_HEAP_ID, TRUNCATE, UPDATE, HeapRedo, RawChange)
+from .heap import (DELETE, HOT_UPDATE, INIT_PAGE, INPLACE, INSERT, MULTI_INSERT, OPMASK,
+                   RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, TRUNCATE, UPDATE, HeapRedo, RawChange)
 from .pages import PageCache, PageFormatError, parse_page
 from .pgdata import (HEAP_LOCK_MASK, HEAP_XMAX_COMMITTED, HEAP_XMAX_EXCL_LOCK,
                      HEAP_XMAX_INVALID, HEAP_XMAX_IS_MULTI, HEAP_XMAX_LOCK_ONLY,
@@ -112,6 +112,7 @@ class SchemaHistory:
         self.top_of: dict[int, int] = {}
         self.written: set[int] = set()  # xids that wrote any record in the range
         self.multi_updaters: dict[int, int] = {}  # multixact -> updating member (0: none)
+        self.moved_before: Lsn | None = None  # a catalog moved to another file there
         self.catalog_writes: list[tuple[int, Lsn]] = []  # (xid, lsn) of catalog row writes
         self._relfile_changes: list[tuple[Lsn, int, Version, Version]] = []
         self._heap_truncates: set[tuple[int, int]] = set()  # (xid, relid) of TRUNCATE records
@@ -245,6 +246,12 @@ class SchemaHistory:
             if rmid == RM_XACT_ID:
                 self._xact(rec)
                 continue
+            if rmid == RM_SMGR_ID and rec.info & 0xF0 == smgr.CREATE and \
+                    len(rec.main_data) >= 16:
+                spc, db, node, fork = struct.unpack_from("<IIIi", rec.main_data, 0)
+                if fork == 0 and (spc, db, node) in self.cat_of:  # the file a catalog has at
+                    self._catalog_moved(rec.lsn, self.cat_of[(spc, db, node)])  # the end
+                continue
             if rmid == RM_MULTIXACT_ID:
                 created = mxact.create_members(rec)
                 if created is not None:
@@ -307,6 +314,17 @@ class SchemaHistory:
                 if tup is not None and v is not None:
                     v.tup, v.row = v.tup[:24] + tup[24:], None  # content only: the header
                     # (hint bits) stays as the version had it
+
+    def _catalog_moved(self, lsn: Lsn, cat: str) -> None:
+        """The file of a catalog followed here was created in the range (VACUUM FULL or
+        CLUSTER of the catalog: smgr CREATE). The files name the file it has at the end, which
+        is the one followed: from the rewrite's images on it is known, before them only the
+        rows the rewrite kept are (the old file is not followed)."""
+        if self.moved_before is None or lsn > self.moved_before:
+            self.moved_before = lsn
+        self.warnings.append(f"{cat} was rewritten into a new file at {lsn} (VACUUM FULL or "
+                             f"CLUSTER of a catalog): the old file is not followed, every "
+                             f"change before that is schema_uncertain")
 
     def _lossy(self, cat: str, blk: int) -> None:
         if self.page_first.get((cat, blk)) != "lossy":
@@ -561,6 +579,8 @@ class SchemaHistory:
         uncertain). Not in the catalog at that LSN but in the files' catalog: the files'
         relation, uncertain. None: no relation (or the transient copy of a rewrite)."""
         snap = self.snapshot_at(lsn, xid)
+        moved = self.moved_before is not None and \
+            int(Lsn(lsn) if isinstance(lsn, str) else lsn) < int(self.moved_before)
         r = snap.catalog.by_locator.get(locator)
         if r is None:
             r = self.start_catalog.by_locator.get(locator)
@@ -570,7 +590,7 @@ class SchemaHistory:
         unc = snap.uncertain.get(r.oid)
         if unc is None:
             unc = snap.uncertain[r.oid] = self.is_uncertain(r)
-        return r, unc
+        return r, unc or moved
 
     def is_uncertain(self, r: Relation) -> bool:
         return r.oid in self.uncertain_oids or r.schema in self.uncertain_schemas or any(
