@@ -574,18 +574,25 @@ class Replay:
         return self.reader.end_of_wal
 
 
+def _is_history(x: Any) -> bool:
+    from .schema_history import SchemaHistory
+
+    return isinstance(x, SchemaHistory)
+
+
 def _relstr(rel: tuple[int, int, int]) -> str:
     return f"{rel[0]}/{rel[1]}/{rel[2]}"
 
 
-def replay_changes(paths: Sequence[PathArg] | PathArg | None, catalog: Catalog | PathArg, *,
+def replay_changes(paths: Sequence[PathArg] | PathArg | None,
+                   catalog: "Catalog | SchemaHistory | PathArg", *,
                    start: Lsn | str | int | None = None, end: Lsn | str | int | None = None,
                    include: str = "committed", tables: Iterable[str] = (),
                    xids: Iterable[int] = (), timezone: str = "UTC",
                    timeline: int | None = None, commit_from: Lsn | str | int | None = None
                    ) -> Iterator[RowChange]:
     """Row changes of the WAL in `paths` (see Replay)."""
-    if not isinstance(catalog, Catalog):
+    if not isinstance(catalog, Catalog) and not _is_history(catalog):
         catalog = Catalog.load(catalog)
     yield from Replay(paths, catalog, start=start, end=end, include=include, tables=tables,
                       xids=xids, timezone=timezone, timeline=timeline, commit_from=commit_from)
@@ -607,14 +614,15 @@ def checkpoint_redo_before(paths: Sequence[PathArg] | PathArg | None, lsn: Lsn |
     return redo
 
 
-def changes_by_xid(paths: Sequence[PathArg] | PathArg | None, catalog: Catalog | PathArg,
+def changes_by_xid(paths: Sequence[PathArg] | PathArg | None,
+                   catalog: "Catalog | SchemaHistory | PathArg",
                    xids: Iterable[int], start: Lsn | str | int, *,
                    timeline: int | None = None, timezone: str = "UTC"
                    ) -> dict[int, list[dict[str, Any]]]:
     """{top-level xid: [row change dicts (4.4)]} of the given transactions that committed at or
     after `start` (rolled-back subtransactions left out), read from the redo point of the checkpoint before `start` so that old rows come
     from page images (what a gap analysis needs)."""
-    if not isinstance(catalog, Catalog):
+    if not isinstance(catalog, Catalog) and not _is_history(catalog):
         catalog = Catalog.load(catalog)
     redo = checkpoint_redo_before(paths, start, timeline=timeline)
     out: dict[int, list[dict[str, Any]]] = {}
