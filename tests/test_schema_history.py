@@ -198,6 +198,16 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
     assert r.returncode == 0, r.stderr
     assert [json.loads(x)["table"] for x in r.stdout.splitlines()] == \
         [e["table"] for e in crashed["expected"] if e["table"] in ("keep", "kept")]
+    r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
+                        str(c.datadir), "--dbname", "app", "--start", crashed["redo"],
+                        "--format", "csv"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    import csv
+    import io
+    table = list(csv.DictReader(io.StringIO(r.stdout)))
+    assert [(t["op"], t["table"], json.loads(t["new"]) if t["new"] else None)
+            for t in table] == [(e["op"], e["table"], e["new"]) for e in crashed["expected"]]
+    assert {t["schema_uncertain"] for t in table} == {"false"}
     for fmt in ("sql", "table"):
         r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
                             str(c.datadir), "--dbname", "app", "--start", crashed["redo"],

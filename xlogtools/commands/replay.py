@@ -25,7 +25,7 @@ from . import LSN, handled, load_catalog
                    "following the system catalogs through the WAL (docs/catalog.md); "
                    "--no-schema-history decodes everything with the files' catalog.")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(["table", "jsonl", "sql", "undo-sql", "parquet"]))
+              type=click.Choice(["table", "jsonl", "csv", "sql", "undo-sql", "parquet"]))
 @click.option("--table", "tables", multiple=True, metavar="NAME",
               help="Only this table (schema.name or name); repeatable.")
 @click.option("-x", "--xid", "xids", type=int, multiple=True,
@@ -104,6 +104,10 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
             from ..replay.export import write_jsonl
 
             n = write_jsonl(rp, out)
+        elif fmt == "csv":
+            from ..replay.export import write_csv
+
+            n = write_csv(rp, out)
         elif fmt == "table":
             from ..replay.export import write_table
 

@@ -16,6 +16,35 @@ def write_jsonl(changes: Iterable[RowChange], out: TextIO) -> int:
     return n
 
 
+CSV_COLUMNS = ("lsn", "xid", "subxid", "op", "schema", "table", "old", "new", "old_complete",
+               "new_complete", "commit_lsn", "commit_time", "status", "relation", "notes",
+               "schema_uncertain")
+
+
+def write_csv(changes: Iterable[RowChange], out: TextIO) -> int:
+    """One CSV row per change (DESIGN.md 4.4's fields, a header first): `old`, `new` and
+    `notes` as JSON text, booleans as true/false, null as an empty field."""
+    import csv
+
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    n = 0
+    for ch in changes:
+        d = ch.to_dict()
+        row = []
+        for k in CSV_COLUMNS:
+            v = d[k]
+            if k in ("old", "new", "notes"):
+                row.append("" if v is None else json.dumps(v, ensure_ascii=False))
+            elif isinstance(v, bool):
+                row.append("true" if v else "false")
+            else:
+                row.append("" if v is None else str(v))
+        w.writerow(row)
+        n += 1
+    return n
+
+
 def _summary(ch: RowChange) -> str:
     """The change column: values cut (replay/display.py), an update as its key and changed
     columns old -> new, wrapped onto more lines of the cell when long."""
