@@ -171,6 +171,7 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
     before = file_digests(c.datadir)
     hist = SchemaHistory.from_datadir(c.datadir, dbname="app", start=crashed["redo"])
     assert hist.lossy_pages() == [], hist.lossy_pages()
+    assert not [p for p in hist.problems if "is running" in p], hist.problems  # killed
     rp = Replay([c.pg_wal], hist, start=crashed["redo"])
     got = changes_of(rp)
     assert [g for g in got if g["schema_uncertain"] or not g["old_complete"]] == []
