@@ -191,6 +191,13 @@ def test_replay_follows_the_schema_through_the_wal(crashed: dict[str, Any]) -> N
     assert [{k: x[k] for k in ("op", "schema", "table", "old", "new")} for x in lines] == \
         crashed["expected"]
     assert all(x["schema_uncertain"] is False for x in lines)
+    r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
+                        str(c.datadir), "--dbname", "app", "--start", crashed["redo"],
+                        "--format", "jsonl", "--no-schema-history"], capture_output=True,
+                       text=True)
+    assert r.returncode == 0, r.stderr
+    assert [{k: x[k] for k in ("op", "schema", "table", "old", "new")}
+            for x in map(json.loads, r.stdout.splitlines())] == plain
     # --table by the name at the end also takes the rows written under the old name; redo SQL
     # and the table format run with the history
     r = subprocess.run([sys.executable, "-m", "xlogtools.cli", "replay", "--pgdata",
