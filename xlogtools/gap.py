@@ -461,6 +461,11 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
         per_xid = changes(primary, [t.xid for t in lost], min(t.first_lsn for t in lost))
         for t in lost:
             t.changes = per_xid.get(t.xid, [])
+            # a file the catalog does not name (a table made among the lost transactions)
+            # is named as its decoded rows name it
+            names = {c["relation"]: f"{c['schema']}.{c['table']}" for c in t.changes
+                     if c.get("table") and c.get("relation")}
+            t.relations = list(dict.fromkeys(names.get(x, x) for x in t.relations))
     window = {"first_commit_time": lost[0].commit_time if lost else None,
               "last_commit_time": lost[-1].commit_time if lost else None,
               "count": len(lost), "bytes": max(behind, 0)}

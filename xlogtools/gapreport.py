@@ -83,6 +83,8 @@ def _change_lines(c: dict[str, Any], keys: Keys) -> list[str]:
     parts = change_parts(c, keys.get((c.get("schema"), c.get("table")), []))
     if c.get("old_complete") is False and c.get("op") in ("update", "delete") and c.get("old"):
         parts.append("[old row incomplete]")
+    if c.get("schema_uncertain"):
+        parts.append("[schema uncertain]")
     return wrap(f"    {change_head(c)} ", parts, "        ")
 
 
@@ -91,7 +93,10 @@ class LostRows:
     transactions (`changes`, the hook `gap.analyze` calls) and, per transaction, the redo SQL
     with its conflict guards (`sql_for`)."""
 
-    def __init__(self, catalog: Any, timezone: str = "UTC", progress: bool | None = False) -> None:
+    def __init__(self, catalog: Any, timezone: str = "UTC", progress: bool | None = False,
+                 history_from: tuple[Any, str | None] | None = None) -> None:
+        """`history_from`: (data directory, database name) to follow the schema through the
+        primary's WAL (replay/schema_history.py); `catalog` is then that directory's."""
         from .replay.sql import SqlWriter
 
         self.catalog = catalog
@@ -101,6 +106,8 @@ class LostRows:
         self.keys: Keys = {(r.schema, r.name): list(r.key) for r in catalog.relations}
         self.header = self.writer.header("redo SQL of the lost transactions")
         self.progress = progress
+        self.history_from = history_from
+        self.warnings: list[str] = []
 
     def changes(self, paths: Any, xids: list[int], start: Any) -> dict[int, list[dict[str, Any]]]:
         """{xid: [row change dicts]} of the given transactions. Read from the first WAL there
@@ -109,19 +116,37 @@ class LostRows:
         from .replay.api import Replay
 
         wanted = set(xids)
-        rp = Replay(paths, self.catalog, xids=wanted, timezone=self.timezone,
+        source: Any = self.catalog
+        if self.history_from is not None:
+            from .replay.api import checkpoint_redo_before
+            from .replay.schema_history import SchemaHistory
+
+            # from the redo point before the lost transactions: every catalog page they
+            # change has its image from there on
+            pgdata, dbname = self.history_from
+            source = SchemaHistory.from_datadir(pgdata, paths, dbname=dbname,
+                                                start=checkpoint_redo_before(paths, start))
+            self.writer.history = source
+        rp = Replay(paths, source, xids=wanted, timezone=self.timezone,
                     progress=self.progress)
         for ch in rp:
             if ch.xid in wanted:
                 self.kept.setdefault(ch.xid, []).append(ch)
+        self.warnings = rp.warnings
+        if self.history_from is not None:  # keys of the tables as they were (made in the gap)
+            for ch in (c for v in self.kept.values() for c in v):
+                r = self.writer._rel(ch)
+                if r is not None:
+                    self.keys.setdefault((r.schema, r.name), list(r.key))
         return {x: [c.to_dict() for c in v] for x, v in self.kept.items()}
 
     def sql_for(self, xid: int) -> str:
         out = []
         for ch in self.kept.get(xid, []):
             qname = f'"{ch.schema}"."{ch.table}"' if ch.schema and ch.table else None
-            guard = (conflict_guard(ch, self.keys.get((ch.schema, ch.table), []), qname)
-                     if qname else None)
+            r = self.writer._rel(ch)
+            key = list(r.key) if r is not None else self.keys.get((ch.schema, ch.table), [])
+            guard = conflict_guard(ch, key, qname) if qname else None
             if guard:
                 out.append(guard)
             out.append(self.writer.redo(ch))

@@ -114,7 +114,10 @@ def gap(primary: tuple[str, ...], standby: tuple[str, ...], catalog: str | None,
     rows = None
     cat = load_catalog(catalog, pgdata, dbname, required=False)
     if cat is not None:
-        rows = LostRows(cat, progress=progress)
+        # with --pgdata the lost rows are decoded with the schema in force at their LSN
+        # (SchemaHistory over the primary's WAL: DDL among the lost transactions)
+        rows = LostRows(cat, progress=progress,
+                        history_from=(pgdata, dbname) if pgdata else None)
     report = analyze(p_paths, s_paths, standby_position=position,
                      standby_system_identifier=s_sysid,
                      catalog=rows.catalog if rows else None,

@@ -20,8 +20,12 @@ from . import LSN, handled, load_catalog
 @click.option("--dbname", metavar="NAME",
               help="With --pgdata: the database whose tables to decode (needed when there "
                    "are several).")
+@click.option("--schema-history/--no-schema-history", default=True, show_default=True,
+              help="With --pgdata: decode each change with the schema in force at its LSN, "
+                   "following the system catalogs through the WAL (docs/catalog.md); "
+                   "--no-schema-history decodes everything with the files' catalog.")
 @click.option("--format", "fmt", default="table", show_default=True,
-              type=click.Choice(["table", "jsonl", "sql", "undo-sql", "parquet"]))
+              type=click.Choice(["table", "jsonl", "csv", "sql", "undo-sql", "parquet"]))
 @click.option("--table", "tables", multiple=True, metavar="NAME",
               help="Only this table (schema.name or name); repeatable.")
 @click.option("-x", "--xid", "xids", type=int, multiple=True,
@@ -43,7 +47,7 @@ from . import LSN, handled, load_catalog
               help="Output file (needed for parquet; default stdout).")
 @handled
 def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
-           dbname: str | None, fmt: str, tables: tuple[str, ...],
+           dbname: str | None, schema_history: bool, fmt: str, tables: tuple[str, ...],
            xids: tuple[int, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
            include_all: bool, all_relations: bool, progress: bool | None, timezone: str,
            output: str | None) -> None:
@@ -60,6 +64,7 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
       xlogtools replay pg_wal --catalog app.json --format sql -o redo.sql
       xlogtools replay pg_wal --catalog app.json --format undo-sql --table public.orders
       xlogtools replay --pgdata /evidence/oldprimary/data --dbname app --format jsonl
+      xlogtools replay --pgdata /evidence/data --no-schema-history   # the files' schema only
     """
     from ..errors import UsageError
     from ..replay.api import Replay
@@ -72,10 +77,18 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
         ZoneInfo(timezone)
     except Exception:
         raise UsageError(f"unknown time zone {timezone!r}") from None
-    cat = load_catalog(catalog_path, pgdata, dbname)
     # no PATHS with --pgdata: that directory's WAL (a data directory means its pg_wal)
     wal = list(paths) or ([pgdata] if pgdata else [])
-    rp = Replay(wal, cat, start=start, end=end, timeline=timeline, tables=tables,
+    source: Any
+    if pgdata and schema_history and not catalog_path:
+        from ..replay.schema_history import SchemaHistory
+
+        source = SchemaHistory.from_datadir(pgdata, wal, dbname=dbname, start=start, end=end,
+                                            timeline=timeline)
+        cat = source.start_catalog  # its problems come with the replay's warnings
+    else:
+        cat = source = load_catalog(catalog_path, pgdata, dbname)
+    rp = Replay(wal, source, start=start, end=end, timeline=timeline, tables=tables,
                 xids=xids, include="all" if include_all else "committed", timezone=timezone,
                 all_relations=all_relations, progress=progress)
     for w in rp.warnings:
@@ -91,6 +104,10 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
             from ..replay.export import write_jsonl
 
             n = write_jsonl(rp, out)
+        elif fmt == "csv":
+            from ..replay.export import write_csv
+
+            n = write_csv(rp, out)
         elif fmt == "table":
             from ..replay.export import write_table
 

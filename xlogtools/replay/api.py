@@ -9,6 +9,10 @@ transaction and emitted in commit order (DESIGN.md 4.4).
     rp.transactions[1234].status        # 'committed' | 'aborted' | 'in_progress'
     rp.warnings                         # catalog mismatch, unknown relations, ...
 
+    hist = SchemaHistory.from_datadir("/evidence/data", dbname="app", start=redo)
+    Replay(["/evidence/data/pg_wal"], hist, start=redo)   # each change with the schema in
+                                        # force at its LSN (ch.schema_uncertain where unknown)
+
 Changes are held per transaction until its commit (or abort) record, as logical decoding's
 reorder buffer does, because only then is the outcome known; what is still open at the end of
 the WAL read is reported `in_progress`.
@@ -18,7 +22,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from ..errors import RecordDataError
 from ..lsn import Lsn
@@ -32,6 +36,9 @@ from .toast import ToastStore
 from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, deform
 from .types import OutputContext, bytea_out
 from .xact import RM_XACT_ID, XactEnd, parse_xact
+
+if TYPE_CHECKING:
+    from .schema_history import SchemaHistory
 
 PathArg = str | os.PathLike[str]
 STATUSES = ("committed", "aborted", "in_progress")
@@ -57,6 +64,9 @@ class RowChange:
     relation: str = ""
     notes: list[str] = field(default_factory=list)
     raw: dict[str, str | None] | None = None
+    # decoded with the files' catalog where the schema history could not tell the one in
+    # force at its LSN (docs/catalog.md, "Schema as of an LSN")
+    schema_uncertain: bool = False
     # not serialized: for SQL rendering
     key: list[str] = field(default_factory=list, repr=False)
     same: set[str] = field(default_factory=set, repr=False)  # columns whose stored bytes
@@ -75,6 +85,7 @@ class RowChange:
             "commit_lsn": str(self.commit_lsn) if self.commit_lsn is not None else None,
             "commit_time": self.commit_time, "status": self.status,
             "relation": self.relation, "notes": self.notes, "raw": self.raw,
+            "schema_uncertain": self.schema_uncertain,
         }
 
 
@@ -96,7 +107,8 @@ class Replay:
     in-progress ones too, marked). `tables`: names ('schema.table' or 'table') to keep;
     `xids`: top-level or subtransaction xids to keep."""
 
-    def __init__(self, paths: Sequence[PathArg] | PathArg | WalSource | None, catalog: Catalog, *,
+    def __init__(self, paths: Sequence[PathArg] | PathArg | WalSource | None,
+                 catalog: "Catalog | SchemaHistory", *,
                  start: Lsn | str | int | None = None, end: Lsn | str | int | None = None,
                  timeline: int | None = None, tables: Iterable[str] = (),
                  xids: Iterable[int] = (), include: str = "committed",
@@ -104,6 +116,14 @@ class Replay:
                  all_relations: bool = False, progress: bool | None = False) -> None:
         if include not in ("committed", "all"):
             raise ValueError("include must be 'committed' or 'all'")
+        from .schema_history import SchemaHistory
+
+        # with a schema history each change is decoded with the catalog in force at its LSN;
+        # `catalog` is then the files' one (names, encoding, the fallback)
+        self.history = catalog if isinstance(catalog, SchemaHistory) else None
+        if self.history is not None:
+            catalog = self.history.start_catalog
+        assert isinstance(catalog, Catalog)
         self.catalog = catalog
         self.reader = open_wal(paths, start=start, end=end, timeline=timeline)
         self.include = include
@@ -119,14 +139,17 @@ class Replay:
         self.warnings: list[str] = []
         self.errors: list[RecordDataError] = []  # records skipped because they do not add up
         self.tables: set[tuple[int, int, int]] | None = None
+        self.table_names = set(tables)
+        self.table_oids: set[int] = set()
         tables = list(tables)
         if tables:
             self.tables = set()
             for name in tables:
                 found = catalog.find_table(name)
-                if not found:
+                if not found and self.history is None:
                     self.warnings.append(f"table {name} is not in the catalog")
                 self.tables.update(r.locator for r in found)
+                self.table_oids.update(r.oid for r in found)
         self.ctx = OutputContext(timezone, catalog.encoding, catalog.major)
         self.cache = PageCache()
         self.toast = ToastStore(catalog.major)
@@ -137,6 +160,9 @@ class Replay:
         self._toast_by_oid = {r.toast_oid: (r.tablespace_oid, r.database_oid,
                                             r.toast_relfilenode)
                               for r in catalog.relations if r.toast_oid and r.toast_relfilenode}
+        if self.history is not None:
+            self._toast_by_oid = {**self.history.toast_by_oid, **self._toast_by_oid}
+            self.warnings.extend(self.history.problems)
         self.pending: dict[int, list[RowChange]] = {}
         self.top_of: dict[int, int] = {}
         self.transactions: dict[int, Transaction] = {}
@@ -168,12 +194,12 @@ class Replay:
         return got
 
     def _is_toast(self, rel: tuple[int, int, int]) -> bool:
-        return rel in self.catalog.by_toast
+        return rel in self.catalog.by_toast or (
+            self.history is not None and rel in self.history.toast_nodes)
 
     def _scan_toast(self, toastrelid: int) -> None:
         rel = self._toast_by_oid.get(toastrelid)
-        rels = [rel] if rel is not None else [r for r in self.cache.by_rel
-                                              if r in self.catalog.by_toast]
+        rels = [rel] if rel is not None else [r for r in self.cache.by_rel if self._is_toast(r)]
         for r in rels:
             for page in self.cache.rel_pages(r):
                 for item in page.items.values():
@@ -197,6 +223,8 @@ class Replay:
             if show and not self.stats["records"] & 1023:
                 bar.update(int(rec.lsn), self.stats["records"])
             rmid = rec.rmid
+            if self.history is not None and int(rec.lsn) in self.history.truncations:
+                self._catalog_truncate(rec)
             if rmid == RM_XACT_ID:
                 yield from self._xact(rec)
             elif rmid in (RM_HEAP_ID, RM_HEAP2_ID, RM_SMGR_ID):
@@ -229,26 +257,79 @@ class Replay:
         if b.db != self.catalog.database_oid:
             if b.db != 0:
                 self.other_db[b.db] += 1
-        elif rel in self.catalog.by_locator or rel in self.catalog.by_toast:
+        elif rel in self.catalog.by_locator or self._is_toast(rel) or (
+                self.history is not None and rel in self.history.table_nodes):
             self.known_rels_seen += 1
         elif self._follow(rel):
             self.unknown_rels[rel] += 1
         elif b.rel in self.catalog.system:
             self.stats["skipped_system_records"] += 1
 
+    def _catalog_truncate(self, rec: Record) -> None:
+        """TRUNCATE seen in the catalog (a new relfilenode; replica writes no TRUNCATE
+        record): a truncate change, named as the table was then."""
+        assert self.history is not None
+        for xid, relid in self.history.truncations[int(rec.lsn)]:
+            self._add(RawChange(rec.lsn, xid, rec.toplevel_xid, "truncate", (0, 0, 0),
+                                relids=[relid]))
+
+    def _wanted(self, r: Relation) -> bool:
+        """--table: by the relation's name at the change's LSN, or its oid when the files'
+        catalog has the name (a table renamed in the range)."""
+        if self.tables is None:
+            return True
+        if self.history is None:
+            return r.locator in self.tables
+        return r.oid in self.table_oids or r.name in self.table_names or \
+            r.qualified in self.table_names
+
+    def _relation(self, raw: RawChange) -> tuple[Relation | None, bool, Renderer]:
+        """The relation of a change's file as of its LSN, whether that is uncertain, and the
+        renderer of that catalog."""
+        if self.history is None:
+            return self.catalog.relation(*raw.rel), False, self.renderer
+        r, uncertain = self.history.relation_at(raw.rel, raw.lsn, raw.xid)
+        return r, uncertain, self._renderer_at(raw.lsn, raw.xid, uncertain)
+
+    def _renderer_at(self, lsn: Lsn, xid: int, fallback: bool) -> Renderer:
+        assert self.history is not None
+        snap = self.history.snapshot_at(lsn, xid)
+        if fallback or snap.catalog is self.catalog:
+            return self.renderer
+        if snap.renderer is None:
+            snap.renderer = Renderer(snap.catalog, self.toast, self.ctx)
+        return snap.renderer  # type: ignore[no-any-return]
+
     def _add(self, raw: RawChange) -> None:
         if raw.op == "truncate":
+            cat = self.catalog if self.history is None else \
+                self.history.catalog_at(raw.lsn, raw.xid)
             for relid in raw.relids:
-                r = self.catalog.by_oid.get(relid)
-                if r is None or (self.tables is not None and r.locator not in self.tables):
+                r = cat.by_oid.get(relid)
+                if r is None or not self._wanted(r):
                     continue
                 ch = RowChange(raw.lsn, raw.xid, None, "truncate", r.schema, r.name, None, None,
                                True, relation=_relstr(r.locator), writer_xid=raw.xid)
+                if self.history is not None:
+                    ch.schema_uncertain = self.history.is_uncertain(r)
                 self._buffer(raw, ch)
             return
-        if self.tables is not None and raw.rel not in self.tables:
+        if self.history is None and self.tables is not None and raw.rel not in self.tables:
             return
-        if not self.all_relations and raw.rel not in self.catalog.by_locator:
+        resolved = None
+        if self.history is not None:
+            resolved = self._relation(raw)
+            r = resolved[0]
+            if r is None and raw.rel in \
+                    self.history.snapshot_at(raw.lsn, raw.xid).catalog.by_locator:
+                self.stats["rewrite_changes"] += 1  # the copy a table rewrite makes
+                return
+            if self.tables is not None and (r is None or not self._wanted(r)):
+                return
+            known = r is not None
+        else:
+            known = raw.rel in self.catalog.by_locator
+        if not self.all_relations and not known:
             self.skipped_rels[_relstr(raw.rel)] += 1
             self.stats["skipped_changes"] += 1
             return
@@ -261,7 +342,7 @@ class Replay:
                     del lst[i]
                     break
             return
-        ch = self.decode(raw)
+        ch = self.decode(raw, resolved)
         ch.tid = (raw.blk, raw.offnum)
         self._buffer(raw, ch)
 
@@ -272,10 +353,12 @@ class Replay:
         self.stats["changes"] += 1
 
     # -- decoding ---------------------------------------------------------------------------------
-    def decode(self, raw: RawChange) -> RowChange:
-        r = self.catalog.relation(*raw.rel)
+    def decode(self, raw: RawChange,
+               resolved: tuple[Relation | None, bool, Renderer] | None = None) -> RowChange:
+        r, uncertain, renderer = resolved or self._relation(raw)
         ch = RowChange(raw.lsn, raw.xid, None, raw.op, None, None, None, None, True,
-                       relation=_relstr(raw.rel), writer_xid=raw.xid, hot=raw.hot)
+                       relation=_relstr(raw.rel), writer_xid=raw.xid, hot=raw.hot,
+                       schema_uncertain=uncertain)
         if raw.new_missing:
             ch.notes.append(raw.new_missing)
         if r is None:
@@ -296,7 +379,7 @@ class Replay:
             else:
                 ch.old, ch.old_complete, old_d = self._values(
                     raw.old, r, ch.notes, "old", raw.old_key_only, None, raw.lsn,
-                    ch.raw_columns.setdefault("old", set()))
+                    ch.raw_columns.setdefault("old", set()), renderer)
                 if raw.old_key_only:
                     ch.old_complete = False
                     ch.notes.append("old row known only by its replica identity key")
@@ -307,7 +390,7 @@ class Replay:
             else:
                 ch.new, ch.new_complete, new_d = self._values(
                     raw.new, r, ch.notes, "new", False, raw.new_unknown, raw.lsn,
-                    ch.raw_columns.setdefault("new", set()))
+                    ch.raw_columns.setdefault("new", set()), renderer)
         if old_d is not None and new_d is not None and not raw.old_key_only:
             ch.same = {c.name for c, a, b in zip(r.columns, old_d, new_d)
                        if not c.dropped and a == b and b is not UNKNOWN}
@@ -315,8 +398,9 @@ class Replay:
 
     def _values(self, tup: bytes, r: Relation, notes: list[str], which: str, key_only: bool,
                 unknown: list[tuple[int, int]] | None = None, lsn: Lsn | None = None,
-                raw_columns: set[str] | None = None
+                raw_columns: set[str] | None = None, renderer: Renderer | None = None
                 ) -> tuple[dict[str, str | None], bool, list[Any] | None]:
+        renderer = renderer or self.renderer
         try:
             datums = deform(tup, r.columns, self.catalog.major, unknown)
         except (TupleError, IndexError, ValueError) as exc:
@@ -350,8 +434,8 @@ class Replay:
                 complete = False
                 continue
             try:
-                out[col.name] = self.renderer.render(v, col.type_oid, col.type_name,
-                                                     col.element_type_oid)
+                out[col.name] = renderer.render(v, col.type_oid, col.type_name,
+                                                col.element_type_oid)
             except Unresolved as exc:
                 complete = False
                 notes.append(f"{which}.{col.name}: {exc}")
@@ -503,18 +587,25 @@ class Replay:
         return self.reader.end_of_wal
 
 
+def _is_history(x: Any) -> bool:
+    from .schema_history import SchemaHistory
+
+    return isinstance(x, SchemaHistory)
+
+
 def _relstr(rel: tuple[int, int, int]) -> str:
     return f"{rel[0]}/{rel[1]}/{rel[2]}"
 
 
-def replay_changes(paths: Sequence[PathArg] | PathArg | None, catalog: Catalog | PathArg, *,
+def replay_changes(paths: Sequence[PathArg] | PathArg | None,
+                   catalog: "Catalog | SchemaHistory | PathArg", *,
                    start: Lsn | str | int | None = None, end: Lsn | str | int | None = None,
                    include: str = "committed", tables: Iterable[str] = (),
                    xids: Iterable[int] = (), timezone: str = "UTC",
                    timeline: int | None = None, commit_from: Lsn | str | int | None = None
                    ) -> Iterator[RowChange]:
     """Row changes of the WAL in `paths` (see Replay)."""
-    if not isinstance(catalog, Catalog):
+    if not isinstance(catalog, Catalog) and not _is_history(catalog):
         catalog = Catalog.load(catalog)
     yield from Replay(paths, catalog, start=start, end=end, include=include, tables=tables,
                       xids=xids, timezone=timezone, timeline=timeline, commit_from=commit_from)
@@ -536,14 +627,15 @@ def checkpoint_redo_before(paths: Sequence[PathArg] | PathArg | None, lsn: Lsn |
     return redo
 
 
-def changes_by_xid(paths: Sequence[PathArg] | PathArg | None, catalog: Catalog | PathArg,
+def changes_by_xid(paths: Sequence[PathArg] | PathArg | None,
+                   catalog: "Catalog | SchemaHistory | PathArg",
                    xids: Iterable[int], start: Lsn | str | int, *,
                    timeline: int | None = None, timezone: str = "UTC"
                    ) -> dict[int, list[dict[str, Any]]]:
     """{top-level xid: [row change dicts (4.4)]} of the given transactions that committed at or
     after `start` (rolled-back subtransactions left out), read from the redo point of the checkpoint before `start` so that old rows come
     from page images (what a gap analysis needs)."""
-    if not isinstance(catalog, Catalog):
+    if not isinstance(catalog, Catalog) and not _is_history(catalog):
         catalog = Catalog.load(catalog)
     redo = checkpoint_redo_before(paths, start, timeline=timeline)
     out: dict[int, list[dict[str, Any]]] = {}

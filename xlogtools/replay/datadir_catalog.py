@@ -12,6 +12,7 @@ import datetime as _dt
 import os
 import re
 import struct
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InputError, UsageError
@@ -98,8 +99,28 @@ def server_settings(dd: DataDir) -> dict[str, str]:
     return out
 
 
-def build(dd: DataDir, dbname: str | None = None) -> Catalog:
-    major = dd.major
+@dataclass
+class CatalogRows:
+    """The rows of one database's catalogs that a snapshot is made of (dicts of syscat.rows),
+    with the relation maps that name the files of the mapped ones. From a data directory's
+    files (read_rows) or, as of an LSN, from the WAL (schema_history)."""
+
+    database: dict[str, Any]  # its pg_database row
+    gmap: dict[int, int]
+    lmap: dict[int, int]
+    classes: list[dict[str, Any]]
+    attributes: list[dict[str, Any]]
+    types: list[dict[str, Any]]
+    namespaces: list[dict[str, Any]]
+    indexes: list[dict[str, Any]]
+    enums: list[dict[str, Any]]
+
+
+def catalog_filenodes(dd: DataDir, dbname: str | None = None
+                      ) -> tuple[dict[str, Any], dict[int, int], dict[int, int], dict[str, int]]:
+    """(pg_database row, global map, database map, {catalog name: relfilenode}) of the
+    catalogs a snapshot reads: pg_class, pg_attribute, pg_type (mapped), pg_namespace,
+    pg_index, pg_enum (named by pg_class)."""
     gmap = dd.relmap(GLOBALTABLESPACE_OID, 0)
     drow = pick_database(databases(dd), dbname)
     dboid, dbspc = drow["oid"], drow["dattablespace"]
@@ -111,11 +132,45 @@ def build(dd: DataDir, dbname: str | None = None) -> Catalog:
                          f"pg_tablespace does not have")
     lmap = dd.relmap(dbspc, dboid)
     where = str(dd.db_dir(dbspc, dboid))
+    nodes = {"pg_class": _mapped(lmap, CLASS_RELID, dd, where),
+             "pg_attribute": _mapped(lmap, ATTRIBUTE_RELID, dd, where),
+             "pg_type": _mapped(lmap, TYPE_RELID, dd, where)}
+    classes = {r["oid"]: r for r in _rows(dd, dbspc, dboid, nodes["pg_class"], "pg_class")}
+    for oid, cat in ((NAMESPACE_RELID, "pg_namespace"), (INDEX_RELID, "pg_index"),
+                     (ENUM_RELID, "pg_enum")):
+        c = classes.get(oid)
+        node = (c["relfilenode"] or lmap.get(oid)) if c else None
+        if not node:
+            raise InputError(f"pg_class of database {drow['datname']} has no row for {cat}",
+                             file=where)
+        nodes[cat] = int(node)
+    return drow, gmap, lmap, nodes
 
-    def local(cat: str, filenode: int) -> list[dict[str, Any]]:
-        return _rows(dd, dbspc, dboid, filenode, cat)
 
-    class_rows = local("pg_class", _mapped(lmap, CLASS_RELID, dd, where))
+def read_rows(dd: DataDir, dbname: str | None = None) -> CatalogRows:
+    """The committed catalog rows of a database as its files show them."""
+    drow, gmap, lmap, nodes = catalog_filenodes(dd, dbname)
+    dboid, dbspc = drow["oid"], drow["dattablespace"]
+
+    def local(cat: str) -> list[dict[str, Any]]:
+        return _rows(dd, dbspc, dboid, nodes[cat], cat)
+
+    return CatalogRows(drow, gmap, lmap, local("pg_class"), local("pg_attribute"),
+                       local("pg_type"), local("pg_namespace"), local("pg_index"),
+                       local("pg_enum"))
+
+
+def build(dd: DataDir, dbname: str | None = None) -> Catalog:
+    return assemble(dd, read_rows(dd, dbname))
+
+
+def assemble(dd: DataDir, rows: CatalogRows, settings: dict[str, str] | None = None) -> Catalog:
+    """The snapshot from catalog rows (capture's queries, done on the rows); `settings`:
+    server_settings(dd), read again when not given."""
+    major = dd.major
+    drow, gmap, lmap = rows.database, rows.gmap, rows.lmap
+    dboid, dbspc = drow["oid"], drow["dattablespace"]
+    class_rows = rows.classes
     classes = {r["oid"]: r for r in class_rows}
     if len(classes) != len(class_rows):  # two live versions of a row: visibility went wrong
         dd.problems.append(f"pg_class of database {drow['datname']} has "
@@ -129,19 +184,11 @@ def build(dd: DataDir, dbname: str | None = None) -> Catalog:
             return int(c["relfilenode"])
         return (gmap if c["relisshared"] else lmap).get(c["oid"])
 
-    def unmapped(oid: int, cat: str) -> list[dict[str, Any]]:
-        c = classes.get(oid)
-        node = filenode(c) if c else None
-        if node is None:
-            raise InputError(f"pg_class of database {drow['datname']} has no row for {cat}",
-                             file=where)
-        return local(cat, node)
-
-    attrs = local("pg_attribute", _mapped(lmap, ATTRIBUTE_RELID, dd, where))
-    type_rows = {r["oid"]: r for r in local("pg_type", _mapped(lmap, TYPE_RELID, dd, where))}
-    nsp = {r["oid"]: r["nspname"] for r in unmapped(NAMESPACE_RELID, "pg_namespace")}
-    index_rows = unmapped(INDEX_RELID, "pg_index")
-    enum_rows = unmapped(ENUM_RELID, "pg_enum")
+    attrs = rows.attributes
+    type_rows = {r["oid"]: r for r in rows.types}
+    nsp = {r["oid"]: r["nspname"] for r in rows.namespaces}
+    index_rows = rows.indexes
+    enum_rows = rows.enums
 
     def spc_of(c: dict[str, Any]) -> int:
         return int(c["reltablespace"]) or dbspc
@@ -262,7 +309,8 @@ def build(dd: DataDir, dbname: str | None = None) -> Catalog:
                        "database_oid": 0 if c["relisshared"] else dboid,
                        "name": f"{schema}.{c['relname']}", "kind": c["relkind"]})
 
-    settings = server_settings(dd)
+    if settings is None:
+        settings = server_settings(dd)
     enc = drow["encoding"]
     stamp = _dt.datetime.fromtimestamp(dd.control.time, _dt.timezone.utc)
     cat = Catalog(

@@ -16,6 +16,35 @@ def write_jsonl(changes: Iterable[RowChange], out: TextIO) -> int:
     return n
 
 
+CSV_COLUMNS = ("lsn", "xid", "subxid", "op", "schema", "table", "old", "new", "old_complete",
+               "new_complete", "commit_lsn", "commit_time", "status", "relation", "notes",
+               "schema_uncertain")
+
+
+def write_csv(changes: Iterable[RowChange], out: TextIO) -> int:
+    """One CSV row per change (DESIGN.md 4.4's fields, a header first): `old`, `new` and
+    `notes` as JSON text, booleans as true/false, null as an empty field."""
+    import csv
+
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(CSV_COLUMNS)
+    n = 0
+    for ch in changes:
+        d = ch.to_dict()
+        row = []
+        for k in CSV_COLUMNS:
+            v = d[k]
+            if k in ("old", "new", "notes"):
+                row.append("" if v is None else json.dumps(v, ensure_ascii=False))
+            elif isinstance(v, bool):
+                row.append("true" if v else "false")
+            else:
+                row.append("" if v is None else str(v))
+        w.writerow(row)
+        n += 1
+    return n
+
+
 def _summary(ch: RowChange) -> str:
     """The change column: values cut (replay/display.py), an update as its key and changed
     columns old -> new, wrapped onto more lines of the cell when long."""
@@ -27,6 +56,8 @@ def _summary(ch: RowChange) -> str:
         flags.append("old incomplete")
     if not ch.new_complete:
         flags.append("new incomplete")
+    if ch.schema_uncertain:
+        flags.append("schema uncertain")
     if flags:
         parts.append(f"[{'; '.join(flags)}]")
     return "\n".join(wrap("", parts, "  ", width=100))
@@ -70,6 +101,7 @@ def arrow_schema() -> Any:
         ("old_complete", pa.bool_()), ("new_complete", pa.bool_()),
         ("commit_lsn", pa.string()), ("commit_time", pa.string()), ("status", pa.string()),
         ("relation", pa.string()), ("notes", pa.list_(pa.string())),
+        ("schema_uncertain", pa.bool_()),
     ])
 
 
@@ -92,7 +124,7 @@ def write_parquet(changes: Iterable[RowChange], path: str, batch: int = 20000) -
             d = ch.to_dict()
             for k in ("lsn", "xid", "subxid", "op", "schema", "table", "old_complete",
                       "new_complete", "commit_lsn", "commit_time", "status", "relation",
-                      "notes"):
+                      "notes", "schema_uncertain"):
                 cols[k].append(d[k])
             cols["lsn_int"].append(int(ch.lsn))
             cols["old"].append(list(ch.old.items()) if ch.old is not None else None)

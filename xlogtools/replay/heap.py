@@ -76,6 +76,7 @@ class RawChange:
     speculative: bool = False
     hot: bool = False
     relids: list[int] = field(default_factory=list)  # truncate: relation OIDs
+    old_tid: tuple[int, int] | None = None  # update: where the old version is (blk, offnum)
 
 
 def _need(rec: Record, data: bytes, n: int, what: str) -> None:
@@ -315,7 +316,7 @@ class HeapRedo:
         old_b = b1 if b1 is not None else b0
         rel = b0.relation
         ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "update", rel, b0.blk, new_off,
-                       hot=hot)
+                       hot=hot, old_tid=(old_b.blk, old_off))
         old_page = self.cache.get(_key(old_b))
         old_tup = old_page.tuple(old_off) if old_page is not None else None
         ch.old = old_tup

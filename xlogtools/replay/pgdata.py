@@ -181,6 +181,17 @@ def _read(path: Path) -> bytes:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}", file=str(path)) from None
 
 
+def _zombie(pid: int) -> bool:
+    """A process that has exited and not been reaped (a killed postmaster whose parent, often
+    a container's init, never waits for it) still answers kill(pid, 0): not a live server."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as fh:
+            raw = fh.read()
+    except OSError:
+        return False
+    return raw[raw.rindex(b")") + 2:][:1] in (b"Z", b"X")
+
+
 def _live_postmaster(path: Path) -> int | None:
     """The pid in postmaster.pid when that process is alive (a crash leaves a stale file)."""
     pid = 0
@@ -189,9 +200,9 @@ def _live_postmaster(path: Path) -> int | None:
             pid = int(fh.readline().strip() or 0)
         if pid > 0:
             os.kill(pid, 0)
-            return pid
+            return None if _zombie(pid) else pid
     except PermissionError:  # alive, another user's (or an unreadable file: pid 0)
-        return pid or None
+        return None if pid and _zombie(pid) else pid or None
     except (OSError, ValueError):
         pass
     return None

@@ -10,7 +10,7 @@ read could not reconstruct) becomes a comment that says so; nothing is guessed.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Iterable, Iterator, TextIO
+from typing import Any, Iterable, Iterator, TextIO
 
 from .api import RowChange
 from .catalog import Catalog, Relation
@@ -38,9 +38,13 @@ def literal(v: str | None) -> str:
 
 
 class SqlWriter:
-    def __init__(self, catalog: Catalog, timezone: str = "UTC") -> None:
+    """`history` (a SchemaHistory): each change's table as it was at the change's LSN
+    (columns, key); else the catalog's table of that name."""
+
+    def __init__(self, catalog: Catalog, timezone: str = "UTC", history: Any = None) -> None:
         self.catalog = catalog
         self.timezone = timezone
+        self.history = history
         self.rels = {(r.schema, r.name): r for r in catalog.relations}
 
     def header(self, what: str) -> str:
@@ -51,6 +55,11 @@ class SqlWriter:
     def _rel(self, ch: RowChange) -> Relation | None:
         if ch.schema is None or ch.table is None:
             return None
+        if self.history is not None and ch.relation.count("/") == 2:
+            loc = tuple(int(x) for x in ch.relation.split("/"))
+            r, _uncertain = self.history.relation_at(loc, ch.lsn, ch.writer_xid)
+            if r is not None and (r.schema, r.name) == (ch.schema, ch.table):
+                return r
         return self.rels.get((ch.schema, ch.table))
 
     def _where(self, r: Relation, row: dict[str, str | None], complete: bool
@@ -213,7 +222,7 @@ def _comment(tx: list[RowChange]) -> str:
 def write_redo(changes: Iterable[RowChange], catalog: Catalog, out: TextIO,
                timezone: str = "UTC") -> int:
     """Redo SQL, transaction by transaction in commit order; returns statements written."""
-    w = SqlWriter(catalog, timezone)
+    w = SqlWriter(catalog, timezone, getattr(changes, "history", None))
     out.write(w.header("redo SQL"))
     n = 0
     for tx in _group(changes):
@@ -232,7 +241,7 @@ def write_redo(changes: Iterable[RowChange], catalog: Catalog, out: TextIO,
 def write_undo(changes: Iterable[RowChange], catalog: Catalog, out: TextIO,
                timezone: str = "UTC") -> int:
     """Undo SQL: the inverse of every committed change, newest transaction and change first."""
-    w = SqlWriter(catalog, timezone)
+    w = SqlWriter(catalog, timezone, getattr(changes, "history", None))
     txs = [tx for tx in _group(changes) if tx[0].status == "committed"]
     out.write(w.header("undo SQL"))
     n = 0

@@ -2,6 +2,8 @@
 Page numbers are int64 from 17 on."""
 from __future__ import annotations
 
+import struct
+
 from ..record import Record
 from ._util import main, table_identify
 
@@ -16,6 +18,24 @@ identify = table_identify({ZERO_OFF_PAGE: "ZERO_OFF_PAGE", ZERO_MEM_PAGE: "ZERO_
 # MultiXactStatus values, as out_member() prints them
 _STATUS = {0: "(keysh) ", 1: "(sh) ", 2: "(fornokeyupd) ", 3: "(forupd) ", 4: "(nokeyupd) ",
            5: "(upd) "}
+
+
+RM_MULTIXACT_ID = 6
+MULTIXACT_UPDATE_STATUSES = (4, 5)  # MultiXactStatusNoKeyUpdate, MultiXactStatusUpdate
+
+
+def create_members(rec: Record) -> tuple[int, list[tuple[int, int]]] | None:
+    """(multixact id, [(xid, status)]) of a CREATE_ID record (xl_multixact_create); None for
+    other records or one whose member count runs past its data."""
+    if rec.info & 0xF0 != CREATE_ID:
+        return None
+    data = rec.main_data
+    if len(data) < 12:
+        return None
+    mid, _moff, n = struct.unpack_from("<IIi", data, 0)
+    if n < 0 or len(data) < 12 + 8 * n:
+        return None
+    return mid, [struct.unpack_from("<Ii", data, 12 + 8 * i) for i in range(n)]
 
 
 def describe(rec: Record) -> str:
