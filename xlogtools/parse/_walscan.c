@@ -24,6 +24,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "walrec.h"
+
 #define SZ_REC 24          /* SizeOfXLogRecord */
 #define CRC_OFF 20         /* offsetof(XLogRecord, xl_crc) */
 #define SZ_SHORT_PHD 24
@@ -34,17 +36,6 @@
 #define XLP_ALL_FLAGS 0x000F
 #define XLOG_SWITCH 0x40
 #define MAX_RECORD_LEN (1020u * 1024u * 1024u)
-#define BLOCK_ID_DATA_SHORT 255
-#define BLOCK_ID_DATA_LONG 254
-#define BLOCK_ID_ORIGIN 253
-#define BLOCK_ID_TOPLEVEL_XID 252
-#define MAX_BLOCK_ID 32
-#define BKPBLOCK_HAS_IMAGE 0x10
-#define BKPBLOCK_HAS_DATA 0x20
-#define BKPBLOCK_SAME_REL 0x80
-#define BKPIMAGE_HAS_HOLE 0x01
-#define BKPIMAGE_IS_COMPRESSED_PRE15 0x02
-#define BKPIMAGE_COMPRESSED_15 (0x04 | 0x08 | 0x10) /* pglz, lz4, zstd */
 
 /* ---- CRC-32C (Castagnoli, reflected), as pg_crc32c: start ~0, end ~crc ---- */
 static uint32_t crc_table[8][256];
@@ -234,110 +225,110 @@ static uint32_t page_ok(Walk *w, uint64_t pageptr, uint16_t *info_out, uint32_t 
     return hdr;
 }
 
-/* DecodeXLogRecord's checks of the fragment headers: 1 when consistent. */
-static int fragments_ok(const Walk *w, const uint8_t *d, uint32_t tot_len) {
-    uint32_t pos = SZ_REC;
-    int64_t remaining = (int64_t)tot_len - SZ_REC;
-    int64_t datatotal = 0;
-    int max_block_id = -1;
-    int have_rel = 0;
-    while (remaining > datatotal) {
-        uint8_t block_id = d[pos++];
-        remaining--;
-        if (block_id <= MAX_BLOCK_ID) {
-            if ((int)block_id <= max_block_id || remaining < 3)
-                return 0;
-            max_block_id = block_id;
-            uint8_t fork_flags = d[pos];
-            uint16_t data_len = rd16(d + pos + 1);
-            pos += 3;
-            remaining -= 3;
-            if ((fork_flags & BKPBLOCK_HAS_DATA) ? data_len == 0 : data_len != 0)
-                return 0;
-            datatotal += data_len;
-            if (fork_flags & BKPBLOCK_HAS_IMAGE) {
-                if (remaining < 5)
-                    return 0;
-                uint16_t bimg_len = rd16(d + pos);
-                uint16_t hole_offset = rd16(d + pos + 2);
-                uint8_t bimg_info = d[pos + 4];
-                pos += 5;
-                remaining -= 5;
-                int compressed = w->major < 15 ? (bimg_info & BKPIMAGE_IS_COMPRESSED_PRE15) != 0
-                                               : (bimg_info & BKPIMAGE_COMPRESSED_15) != 0;
-                int has_hole = bimg_info & BKPIMAGE_HAS_HOLE;
-                uint32_t hole_length = 0;
-                if (compressed) {
-                    if (has_hole) {
-                        if (remaining < 2)
-                            return 0;
-                        hole_length = rd16(d + pos);
-                        pos += 2;
-                        remaining -= 2;
-                    }
-                } else {
-                    hole_length = w->blcksz - bimg_len;
-                }
-                if (has_hole && (hole_offset == 0 || hole_length == 0 || bimg_len == w->blcksz))
-                    return 0;
-                if (!has_hole && (hole_offset != 0 || hole_length != 0))
-                    return 0;
-                if (compressed && bimg_len == w->blcksz)
-                    return 0;
-                if (!has_hole && !compressed && bimg_len != w->blcksz)
-                    return 0;
-                datatotal += bimg_len;
-            }
-            if (!(fork_flags & BKPBLOCK_SAME_REL)) {
-                if (remaining < 12)
-                    return 0;
-                pos += 12;
-                remaining -= 12;
-                have_rel = 1;
-            } else if (!have_rel) {
-                return 0;
-            }
-            if (remaining < 4)
-                return 0;
-            pos += 4;
-            remaining -= 4;
-        } else if (block_id == BLOCK_ID_DATA_SHORT) {
-            if (remaining < 1)
-                return 0;
-            datatotal += d[pos];
-            pos += 1;
-            remaining -= 1;
-            break;
-        } else if (block_id == BLOCK_ID_DATA_LONG) {
-            if (remaining < 4)
-                return 0;
-            datatotal += rd32(d + pos);
-            pos += 4;
-            remaining -= 4;
-            break;
-        } else if (block_id == BLOCK_ID_ORIGIN) {
-            if (remaining < 2)
-                return 0;
-            pos += 2;
-            remaining -= 2;
-        } else if (block_id == BLOCK_ID_TOPLEVEL_XID && w->major >= 14) {
-            if (remaining < 4)
-                return 0;
-            pos += 4;
-            remaining -= 4;
-        } else {
+/* The outcome of reading one ordinary record: where it starts, its assembled bytes (in the
+ * segment, or gathered into *tmp), where the next one starts, and its decoded fragments. */
+typedef struct {
+    uint64_t rp;          /* the record's LSN */
+    uint64_t next;        /* where the next record starts */
+    const uint8_t *rec;   /* the record's bytes, header included */
+    uint32_t tot_len;
+    WalRec r;
+} Step;
+
+/* Read the ordinary record at *nxt (as scan's loop did inline): 1 when it is one, with s
+ * filled; 0 to stop *before* it (anything unusual, damage, the limits), the state untouched. */
+static inline int walk_one(Walk *w, uint64_t nxt, uint64_t prev, uint64_t until, uint64_t end,
+                           uint8_t **tmp, size_t *tmp_cap, Step *s) {
+    uint32_t blcksz = w->blcksz;
+    uint64_t rp = nxt;
+    uint64_t page_off = rp % blcksz;
+    if (rp >= until || rp < w->seg_base || rp - w->seg_base >= w->len)
+        return 0;
+    if (page_off == 0) {
+        /* a record at a page start follows the page header; the page must not begin with a
+           continuation */
+        uint16_t info;
+        uint32_t rem;
+        uint32_t hdr = page_ok(w, rp, &info, &rem);
+        if (hdr == 0 || (info & XLP_FIRST_IS_CONTRECORD))
             return 0;
-        }
+        rp += hdr;
+        page_off = hdr;
     }
-    return remaining == datatotal;
+    uint64_t off = rp - w->seg_base;
+    if (off + 8 > w->len || rp + SZ_REC > end)
+        return 0;
+    uint32_t tot_len = rd32(w->buf + off);
+    if (tot_len < SZ_REC || tot_len > MAX_RECORD_LEN)
+        return 0;
+    const uint8_t *rec;
+    uint64_t next;
+    uint64_t rec_last; /* LSN just past the record's last byte */
+    if (page_off + tot_len <= blcksz) {
+        if (off + tot_len > w->len)
+            return 0;
+        rec = w->buf + off;
+        next = rp + ((tot_len + 7) & ~7u);
+        rec_last = rp + tot_len;
+    } else {
+        /* gather the record from the following pages of this segment */
+        if (*tmp_cap < tot_len) {
+            uint8_t *t = realloc(*tmp, tot_len);
+            if (t == NULL)
+                return 0;
+            *tmp = t;
+            *tmp_cap = tot_len;
+        }
+        uint32_t got = (uint32_t)(blcksz - page_off);
+        memcpy(*tmp, w->buf + off, got);
+        uint64_t pageptr = rp - page_off;
+        uint32_t hdr = 0, rem = 0;
+        while (got < tot_len) {
+            uint16_t info;
+            pageptr += blcksz;
+            if (pageptr - w->seg_base >= w->seg_size)
+                return 0;
+            hdr = page_ok(w, pageptr, &info, &rem);
+            if (hdr == 0 || (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) ||
+                !(info & XLP_FIRST_IS_CONTRECORD) || rem == 0 || tot_len != rem + got)
+                return 0;
+            uint32_t n = rem < blcksz - hdr ? rem : blcksz - hdr;
+            if (pageptr + hdr + n > end)
+                return 0;
+            memcpy(*tmp + got, w->buf + (pageptr - w->seg_base) + hdr, n);
+            got += n;
+        }
+        rec = *tmp;
+        next = pageptr + hdr + ((rem + 7) & ~7u);
+        rec_last = pageptr + hdr + (rem < blcksz - hdr ? rem : blcksz - hdr);
+    }
+    if (rec_last > end)
+        return 0;
+    uint8_t info = rec[16], rmid = rec[17];
+    if (rd64(rec + 8) != prev || (int)rmid > w->max_builtin ||
+        (rmid == 0 && (info & 0xF0) == XLOG_SWITCH))
+        return 0;
+    uint32_t c = crc_update(0xFFFFFFFFu, rec + SZ_REC, tot_len - SZ_REC);
+    c = crc_update(c, rec, CRC_OFF);
+    /* DecodeXLogRecord's checks of the fragment headers (walrec.h) */
+    if ((c ^ 0xFFFFFFFFu) != rd32(rec + CRC_OFF) ||
+        walrec_decode(rec, tot_len, w->major, blcksz, &s->r) != WALREC_OK)
+        return 0;
+    s->rp = rp;
+    s->next = next;
+    s->rec = rec;
+    s->tot_len = tot_len;
+    return 1;
 }
+
+#define WALK_ARGS "y*KKKKKKKIIIIKii"
 
 static PyObject *scan(PyObject *self, PyObject *args) {
     Py_buffer view;
     unsigned long long seg_base, nxt, prev, start, until, end, latest_page, sysid;
     unsigned int latest_tli, blcksz, seg_size, magic;
     int major, max_builtin;
-    if (!PyArg_ParseTuple(args, "y*KKKKKKKIIIIKii", &view, &seg_base, &nxt, &prev, &start,
+    if (!PyArg_ParseTuple(args, WALK_ARGS, &view, &seg_base, &nxt, &prev, &start,
                           &until, &end, &latest_page, &latest_tli, &blcksz, &seg_size, &magic,
                           &sysid, &major, &max_builtin))
         return NULL;
@@ -348,88 +339,14 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     size_t tmp_cap = 0;
     int little = 1;
     int ok = *(uint8_t *)&little == 1 && blcksz >= 1024 && seg_size >= blcksz;
+    Step s;
 
     Py_BEGIN_ALLOW_THREADS
-    while (ok) {
-        uint64_t rp = nxt;
-        uint64_t page_off = rp % blcksz;
-        if (rp >= until || rp < seg_base || rp - seg_base >= w.len)
-            break;
-        if (page_off == 0) {
-            /* a record at a page start follows the page header; the page must not begin
-               with a continuation */
-            uint16_t info;
-            uint32_t rem;
-            uint32_t hdr = page_ok(&w, rp, &info, &rem);
-            if (hdr == 0 || (info & XLP_FIRST_IS_CONTRECORD))
-                break;
-            rp += hdr;
-            page_off = hdr;
-        }
-        uint64_t off = rp - seg_base;
-        if (off + 8 > w.len || rp + SZ_REC > end)
-            break;
-        uint32_t tot_len = rd32(w.buf + off);
-        if (tot_len < SZ_REC || tot_len > MAX_RECORD_LEN)
-            break;
-        const uint8_t *rec;
-        uint64_t next;
-        uint64_t rec_last; /* LSN just past the record's last byte */
-        if (page_off + tot_len <= blcksz) {
-            if (off + tot_len > w.len)
-                break;
-            rec = w.buf + off;
-            next = rp + ((tot_len + 7) & ~7u);
-            rec_last = rp + tot_len;
-        } else {
-            /* gather the record from the following pages of this segment */
-            if (tmp_cap < tot_len) {
-                uint8_t *t = realloc(tmp, tot_len);
-                if (t == NULL)
-                    break;
-                tmp = t;
-                tmp_cap = tot_len;
-            }
-            uint32_t got = (uint32_t)(blcksz - page_off);
-            memcpy(tmp, w.buf + off, got);
-            uint64_t pageptr = rp - page_off;
-            int good = 1;
-            uint32_t hdr = 0, rem = 0;
-            while (got < tot_len) {
-                uint16_t info;
-                pageptr += blcksz;
-                if (pageptr - seg_base >= seg_size) { good = 0; break; }
-                hdr = page_ok(&w, pageptr, &info, &rem);
-                if (hdr == 0 || (info & XLP_FIRST_IS_OVERWRITE_CONTRECORD) ||
-                    !(info & XLP_FIRST_IS_CONTRECORD) || rem == 0 || tot_len != rem + got) {
-                    good = 0;
-                    break;
-                }
-                uint32_t n = rem < blcksz - hdr ? rem : blcksz - hdr;
-                if (pageptr + hdr + n > end) { good = 0; break; }
-                memcpy(tmp + got, w.buf + (pageptr - seg_base) + hdr, n);
-                got += n;
-            }
-            if (!good)
-                break;
-            rec = tmp;
-            next = pageptr + hdr + ((rem + 7) & ~7u);
-            rec_last = pageptr + hdr + (rem < blcksz - hdr ? rem : blcksz - hdr);
-        }
-        if (rec_last > end)
-            break;
-        uint8_t info = rec[16], rmid = rec[17];
-        if (rd64(rec + 8) != prev || (int)rmid > max_builtin ||
-            (rmid == 0 && (info & 0xF0) == XLOG_SWITCH))
-            break;
-        uint32_t c = crc_update(0xFFFFFFFFu, rec + SZ_REC, tot_len - SZ_REC);
-        c = crc_update(c, rec, CRC_OFF);
-        if ((c ^ 0xFFFFFFFFu) != rd32(rec + CRC_OFF) || !fragments_ok(&w, rec, tot_len))
-            break;
-        if (rp >= start)
+    while (ok && walk_one(&w, nxt, prev, until, end, &tmp, &tmp_cap, &s)) {
+        if (s.rp >= start)
             count++;
-        prev = rp;
-        nxt = next;
+        prev = s.rp;
+        nxt = s.next;
     }
     Py_END_ALLOW_THREADS
 
