@@ -17,6 +17,8 @@
  * scan(buf, seg_base, nxt, prev, start, until, end, latest_page, latest_tli,
  *      blcksz, seg_size, magic, sysid, major, max_builtin)
  *   -> (records counted at or after start, nxt, prev, latest_page, latest_tli)
+ * Builder().decode(same arguments, max_records, max_arena) walks the same way and appends
+ * each record to column buffers (parse/batch.py's WalBatch).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -356,6 +358,307 @@ static PyObject *scan(PyObject *self, PyObject *args) {
                          (unsigned long long)w.latest_page, (unsigned int)w.latest_tli);
 }
 
+/* ---- Builder: the columns of a batch of decoded records (parse/batch.py's WalBatch) ----
+ *
+ * decode() walks like scan() and appends every record at or after `start` to growable
+ * column buffers: the header fields, the fragments' offsets, the block references (child
+ * columns with list offsets) and a copy of the assembled record (header included) in the
+ * arena, each record 8-aligned.  add() appends one record the Python reader read (the
+ * unusual ones scan stops before).  take() hands the columns out as bytes and starts over. */
+typedef struct { uint8_t *p; size_t len, cap; } Buf;
+
+static int buf_reserve(Buf *b, size_t more) {
+    if (b->len + more <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 4096;
+    while (cap < b->len + more)
+        cap *= 2;
+    uint8_t *p = realloc(b->p, cap);
+    if (p == NULL)
+        return -1;
+    b->p = p;
+    b->cap = cap;
+    return 0;
+}
+
+#define PUT(b, type, v) do { type v_ = (type)(v); memcpy((b)->p + (b)->len, &v_, sizeof v_); \
+                             (b)->len += sizeof v_; } while (0)
+
+/* Record columns, then block columns, then the arena: the order of COLUMN_NAMES. */
+enum {
+    C_LSN, C_END, C_PREV, C_XID, C_TOPLEVEL_XID, C_INFO, C_RMID, C_TOT_LEN, C_FPI_LEN,
+    C_ORIGIN, C_MAIN_OFF, C_MAIN_LEN, C_REC_OFF, C_BLOCK_OFFSETS,
+    B_ID, B_FORK_FLAGS, B_SPC, B_DB, B_REL, B_BLK, B_HAS_IMAGE, B_APPLY_IMAGE, B_COMPRESSION,
+    B_IMAGE_LEN, B_HOLE_OFFSET, B_HOLE_LENGTH, B_BIMG_INFO, B_DATA_LEN, B_IMAGE_OFF,
+    B_DATA_OFF, C_ARENA, N_COLUMNS
+};
+static const char *COLUMN_NAMES[N_COLUMNS] = {
+    "lsn", "end", "prev", "xid", "toplevel_xid", "info", "rmid", "tot_len", "fpi_len",
+    "origin", "main_off", "main_len", "rec_off", "block_offsets",
+    "block_id", "fork_flags", "spc", "db", "rel", "blk", "has_image", "apply_image",
+    "compression", "image_len", "hole_offset", "hole_length", "bimg_info", "data_len",
+    "image_off", "data_off", "arena"};
+typedef struct {
+    PyObject_HEAD
+    Buf col[N_COLUMNS];
+    uint64_t n;        /* records */
+    uint64_t nblocks;  /* block references */
+} Builder;
+
+static void builder_reset(Builder *b) {
+    for (int i = 0; i < N_COLUMNS; i++)
+        b->col[i].len = 0;
+    b->n = b->nblocks = 0;
+    int32_t zero = 0;  /* block_offsets starts with 0 (an Arrow list's offsets) */
+    if (buf_reserve(&b->col[C_BLOCK_OFFSETS], 4) == 0)
+        PUT(&b->col[C_BLOCK_OFFSETS], int32_t, zero);
+}
+
+/* Append one record: -1 when memory ran out (nothing appended), else 0. */
+static int builder_append(Builder *b, uint64_t lsn, uint64_t end, const uint8_t *rec,
+                          const WalRec *r) {
+    uint32_t len = r->tot_len;
+    size_t padded = ((size_t)len + 7) & ~(size_t)7;
+    for (int i = C_LSN; i <= C_REC_OFF; i++)
+        if (buf_reserve(&b->col[i], 8))
+            return -1;
+    if (buf_reserve(&b->col[C_BLOCK_OFFSETS], 4) || buf_reserve(&b->col[C_ARENA], padded))
+        return -1;
+    for (int i = B_ID; i <= B_DATA_OFF; i++)
+        if (buf_reserve(&b->col[i], 4 * (size_t)r->nblocks))
+            return -1;
+    if (b->nblocks + r->nblocks > INT32_MAX)
+        return -1;
+    uint64_t rec_off = b->col[C_ARENA].len;
+    PUT(&b->col[C_LSN], uint64_t, lsn);
+    PUT(&b->col[C_END], uint64_t, end);
+    PUT(&b->col[C_PREV], uint64_t, r->prev);
+    PUT(&b->col[C_XID], uint32_t, r->xid);
+    PUT(&b->col[C_TOPLEVEL_XID], uint32_t, r->toplevel_xid);
+    PUT(&b->col[C_INFO], uint8_t, r->info);
+    PUT(&b->col[C_RMID], uint8_t, r->rmid);
+    PUT(&b->col[C_TOT_LEN], uint32_t, len);
+    PUT(&b->col[C_FPI_LEN], uint32_t, r->fpi_len);
+    PUT(&b->col[C_ORIGIN], uint16_t, r->origin);
+    PUT(&b->col[C_MAIN_OFF], uint32_t, r->main_off);
+    PUT(&b->col[C_MAIN_LEN], uint32_t, r->main_len);
+    PUT(&b->col[C_REC_OFF], uint64_t, rec_off);
+    for (int i = 0; i < r->nblocks; i++) {
+        const WalBlock *k = &r->blocks[i];
+        PUT(&b->col[B_ID], uint8_t, k->id);
+        PUT(&b->col[B_FORK_FLAGS], uint8_t, k->fork_flags);
+        PUT(&b->col[B_SPC], uint32_t, k->spc);
+        PUT(&b->col[B_DB], uint32_t, k->db);
+        PUT(&b->col[B_REL], uint32_t, k->rel);
+        PUT(&b->col[B_BLK], uint32_t, k->blk);
+        PUT(&b->col[B_HAS_IMAGE], uint8_t, k->has_image);
+        PUT(&b->col[B_APPLY_IMAGE], uint8_t, k->apply_image);
+        PUT(&b->col[B_COMPRESSION], uint8_t, k->compression);
+        PUT(&b->col[B_IMAGE_LEN], uint32_t, k->image_len);
+        PUT(&b->col[B_HOLE_OFFSET], uint16_t, k->hole_offset);
+        PUT(&b->col[B_HOLE_LENGTH], uint16_t, k->hole_length);
+        PUT(&b->col[B_BIMG_INFO], uint8_t, k->bimg_info);
+        PUT(&b->col[B_DATA_LEN], uint32_t, k->data_len);
+        PUT(&b->col[B_IMAGE_OFF], uint32_t, k->has_image ? k->image_off : 0);
+        PUT(&b->col[B_DATA_OFF], uint32_t, k->data_len ? k->data_off : 0);
+    }
+    b->nblocks += r->nblocks;
+    PUT(&b->col[C_BLOCK_OFFSETS], int32_t, (int32_t)b->nblocks);
+    Buf *a = &b->col[C_ARENA];
+    memcpy(a->p + a->len, rec, len);
+    memset(a->p + a->len + len, 0, padded - len);
+    a->len += padded;
+    b->n++;
+    return 0;
+}
+
+static PyObject *builder_new(PyTypeObject *type, PyObject *args, PyObject *kw) {
+    Builder *b = (Builder *)type->tp_alloc(type, 0);
+    if (b == NULL)
+        return NULL;
+    builder_reset(b);
+    if (b->col[C_BLOCK_OFFSETS].len != 4) {
+        Py_DECREF(b);
+        return PyErr_NoMemory();
+    }
+    return (PyObject *)b;
+}
+
+static void builder_dealloc(Builder *b) {
+    for (int i = 0; i < N_COLUMNS; i++)
+        free(b->col[i].p);
+    Py_TYPE(b)->tp_free((PyObject *)b);
+}
+
+/* decode(buf, seg_base, nxt, prev, start, until, end, latest_page, latest_tli, blcksz,
+ *        seg_size, magic, sysid, major, max_builtin, max_records, max_arena)
+ *   -> (records appended, nxt, prev, latest_page, latest_tli)
+ * scan() that appends; it also stops (resumably: nxt and prev say where) once the builder
+ * holds max_records records or max_arena arena bytes. */
+static PyObject *builder_decode(Builder *self, PyObject *args) {
+    Py_buffer view;
+    unsigned long long seg_base, nxt, prev, start, until, end, latest_page, sysid;
+    unsigned long long max_records, max_arena;
+    unsigned int latest_tli, blcksz, seg_size, magic;
+    int major, max_builtin;
+    if (!PyArg_ParseTuple(args, WALK_ARGS "KK", &view, &seg_base, &nxt, &prev, &start,
+                          &until, &end, &latest_page, &latest_tli, &blcksz, &seg_size, &magic,
+                          &sysid, &major, &max_builtin, &max_records, &max_arena))
+        return NULL;
+    Walk w = {view.buf, (uint64_t)view.len, seg_base, blcksz, seg_size, (uint16_t)magic, sysid,
+              major, max_builtin, latest_page, latest_tli};
+    uint64_t count = 0;
+    uint8_t *tmp = NULL;
+    size_t tmp_cap = 0;
+    int little = 1;
+    int ok = *(uint8_t *)&little == 1 && blcksz >= 1024 && seg_size >= blcksz;
+    int oom = 0;
+    Step s;
+
+    Py_BEGIN_ALLOW_THREADS
+    while (ok && self->n < max_records && self->col[C_ARENA].len < max_arena &&
+           walk_one(&w, nxt, prev, until, end, &tmp, &tmp_cap, &s)) {
+        if (s.rp >= start) {
+            if (builder_append(self, s.rp, s.next, s.rec, &s.r)) {
+                oom = 1;
+                break;
+            }
+            count++;
+        }
+        prev = s.rp;
+        nxt = s.next;
+    }
+    Py_END_ALLOW_THREADS
+
+    free(tmp);
+    PyBuffer_Release(&view);
+    if (oom && count == 0)
+        return PyErr_NoMemory();
+    return Py_BuildValue("KKKKI", (unsigned long long)count, nxt, prev,
+                         (unsigned long long)w.latest_page, (unsigned int)w.latest_tli);
+}
+
+/* add(data, lsn, end, major, blcksz): append a record read by the Python reader (data: its
+ * assembled bytes, whose fragments it decoded already). ValueError when they do not decode. */
+static PyObject *builder_add(Builder *self, PyObject *args) {
+    Py_buffer view;
+    unsigned long long lsn, end;
+    int major;
+    unsigned int blcksz;
+    if (!PyArg_ParseTuple(args, "y*KKiI", &view, &lsn, &end, &major, &blcksz))
+        return NULL;
+    WalRec r;
+    int rc = -2;
+    if (view.len >= SZ_REC && view.len <= MAX_RECORD_LEN &&
+        rd32((const uint8_t *)view.buf) == (uint32_t)view.len &&
+        walrec_decode(view.buf, (uint32_t)view.len, major, blcksz, &r) == WALREC_OK)
+        rc = builder_append(self, lsn, end, view.buf, &r);
+    PyBuffer_Release(&view);
+    if (rc == -1)
+        return PyErr_NoMemory();
+    if (rc == -2) {
+        PyErr_SetString(PyExc_ValueError, "record fragments do not decode");
+        return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
+/* take() -> {column name: bytes}, and the builder starts over (empty). */
+static PyObject *builder_take(Builder *self, PyObject *unused) {
+    PyObject *d = PyDict_New();
+    if (d == NULL)
+        return NULL;
+    for (int i = 0; i < N_COLUMNS; i++) {
+        PyObject *v = PyBytes_FromStringAndSize((const char *)self->col[i].p,
+                                                (Py_ssize_t)self->col[i].len);
+        if (v == NULL || PyDict_SetItemString(d, COLUMN_NAMES[i], v) < 0) {
+            Py_XDECREF(v);
+            Py_DECREF(d);
+            return NULL;
+        }
+        Py_DECREF(v);
+    }
+    builder_reset(self);
+    return d;
+}
+
+static Py_ssize_t builder_len(Builder *self) { return (Py_ssize_t)self->n; }
+
+static PyObject *builder_arena_size(Builder *self, void *closure) {
+    return PyLong_FromUnsignedLongLong(self->col[C_ARENA].len);
+}
+
+static PyMethodDef builder_methods[] = {
+    {"decode", (PyCFunction)builder_decode, METH_VARARGS,
+     "Walk like scan() and append the records at or after start (see the module source)."},
+    {"add", (PyCFunction)builder_add, METH_VARARGS,
+     "add(data, lsn, end, major, blcksz): append one record read by the Python reader."},
+    {"take", (PyCFunction)builder_take, METH_NOARGS,
+     "The columns as {name: bytes}; the builder is empty again."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyGetSetDef builder_getset[] = {
+    {"arena_size", (getter)builder_arena_size, NULL, "bytes in the arena", NULL},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
+static PySequenceMethods builder_seq = {.sq_length = (lenfunc)builder_len};
+
+static PyTypeObject BuilderType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "xlogtools.parse._walscan.Builder",
+    .tp_basicsize = sizeof(Builder),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "Column buffers of a batch of decoded records (parse/batch.py).",
+    .tp_new = builder_new,
+    .tp_dealloc = (destructor)builder_dealloc,
+    .tp_methods = builder_methods,
+    .tp_getset = builder_getset,
+    .tp_as_sequence = &builder_seq,
+};
+
+/* lsn_texts(u64 values) -> (offsets: n+1 int32, data): each value as "%X/%08X", the offsets
+ * and data buffers of an Arrow string array. */
+static PyObject *lsn_texts(PyObject *self, PyObject *args) {
+    Py_buffer view;
+    if (!PyArg_ParseTuple(args, "y*", &view))
+        return NULL;
+    Py_ssize_t n = view.len / 8;
+    PyObject *offs = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    PyObject *data = PyBytes_FromStringAndSize(NULL, n * 17 + 1);
+    if (offs == NULL || data == NULL) {
+        Py_XDECREF(offs);
+        Py_XDECREF(data);
+        PyBuffer_Release(&view);
+        return NULL;
+    }
+    static const char hex[] = "0123456789ABCDEF";
+    int32_t *o = (int32_t *)PyBytes_AS_STRING(offs);
+    char *d = PyBytes_AS_STRING(data), *p = d;
+    const uint8_t *v = view.buf;
+    o[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        uint64_t x = rd64(v + 8 * i);
+        uint32_t hi = (uint32_t)(x >> 32), lo = (uint32_t)x;
+        char t[8];
+        int k = 0;
+        do { t[k++] = hex[hi & 15]; hi >>= 4; } while (hi);
+        while (k)
+            *p++ = t[--k];
+        *p++ = '/';
+        for (int j = 7; j >= 0; j--)
+            *p++ = hex[(lo >> (4 * j)) & 15];
+        o[i + 1] = (int32_t)(p - d);
+    }
+    PyBuffer_Release(&view);
+    if (_PyBytes_Resize(&data, p - d) < 0) {
+        Py_DECREF(offs);
+        return NULL;
+    }
+    return Py_BuildValue("NN", offs, data);
+}
+
 static PyObject *crc32c_py(PyObject *self, PyObject *args) {
     Py_buffer view;
     unsigned int value = 0;
@@ -417,6 +720,7 @@ static PyObject *set_hw(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Walk the ordinary records of one loaded segment (see the module source)."},
+    {"lsn_texts", lsn_texts, METH_VARARGS, "LSNs (uint64 buffer) as Arrow string offsets and data (%X/%08X)."},
     {"rfind_aligned", rfind_aligned, METH_VARARGS, "Last 8-byte-aligned offset in [lo, hi) holding the 8-byte needle, or -1."},
     {"crc32c", crc32c_py, METH_VARARGS, "CRC-32C of a buffer, continuing from value (for tests)."},
     {"set_hw", set_hw, METH_VARARGS, "Use the SSE4.2 CRC instruction if the CPU has it (tests); the old setting."},
@@ -427,5 +731,16 @@ static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_walscan", NULL, -1,
 
 PyMODINIT_FUNC PyInit__walscan(void) {
     crc_init();
-    return PyModule_Create(&module);
+    if (PyType_Ready(&BuilderType) < 0)
+        return NULL;
+    PyObject *m = PyModule_Create(&module);
+    if (m == NULL)
+        return NULL;
+    Py_INCREF(&BuilderType);
+    if (PyModule_AddObject(m, "Builder", (PyObject *)&BuilderType) < 0) {
+        Py_DECREF(&BuilderType);
+        Py_DECREF(m);
+        return NULL;
+    }
+    return m;
 }
