@@ -26,7 +26,12 @@ from .filters import RecordFilter
 from .progress import Progress, wal_span
 from .rows import CommitTimes, commit_times
 from .walend import EndVerdict, classify_end
-from .writers import CHUNK_RECORDS, Sink, format_chunk
+from .writers import CHUNK_RECORDS, Sink, format_batch, format_chunk
+
+# jsonl, csv and parquet are made from the reader's batches (columns; export/columns.py);
+# False: from Record objects, one by one (the path that defines the output; tests compare)
+_BATCHES = True
+BATCH_FORMATS = ("jsonl", "csv", "parquet")
 
 
 @dataclass(frozen=True)
@@ -84,12 +89,16 @@ def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None)
     sink = Sink(opts.format, opts.output, stdout, opts.relation_names is not None)
     try:
         times = None
+        batches = _BATCHES and opts.format in BATCH_FORMATS and not opts.follow
         if opts.format in ("jsonl", "csv", "parquet") and not opts.follow:
             # commit_time of every record's transaction: a first pass over the same range
             # (a transaction's records come before its commit record)
-            times = commit_times(open_wal(list(paths) or None, start=opts.start, end=opts.end,
-                                          timeline=reader.timeline))
-        if opts.jobs > 1 and opts.limit is None and not opts.follow:
+            first = open_wal(list(paths) or None, start=opts.start, end=opts.end,
+                             timeline=reader.timeline)
+            times = _batch_commit_times(first) if batches else commit_times(first)
+        if batches and (opts.jobs <= 1 or opts.limit is not None):
+            result = _dump_batches(reader, opts, sink, times)
+        elif opts.jobs > 1 and opts.limit is None and not opts.follow:
             result = _dump_parallel(paths, reader, opts, sink, times)
         else:
             result = _dump_sequential(paths, reader, opts, sink, times=times)
@@ -141,6 +150,50 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
         progress.finish()
 
 
+def _batch_commit_times(reader: WalReader) -> CommitTimes:
+    from .columns import batch_commit_times
+
+    out: CommitTimes = {}
+    for batch in reader.batches():
+        batch_commit_times(batch, out)
+    return out
+
+
+def _selection(batch: Any, flt: RecordFilter) -> list[int] | None:
+    """The indexes of the batch's records the filter keeps (None: all of them)."""
+    if not flt.active:
+        return None
+    from .columns import filter_mask
+    import pyarrow.compute as pc
+
+    return pc.indices_nonzero(filter_mask(batch, flt)).to_pylist()
+
+
+def _dump_batches(reader: WalReader, opts: DumpOptions, sink: Sink,
+                  times: CommitTimes | None) -> DumpResult:
+    """_dump_sequential for the batch formats: the reader's batches, formatted by columns."""
+    lo, hi = wal_span(reader)
+    progress = Progress("dump", opts.progress, lo, hi)
+    n = 0
+    try:
+        for batch in reader.batches():
+            select = _selection(batch, opts.filter)
+            count = batch.n if select is None else len(select)
+            if opts.limit is not None and n + count >= opts.limit:
+                select = list(select if select is not None else range(batch.n))[:opts.limit - n]
+                if select:
+                    sink.write(format_batch(batch, opts.format, times, opts.relation_names,
+                                            select))
+                return DumpResult(n + len(select), None)
+            if count:
+                sink.write(format_batch(batch, opts.format, times, opts.relation_names, select))
+                n += count
+            progress.update(int(batch.column("lsn")[batch.n - 1]), n)
+        return DumpResult(n, reader.end_of_wal)
+    finally:
+        progress.finish()
+
+
 # --- parallel --------------------------------------------------------------------------------
 
 @dataclass
@@ -170,6 +223,18 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     chunk: list[Record] = []
     n = 0
     first_lsn = first_prev = last_lsn = None
+    if _BATCHES and opts.format in BATCH_FORMATS:
+        for batch in reader.batches():
+            lsn = batch.column("lsn")
+            if first_lsn is None:
+                first_lsn, first_prev = lsn[0], batch.column("prev")[0]
+            last_lsn = lsn[batch.n - 1]
+            select = _selection(batch, opts.filter)
+            if select is None or select:
+                chunks.append(_portable(format_batch(batch, opts.format, times,
+                                                     opts.relation_names, select)))
+                n += batch.n if select is None else len(select)
+        return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
     for rec in reader:
         if first_lsn is None:
             first_lsn, first_prev = int(rec.lsn), int(rec.prev)

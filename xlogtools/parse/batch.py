@@ -16,6 +16,7 @@ are appended by `PyBuilder`, which writes the same bytes. `WalBatch.record(i)` m
 from __future__ import annotations
 
 import bisect
+import struct
 from array import array
 from dataclasses import dataclass, field
 from typing import Any
@@ -91,6 +92,7 @@ class WalBatch:
 
     def __post_init__(self) -> None:
         self._firsts = [r.first for r in self.runs]
+        self._views: dict[str, memoryview] | None = None  # record(): the columns it reads
 
     def _run(self, i: int) -> Run:
         return self.runs[bisect.bisect_right(self._firsts, i) - 1]
@@ -105,15 +107,17 @@ class WalBatch:
         """Record i, as the reader made it (data, blocks, main data and all)."""
         if not 0 <= i < self.n:
             raise IndexError(i)
-        b = self.buffers
-        off = _col(b, "rec_off", i)
-        tot_len = _col(b, "tot_len", i)
-        data = b["arena"][off:off + tot_len]
+        c = self._views
+        if c is None:
+            c = self._views = {name: self.column(name) for name in
+                               ("rec_off", "tot_len", "lsn", "end", "prev", "xid")}
+        off = c["rec_off"][i]
+        tot_len = c["tot_len"][i]
+        data = self.buffers["arena"][off:off + tot_len]
         run = self._run(i)
-        rec = Record(Lsn(_col(b, "lsn", i)), Lsn(_col(b, "end", i)), Lsn(_col(b, "prev", i)),
-                     _col(b, "xid", i), data[16], data[17], tot_len,
-                     int.from_bytes(data[20:24], "little"), run.timeline, run.segment,
-                     self.pg_major, data, block_size=self.block_size)
+        rec = Record(_lsn(Lsn, c["lsn"][i]), _lsn(Lsn, c["end"][i]), _lsn(Lsn, c["prev"][i]),
+                     c["xid"][i], data[16], data[17], tot_len, _U32(data, 20)[0],
+                     run.timeline, run.segment, self.pg_major, data, block_size=self.block_size)
         decode_fragments(rec)
         return rec
 
@@ -122,12 +126,8 @@ class WalBatch:
 
 
 _BLOCK_NAMES = frozenset(n for n, _c in BLOCK_COLUMNS)
-_WIDTH = {"Q": 8, "I": 4, "H": 2, "B": 1, "i": 4}
-
-
-def _col(buffers: dict[str, bytes], name: str, i: int) -> int:
-    w = _WIDTH[TYPECODES[name]]
-    return int.from_bytes(buffers[name][i * w:(i + 1) * w], "little")
+_lsn = int.__new__  # _lsn(Lsn, value): an Lsn without Lsn.__new__'s parsing
+_U32 = struct.Struct("<I").unpack_from
 
 
 class PyBuilder:

@@ -1,0 +1,427 @@
+"""The record schema (rows.py, docs/dump.md) from a WalBatch, column by column: Arrow arrays
+over the batch's buffers and vectorised pyarrow compute, with no Python object per record
+for the common columns; jsonl and csv lines joined from those columns.
+
+The output is the same, byte for byte (jsonl, csv) and value for value (parquet), as the
+Record path of rows.py / writers.py, which stays the definition: what is rare or irregular
+(a desc or name that JSON must escape, a CSV field with a carriage return, the time of a
+commit record) is made by that code for those records only.
+
+`batch_descriptions` is the one place the desc column of a batch is made.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any, Sequence
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..parse import layout as L
+from ..parse.batch import COMPRESSIONS, WalBatch
+from ..parse.rmgr import describer, identify_info
+from ..parse.rmgr import xact as X
+from ..parse.rmgr._util import PG_EPOCH
+from . import rows
+from .filters import RecordFilter
+
+try:  # the lsn texts in C (the reader's extension)
+    from ..parse._walscan import lsn_texts as _c_lsn_texts
+except ImportError:  # pragma: no cover - without the C extension
+    _c_lsn_texts = None
+import os
+
+if os.environ.get("XLOGTOOLS_NO_C"):
+    _c_lsn_texts = None
+
+_FORK_MASK = L.BKPBLOCK_FORK_MASK
+_HAS_DATA = L.BKPBLOCK_HAS_DATA
+_FORKS = pa.array([L.FORK_NAMES[f] if f < len(L.FORK_NAMES) else str(f)
+                   for f in range(_FORK_MASK + 1)], pa.string())
+_COMPRESSIONS = pa.array(list(COMPRESSIONS), pa.string())
+_XACT_OPS = (X.COMMIT, X.ABORT, X.COMMIT_PREPARED, X.ABORT_PREPARED)
+_COMMIT_OPS = (X.COMMIT, X.COMMIT_PREPARED)
+# TimestampTz (microseconds since 2000-01-01) <-> Unix microseconds; pg_timestamp() makes
+# None of what is out of datetime's years 1-9999, and so do we
+_EPOCH_US = int(PG_EPOCH.timestamp()) * 1_000_000
+_MIN_US = -62135596800_000000 - _EPOCH_US
+_MAX_US = 253402300799_999999 - _EPOCH_US
+# (major, rmid << 8 | info) -> (rmgr name, record type)
+_KIND_NAMES: dict[tuple[int, int], tuple[str, str]] = {}
+
+
+def lsn_text(values: Any) -> Any:
+    """uint64 LSNs as pg_waldump's %X/%08X texts (a pyarrow string array)."""
+    n = len(values)
+    if _c_lsn_texts is not None:
+        buf = values.buffers()[1]
+        width = 8
+        raw = buf[values.offset * width:(values.offset + n) * width]
+        offsets, data = _c_lsn_texts(raw)
+        return pa.Array.from_buffers(pa.string(), n, [None, pa.py_buffer(offsets),
+                                                      pa.py_buffer(data)])
+    return pa.array(["%X/%08X" % (v >> 32, v & 0xFFFFFFFF) for v in values.to_pylist()],
+                    pa.string())
+
+
+def _runs(batch: WalBatch) -> tuple[Any, Any]:
+    """The timeline and segment columns from the batch's runs."""
+    bounds = [r.first for r in batch.runs] + [batch.n]
+    tl, seg = [], []
+    for k, r in enumerate(batch.runs):
+        size = bounds[k + 1] - r.first
+        tl.append(pa.repeat(pa.scalar(r.timeline, pa.uint32()), size))
+        seg.append(pa.repeat(pa.scalar(r.segment, pa.string()), size))
+    if not tl:
+        return pa.array([], pa.uint32()), pa.array([], pa.string())
+    return pa.concat_arrays(tl), pa.concat_arrays(seg)
+
+
+def _kinds(batch: WalBatch) -> tuple[Any, Any]:
+    """rmgr and record_type: one lookup per kind of record (rmid, info) in the batch."""
+    kind = pc.add(pc.shift_left(pc.cast(batch.arrow("rmid"), pa.uint32()), 8),
+                  pc.cast(batch.arrow("info"), pa.uint32()))
+    uniq = pc.unique(kind)
+    major = batch.pg_major
+    names, types = [], []
+    for k in uniq.to_pylist():
+        got = _KIND_NAMES.get((major, k))
+        if got is None:
+            rmid, info = k >> 8, k & 0xFF
+            name = identify_info(rmid, info, major)
+            got = _KIND_NAMES[(major, k)] = (
+                L.rmgr_name(rmid), name if name is not None else f"UNKNOWN ({info & 0xF0:x})")
+        names.append(got[0])
+        types.append(got[1])
+    idx = pc.index_in(kind, value_set=uniq)
+    return pa.array(names, pa.string()).take(idx), pa.array(types, pa.string()).take(idx)
+
+
+def _indices(mask: Any) -> list[int]:
+    return pc.indices_nonzero(mask).to_pylist()
+
+
+def _xact_records(batch: WalBatch, ops: Sequence[int]) -> list[int]:
+    """Indexes of the Transaction records of these ops (commit, abort, ...)."""
+    op = pc.bit_wise_and(batch.arrow("info"), pa.scalar(X.OPMASK, pa.uint8()))
+    mask = pc.and_(pc.equal(batch.arrow("rmid"), pa.scalar(rows.RM_XACT_ID, pa.uint8())),
+                   pc.is_in(op, value_set=pa.array(ops, pa.uint8())))
+    return _indices(mask)
+
+
+def batch_commit_times(batch: WalBatch, out: rows.CommitTimes) -> None:
+    """rows.commit_times() of the batch's records, added to `out`."""
+    for i in _xact_records(batch, _COMMIT_OPS):
+        end = rows.xact_end(batch.record(i))
+        if end is not None and end[3]:
+            top, subs, when, _ = end
+            out[top] = when
+            for s in subs:
+                out[s] = when
+
+
+def _timestamps(values: Any) -> Any:
+    """int64 TimestampTz (nulls allowed) as timestamp[us, UTC], null where out of range."""
+    ok = pc.and_(pc.greater_equal(values, _MIN_US), pc.less_equal(values, _MAX_US))
+    v = pc.if_else(ok, values, pa.scalar(None, pa.int64()))
+    return pc.cast(pc.add(v, _EPOCH_US), pa.timestamp("us", tz="UTC"))
+
+
+def _times(batch: WalBatch, times: rows.CommitTimes | None) -> tuple[Any, Any]:
+    """xact_time and commit_time as int64 TimestampTz (null where there is none)."""
+    xt: list[int | None] = [None] * batch.n
+    for i in _xact_records(batch, _XACT_OPS):
+        end = rows.xact_end(batch.record(i))
+        if end is not None:
+            xt[i] = end[2]
+    xact_time = pa.array(xt, pa.int64())
+    if not times:
+        return xact_time, pa.nulls(batch.n, pa.int64())
+    xid, top = batch.arrow("xid"), batch.arrow("toplevel_xid")
+    keys = pa.array(list(times.keys()), pa.uint32())
+    vals = pa.array(list(times.values()), pa.int64())
+    x = pc.if_else(pc.not_equal(xid, 0), xid, top)
+    ct = vals.take(pc.index_in(x, value_set=keys))
+    # no time by xid (or toplevel_xid): by toplevel_xid, when there is one
+    again = vals.take(pc.index_in(top, value_set=keys))
+    again = pc.if_else(pc.not_equal(top, 0), again, pa.scalar(None, pa.int64()))
+    return xact_time, pc.coalesce(ct, again)
+
+
+def _relations(batch: WalBatch, names: rows.Names) -> Any:
+    """schema.name of each record's first block's relation (rows.relation_name)."""
+    offs = batch.column("block_offsets")
+    spc, db, rel = batch.column("spc"), batch.column("db"), batch.column("rel")
+    out = []
+    for i in range(batch.n):
+        k = offs[i]
+        out.append(names.get((spc[k], db[k], rel[k])) if offs[i + 1] > k else None)
+    return pa.array(out, pa.string())
+
+
+def batch_descriptions(batch: WalBatch, select: Sequence[int] | None = None) -> Any:
+    """The desc column (pg_waldump's description) of the batch's records, or of the records
+    `select` names, as a pyarrow string array: by the native describe
+    (parse/native_desc.describe_batch) where it is there and describes the record, else by
+    the Python describer of the record's kind."""
+    try:
+        from ..parse.native_desc import describe_batch  # type: ignore[import-not-found]
+    except ImportError:
+        describe_batch = None
+    idx = range(batch.n) if select is None else select
+    major = batch.pg_major
+    rmid, info = batch.column("rmid"), batch.column("info")
+    if describe_batch is not None:
+        offsets, data, fallback = describe_batch(batch.arena, batch.rec_offsets, batch.n,
+                                                 major, batch.block_size)
+        native = pa.Array.from_buffers(pa.string(), batch.n, [None, pa.py_buffer(offsets),
+                                                              pa.py_buffer(data)])
+        if select is not None:
+            native = native.take(pa.array(select, pa.int64()))
+        redo = [k for k, i in enumerate(idx) if fallback[i]]
+        if not redo:
+            return native
+        out = native.to_pylist()
+        for k in redo:
+            i = idx[k]
+            out[k] = describer(rmid[i], info[i], major)(batch.record(i))
+        return pa.array(out, pa.string())
+    return pa.array([describer(rmid[i], info[i], major)(batch.record(i)) for i in idx],
+                    pa.string())
+
+
+def filter_mask(batch: WalBatch, flt: RecordFilter) -> Any:
+    """RecordFilter's verdict on each record of the batch, as a boolean array."""
+    mask = pa.repeat(pa.scalar(True), batch.n)
+    if flt.rmgrs is not None:
+        mask = pc.and_(mask, pc.is_in(pc.cast(batch.arrow("rmid"), pa.int64()),
+                                      value_set=pa.array(sorted(flt.rmgrs), pa.int64())))
+    if flt.xid is not None:
+        mask = pc.and_(mask, pc.equal(pc.cast(batch.arrow("xid"), pa.int64()), flt.xid))
+    parents = None
+    if flt.relation is not None or flt.block is not None or flt.fork is not None or flt.fullpage:
+        parents = pc.list_parent_indices(_block_lists(batch))
+    if flt.relation is not None or flt.block is not None or flt.fork is not None:
+        bm = pa.repeat(pa.scalar(True), batch.nblocks)
+        if flt.fork is not None:
+            fork = pc.bit_wise_and(batch.arrow("fork_flags"), pa.scalar(_FORK_MASK, pa.uint8()))
+            bm = pc.and_(bm, pc.equal(pc.cast(fork, pa.int64()), flt.fork))
+        if flt.relation is not None:
+            for name, v in zip(("spc", "db", "rel"), flt.relation):
+                bm = pc.and_(bm, pc.equal(pc.cast(batch.arrow(name), pa.int64()), v))
+        if flt.block is not None:
+            bm = pc.and_(bm, pc.equal(pc.cast(batch.arrow("blk"), pa.int64()), flt.block))
+        mask = pc.and_(mask, _any_block(batch, parents, bm))
+    if flt.fullpage:
+        has = pc.not_equal(batch.arrow("has_image"), pa.scalar(0, pa.uint8()))
+        mask = pc.and_(mask, _any_block(batch, parents, has))
+    return mask
+
+
+def _block_lists(batch: WalBatch) -> Any:
+    return pa.ListArray.from_arrays(batch.arrow("block_offsets"), batch.arrow("block_id"))
+
+
+def _any_block(batch: WalBatch, parents: Any, block_mask: Any) -> Any:
+    """Per record: does one of its blocks pass block_mask?"""
+    hit = pc.unique(pc.filter(parents, block_mask))
+    return pc.is_in(pa.array(range(batch.n), pa.int64()), value_set=pc.cast(hit, pa.int64()))
+
+
+class Columns:
+    """The schema's columns of a batch's records (all of them, or those `select` keeps)."""
+
+    def __init__(self, batch: WalBatch, times: rows.CommitTimes | None,
+                 names: rows.Names | None, select: Sequence[int] | None = None) -> None:
+        self.batch = batch
+        self.select = select
+        take = (lambda a: a) if select is None else \
+            (lambda a, _i=pa.array(select, pa.int64()): a.take(_i))
+        self.n = batch.n if select is None else len(select)
+        b = batch
+        self.lsn_int = take(b.arrow("lsn"))
+        self.lsn = lsn_text(self.lsn_int)
+        self.end_lsn = lsn_text(take(b.arrow("end")))
+        self.prev_lsn = lsn_text(take(b.arrow("prev")))
+        timeline, segment = _runs(b)
+        self.timeline, self.segment = take(timeline), take(segment)
+        self.xid, self.toplevel_xid = take(b.arrow("xid")), take(b.arrow("toplevel_xid"))
+        rmgr, rtype = _kinds(b)
+        self.rmgr, self.record_type = take(rmgr), take(rtype)
+        self.info = take(b.arrow("info"))
+        self.tot_len, self.fpi_len = take(b.arrow("tot_len")), take(b.arrow("fpi_len"))
+        self.rec_len = pc.subtract(self.tot_len, self.fpi_len)
+        self.desc = batch_descriptions(b, select)
+        self.origin = take(b.arrow("origin"))
+        xt, ct = _times(b, times)
+        self.xact_time, self.commit_time = take(xt), take(ct)
+        self.relation = take(_relations(b, names)) if names is not None else None
+        # blocks: child arrays over the block buffers, list offsets
+        ff = b.arrow("fork_flags")
+        self.block_children = {
+            "block_id": b.arrow("block_id"), "spc": b.arrow("spc"), "db": b.arrow("db"),
+            "rel": b.arrow("rel"),
+            "fork": _FORKS.take(pc.bit_wise_and(ff, pa.scalar(_FORK_MASK, pa.uint8()))),
+            "blk": b.arrow("blk"), "has_image": pc.cast(b.arrow("has_image"), pa.bool_()),
+            "image_len": b.arrow("image_len"),
+            "apply_image": pc.cast(b.arrow("apply_image"), pa.bool_()),
+            "compression": _COMPRESSIONS.take(b.arrow("compression")),
+            "has_data": pc.not_equal(pc.bit_wise_and(ff, pa.scalar(_HAS_DATA, pa.uint8())),
+                                     pa.scalar(0, pa.uint8())),
+            "data_len": b.arrow("data_len"),
+        }
+        self._offsets = b.arrow("block_offsets")
+
+    def blocks(self, values: Any) -> Any:
+        """A list array of per-block values (in block order), one list per kept record."""
+        lists = pa.ListArray.from_arrays(self._offsets, values)
+        return lists if self.select is None else lists.take(pa.array(self.select, pa.int64()))
+
+    def record_batch(self, schema: Any) -> Any:
+        """The documented schema as a pyarrow.RecordBatch (Parquet)."""
+        bt = schema.field("blocks").type.value_type
+        struct = pa.StructArray.from_arrays(
+            [pc.cast(self.block_children[f.name], f.type) for f in bt], fields=list(bt))
+        cols = [self.lsn, self.lsn_int, self.end_lsn, self.prev_lsn, self.timeline,
+                self.segment, self.xid, self.toplevel_xid, self.rmgr, self.record_type,
+                self.info, self.rec_len, self.tot_len, self.fpi_len, self.desc,
+                self.blocks(struct), self.origin, _timestamps(self.xact_time),
+                _timestamps(self.commit_time)]
+        if self.relation is not None:
+            cols.append(self.relation)
+        return pa.RecordBatch.from_arrays(
+            [c if c.type == schema.field(i).type else pc.cast(c, schema.field(i).type)
+             for i, c in enumerate(cols)], schema=schema)
+
+    # -- text ------------------------------------------------------------------------------
+    def _time_texts(self, values: Any) -> Any:
+        """rows.time_text of each value (null for null), one call per distinct time."""
+        uniq = pc.unique(values)
+        texts = pa.array([rows.time_text(v) for v in uniq.to_pylist()], pa.string())
+        return texts.take(pc.index_in(values, value_set=uniq))
+
+    def jsonl(self) -> str:
+        """The lines of `--format jsonl` (json.dumps of rows.record_row, compact)."""
+        if self.n == 0:
+            return ""
+        ch = self.block_children
+        s = _str
+        block = _join(['{"block_id":', s(ch["block_id"]), ',"spc":', s(ch["spc"]), ',"db":',
+                       s(ch["db"]), ',"rel":', s(ch["rel"]), ',"fork":', _json_str(ch["fork"]),
+                       ',"blk":', s(ch["blk"]), ',"has_image":', _json_bool(ch["has_image"]),
+                       ',"image_len":', s(ch["image_len"]), ',"apply_image":',
+                       _json_bool(ch["apply_image"]), ',"compression":',
+                       _json_str(ch["compression"]), ',"has_data":', _json_bool(ch["has_data"]),
+                       ',"data_len":', s(ch["data_len"]), '}'])
+        blocks = _join(["[", pc.binary_join(self.blocks(block), ","), "]"])
+        parts = ['{"lsn":"', self.lsn, '","lsn_int":', s(self.lsn_int), ',"end_lsn":"',
+                 self.end_lsn, '","prev_lsn":"', self.prev_lsn, '","timeline":',
+                 s(self.timeline), ',"segment":', _json_str(self.segment), ',"xid":', s(self.xid),
+                 ',"toplevel_xid":', s(self.toplevel_xid), ',"rmgr":', _json_str(self.rmgr),
+                 ',"record_type":', _json_str(self.record_type), ',"info":', s(self.info),
+                 ',"rec_len":', s(self.rec_len), ',"tot_len":', s(self.tot_len),
+                 ',"fpi_len":', s(self.fpi_len), ',"desc":', _json_str(self.desc),
+                 ',"blocks":', blocks, ',"origin":', s(self.origin), ',"xact_time":',
+                 _json_str(self._time_texts(self.xact_time)), ',"commit_time":',
+                 _json_str(self._time_texts(self.commit_time))]
+        if self.relation is not None:
+            parts += [',"relation":', _json_str(self.relation)]
+        parts.append("}\n")
+        return _text(_join(parts))
+
+    def csv(self) -> str:
+        """The lines of `--format csv` (csv.writer of rows.csv_row)."""
+        if self.n == 0:
+            return ""
+        ch = self.block_children
+        s = _str
+        block = _join(['{"block_id":', s(ch["block_id"]), ',"spc":', s(ch["spc"]), ',"db":',
+                       s(ch["db"]), ',"rel":', s(ch["rel"]), ',"fork":', _json_str(ch["fork"]),
+                       ',"blk":', s(ch["blk"]), ',"has_image":', _json_bool(ch["has_image"]),
+                       ',"image_len":', s(ch["image_len"]), ',"apply_image":',
+                       _json_bool(ch["apply_image"]), ',"compression":',
+                       _json_str(ch["compression"]), ',"has_data":', _json_bool(ch["has_data"]),
+                       ',"data_len":', s(ch["data_len"]), '}'])
+        blocks = _join(["[", pc.binary_join(self.blocks(block), ","), "]"])
+        fields = [self.lsn, s(self.lsn_int), self.end_lsn, self.prev_lsn, s(self.timeline),
+                  self.segment, s(self.xid), s(self.toplevel_xid), self.rmgr, self.record_type,
+                  s(self.info), s(self.rec_len), s(self.tot_len), s(self.fpi_len), self.desc,
+                  blocks, s(self.origin), self._time_texts(self.xact_time),
+                  self._time_texts(self.commit_time)]
+        if self.relation is not None:
+            fields.append(self.relation)
+        quoted = [_csv_field(f) for f in fields]
+        parts: list[Any] = []
+        for q in quoted:
+            parts += [q, ","]
+        parts[-1] = "\n"
+        lines = _join(parts)
+        # A carriage return in a field: csv.writer's quoting of it differs between Python
+        # versions; those rows are written by csv.writer itself.
+        odd = None
+        for f in fields:
+            if pa.types.is_string(f.type):
+                m = pc.fill_null(pc.match_substring(f, "\r"), False)
+                odd = m if odd is None else pc.or_(odd, m)
+        redo = _indices(odd) if odd is not None else []
+        if redo:
+            values = [f.to_pylist() for f in fields]
+            out = lines.to_pylist()
+            for i in redo:
+                buf = io.StringIO()
+                csv.writer(buf, lineterminator="\n").writerow([v[i] for v in values])
+                out[i] = buf.getvalue()
+            return "".join(out)
+        return _text(lines)
+
+
+def _str(a: Any) -> Any:
+    return pc.cast(a, pa.string())
+
+
+def _json_bool(a: Any) -> Any:
+    return pc.if_else(a, "true", "false")
+
+
+def _json_str(a: Any) -> Any:
+    """json.dumps of each string (null: null): escaped in bulk; what needs more than \\\\ and
+    \\" (control and non-ASCII characters) by json.dumps itself."""
+    esc = pc.replace_substring(pc.replace_substring(a, "\\", "\\\\"), '"', '\\"')
+    out = _join(['"', esc, '"'])
+    odd = pc.fill_null(pc.match_substring_regex(a, "[^\\x20-\\x7e]"), False)
+    redo = _indices(odd)
+    if redo:
+        vals = out.to_pylist()
+        src = a.to_pylist()
+        for i in redo:
+            vals[i] = json.dumps(src[i])
+        out = pa.array(vals, pa.string())
+    return pc.fill_null(out, "null")
+
+
+def _csv_field(a: Any) -> Any:
+    """A CSV field as csv.writer (QUOTE_MINIMAL, lineterminator \\n) writes it: quoted when
+    it holds a comma, a quote or a newline; null is empty."""
+    if not pa.types.is_string(a.type):
+        return pc.fill_null(a, "")
+    need = pc.match_substring_regex(a, '[,"\\n]')
+    quoted = _join(['"', pc.replace_substring(a, '"', '""'), '"'])
+    return pc.fill_null(pc.if_else(need, quoted, a), "")
+
+
+def _join(parts: list[Any]) -> Any:
+    """Element-wise concatenation of string arrays and literal strings."""
+    return pc.binary_join_element_wise(*parts, "")
+
+
+def _text(lines: Any) -> str:
+    """The lines of a string array as one str (its data buffer, which holds them in order)."""
+    if len(lines) == 0:
+        return ""
+    offs = lines.buffers()[1]
+    data = lines.buffers()[2]
+    o = memoryview(offs).cast("i")
+    lo, hi = o[lines.offset], o[lines.offset + len(lines)]
+    return data.to_pybytes()[lo:hi].decode("utf-8")
