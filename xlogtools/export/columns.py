@@ -11,9 +11,11 @@ commit record) is made by that code for those records only.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import io
 import json
+from array import array
 from typing import Any, Sequence
 
 import pyarrow as pa
@@ -111,15 +113,107 @@ def _xact_records(batch: WalBatch, ops: Sequence[int]) -> list[int]:
     return _indices(mask)
 
 
-def batch_commit_times(batch: WalBatch, out: rows.CommitTimes) -> None:
-    """rows.commit_times() of the batch's records, added to `out`."""
-    for i in _xact_records(batch, _COMMIT_OPS):
-        end = rows.xact_end(batch.record(i))
-        if end is not None and end[3]:
-            top, subs, when, _ = end
-            out[top] = when
-            for s in subs:
-                out[s] = when
+def _xact_time_and_xinfo(batch: WalBatch, idx: list[int]) -> tuple[Any, Any]:
+    """xl_xact_commit/abort's xact_time and xinfo (0 without XLOG_XACT_HAS_INFO) of the
+    records idx names, as parse_commit_or_abort reads them (zeros past the end)."""
+    when = pc.cast(pa.Array.from_buffers(pa.uint64(), len(idx), [None, pa.py_buffer(
+        batch.main_u64(idx, 0))]), pa.int64(), safe=False)
+    xinfo = pa.Array.from_buffers(pa.uint64(), len(idx), [None, pa.py_buffer(
+        batch.main_u64(idx, 8))])
+    info = batch.arrow("info").take(pa.array(idx, pa.int64()))
+    has_info = pc.not_equal(pc.bit_wise_and(info, pa.scalar(X.HAS_INFO, pa.uint8())),
+                            pa.scalar(0, pa.uint8()))
+    xinfo = pc.if_else(has_info, pc.bit_wise_and(xinfo, pa.scalar(0xFFFFFFFF, pa.uint64())),
+                       pa.scalar(0, pa.uint64()))
+    return when, xinfo
+
+
+class CommitIndex:
+    """rows.CommitTimes (xid -> commit time of its top-level transaction) as two sorted
+    arrays, for the batch path: a few MB where the dict takes a hundred, cheap to hand to
+    --jobs workers, and looked up per batch by pyarrow (index_in over the keys in the range
+    of the batch's xids). As in commit_times(), a later commit of the same xid wins."""
+
+    def __init__(self) -> None:
+        self._xids = array("I")
+        self._times = array("q")
+        self.keys: Any = None
+        self.values: Any = None
+
+    def add_batch(self, batch: WalBatch) -> None:
+        """The commit records of the batch, in record order (batch_commit_times)."""
+        idx = _xact_records(batch, _COMMIT_OPS)
+        if not idx:
+            return
+        when, xinfo = _xact_time_and_xinfo(batch, idx)
+        slow = pc.not_equal(pc.bit_wise_and(xinfo, pa.scalar(
+            X.XINFO_HAS_SUBXACTS | X.XINFO_HAS_TWOPHASE, pa.uint64())), pa.scalar(0, pa.uint64()))
+        xid = batch.arrow("xid").take(pa.array(idx, pa.int64()))
+        if not pc.any(slow).as_py():
+            # a commit without subtransactions or two-phase xid is its xid's, at its time
+            self._xids.frombytes(xid.buffers()[1].to_pybytes()[xid.offset * 4:(xid.offset + len(xid)) * 4])
+            self._times.extend(when.to_pylist())
+            return
+        for i, x, w, s in zip(idx, xid.to_pylist(), when.to_pylist(), slow.to_pylist()):
+            if not s:
+                self._xids.append(x)
+                self._times.append(w)
+                continue
+            end = rows.xact_end(batch.record(i))
+            if end is not None and end[3]:
+                top, subs, t, _ = end
+                for x2 in [top, *subs]:
+                    self._xids.append(x2)
+                    self._times.append(t)
+
+    def finish(self) -> "CommitIndex":
+        """Sort by xid, keeping the last time of each (stable sort: record order within)."""
+        keys = pa.array(self._xids, pa.uint32())
+        vals = pa.array(self._times, pa.int64())
+        order = pc.sort_indices(keys)  # stable
+        keys, vals = keys.take(order), vals.take(order)
+        if len(keys) > 1:
+            last = pc.not_equal(keys.slice(0, len(keys) - 1), keys.slice(1))
+            keep = pa.concat_arrays([last, pa.array([True])])
+            keys, vals = keys.filter(keep), vals.filter(keep)
+        self.keys, self.values = keys, vals
+        self._sorted = memoryview(keys.buffers()[1]).cast("I")[keys.offset:keys.offset + len(keys)]
+        self._xids, self._times = array("I"), array("q")
+        return self
+
+    def __len__(self) -> int:
+        return len(self.keys) if self.keys is not None else 0
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"keys": self.keys, "values": self.values}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self._xids, self._times = array("I"), array("q")
+        self.keys, self.values = state["keys"], state["values"]
+        k = self.keys
+        self._sorted = memoryview(k.buffers()[1]).cast("I")[k.offset:k.offset + len(k)] \
+            if k is not None and len(k) else memoryview(array("I"))
+
+    def lookup(self, xids: Any) -> Any:
+        """The commit time of each xid (uint32 array), null where there is none."""
+        n = len(xids)
+        if not len(self) or n == 0:
+            return pa.nulls(n, pa.int64())
+        lo, hi = pc.min_max(xids).values()
+        a = bisect.bisect_left(self._sorted, lo.as_py())
+        b = bisect.bisect_right(self._sorted, hi.as_py())
+        if a >= b:
+            return pa.nulls(n, pa.int64())
+        return self.values.slice(a, b - a).take(
+            pc.index_in(xids, value_set=self.keys.slice(a, b - a)))
+
+
+def commit_index(batches: Any) -> CommitIndex:
+    """The CommitIndex of the commit records of these batches (one pass over the range)."""
+    idx = CommitIndex()
+    for batch in batches:
+        idx.add_batch(batch)
+    return idx.finish()
 
 
 def _timestamps(values: Any) -> Any:
@@ -129,24 +223,20 @@ def _timestamps(values: Any) -> Any:
     return pc.cast(pc.add(v, _EPOCH_US), pa.timestamp("us", tz="UTC"))
 
 
-def _times(batch: WalBatch, times: rows.CommitTimes | None) -> tuple[Any, Any]:
+def _times(batch: WalBatch, times: CommitIndex | None) -> tuple[Any, Any]:
     """xact_time and commit_time as int64 TimestampTz (null where there is none)."""
-    xt: list[int | None] = [None] * batch.n
-    for i in _xact_records(batch, _XACT_OPS):
-        end = rows.xact_end(batch.record(i))
-        if end is not None:
-            xt[i] = end[2]
-    xact_time = pa.array(xt, pa.int64())
+    idx = _xact_records(batch, _XACT_OPS)
+    xact_time = pa.nulls(batch.n, pa.int64())
+    if idx:
+        when, _xinfo = _xact_time_and_xinfo(batch, idx)
+        mask = pc.is_in(pa.array(range(batch.n), pa.int64()), value_set=pa.array(idx, pa.int64()))
+        xact_time = pc.replace_with_mask(xact_time, mask, when)
     if not times:
         return xact_time, pa.nulls(batch.n, pa.int64())
     xid, top = batch.arrow("xid"), batch.arrow("toplevel_xid")
-    keys = pa.array(list(times.keys()), pa.uint32())
-    vals = pa.array(list(times.values()), pa.int64())
-    x = pc.if_else(pc.not_equal(xid, 0), xid, top)
-    ct = vals.take(pc.index_in(x, value_set=keys))
+    ct = times.lookup(pc.if_else(pc.not_equal(xid, 0), xid, top))
     # no time by xid (or toplevel_xid): by toplevel_xid, when there is one
-    again = vals.take(pc.index_in(top, value_set=keys))
-    again = pc.if_else(pc.not_equal(top, 0), again, pa.scalar(None, pa.int64()))
+    again = pc.if_else(pc.not_equal(top, 0), times.lookup(top), pa.scalar(None, pa.int64()))
     return xact_time, pc.coalesce(ct, again)
 
 
@@ -188,8 +278,8 @@ def batch_descriptions(batch: WalBatch, select: Sequence[int] | None = None) -> 
             i = idx[k]
             out[k] = describer(rmid[i], info[i], major)(batch.record(i))
         return pa.array(out, pa.string())
-    return pa.array([describer(rmid[i], info[i], major)(batch.record(i)) for i in idx],
-                    pa.string())
+    return pa.array([describer(rmid[i], info[i], major)(rec)
+                     for i, rec in zip(idx, batch.iter_records(select))], pa.string())
 
 
 def filter_mask(batch: WalBatch, flt: RecordFilter) -> Any:
@@ -233,7 +323,7 @@ def _any_block(batch: WalBatch, parents: Any, block_mask: Any) -> Any:
 class Columns:
     """The schema's columns of a batch's records (all of them, or those `select` keeps)."""
 
-    def __init__(self, batch: WalBatch, times: rows.CommitTimes | None,
+    def __init__(self, batch: WalBatch, times: CommitIndex | None,
                  names: rows.Names | None, select: Sequence[int] | None = None) -> None:
         self.batch = batch
         self.select = select

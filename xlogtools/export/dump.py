@@ -150,13 +150,11 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
         progress.finish()
 
 
-def _batch_commit_times(reader: WalReader) -> CommitTimes:
-    from .columns import batch_commit_times
+def _batch_commit_times(reader: WalReader) -> Any:
+    """The commit times of the range, for the batch path (a columns.CommitIndex)."""
+    from .columns import commit_index
 
-    out: CommitTimes = {}
-    for batch in reader.batches():
-        batch_commit_times(batch, out)
-    return out
+    return commit_index(reader.batches())
 
 
 def _selection(batch: Any, flt: RecordFilter) -> list[int] | None:
@@ -169,15 +167,20 @@ def _selection(batch: Any, flt: RecordFilter) -> list[int] | None:
     return pc.indices_nonzero(filter_mask(batch, flt)).to_pylist()
 
 
-def _dump_batches(reader: WalReader, opts: DumpOptions, sink: Sink,
-                  times: CommitTimes | None) -> DumpResult:
-    """_dump_sequential for the batch formats: the reader's batches, formatted by columns."""
+def _dump_batches(reader: WalReader, opts: DumpOptions, sink: Sink, times: Any,
+                  skip_first: bool = False, done: int = 0) -> DumpResult:
+    """_dump_sequential for the batch formats: the reader's batches, formatted by columns.
+    skip_first: leave out the first record read (written already); done: records written
+    before."""
     lo, hi = wal_span(reader)
     progress = Progress("dump", opts.progress, lo, hi)
-    n = 0
+    n = done
     try:
         for batch in reader.batches():
             select = _selection(batch, opts.filter)
+            if skip_first:
+                skip_first = False
+                select = [i for i in (range(batch.n) if select is None else select) if i]
             count = batch.n if select is None else len(select)
             if opts.limit is not None and n + count >= opts.limit:
                 select = list(select if select is not None else range(batch.n))[:opts.limit - n]
@@ -306,7 +309,10 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     per = max(1, min(8, nseg // (opts.jobs * 4) or 1))
     bounds = [first] + [s * seg_size for s in range(first // seg_size + per, last_seg + 1, per)]
     ranges = [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
+    batches = _BATCHES and opts.format in BATCH_FORMATS
     if len(ranges) < 2:
+        if batches:
+            return _dump_batches(reader, opts, sink, times)
         return _dump_sequential(paths, reader, opts, sink, times=times)
     wopts = replace(opts, progress=False)
     args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
@@ -325,6 +331,9 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
                         parts.close()
                         rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
                                         end=opts.end, timeline=reader.timeline)
+                        if batches:
+                            return _dump_batches(rest, opts, sink, times, skip_first=True,
+                                                 done=n)
                         return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
                                                 times=times)
                     for c in part.chunks:

@@ -659,6 +659,47 @@ static PyObject *lsn_texts(PyObject *self, PyObject *args) {
     return Py_BuildValue("NN", offs, data);
 }
 
+/* main_u64(arena, rec_off, main_off, main_len, select, at) -> bytes of len(select) uint64:
+ * for each record index in select (int64), the 8 bytes at `at` in its main data, little-
+ * endian, with zeros for what lies past the main data's end (as rmgr/_util.Buf reads). */
+static PyObject *main_u64(PyObject *self, PyObject *args) {
+    Py_buffer arena, roff, moff, mlen, sel;
+    unsigned int at;
+    if (!PyArg_ParseTuple(args, "y*y*y*y*y*I", &arena, &roff, &moff, &mlen, &sel, &at))
+        return NULL;
+    Py_ssize_t n = sel.len / 8, nrec = roff.len / 8;
+    PyObject *out = NULL;
+    if (moff.len / 4 < nrec || mlen.len / 4 < nrec) {
+        PyErr_SetString(PyExc_ValueError, "column lengths differ");
+        goto done;
+    }
+    out = PyBytes_FromStringAndSize(NULL, n * 8);
+    if (out == NULL)
+        goto done;
+    uint8_t *o = (uint8_t *)PyBytes_AS_STRING(out);
+    const uint8_t *a = arena.buf;
+    for (Py_ssize_t k = 0; k < n; k++) {
+        int64_t i = (int64_t)rd64((const uint8_t *)sel.buf + 8 * k);
+        uint8_t v[8] = {0};
+        if (i >= 0 && i < nrec) {
+            uint64_t base = rd64((const uint8_t *)roff.buf + 8 * i);
+            uint32_t mo = rd32((const uint8_t *)moff.buf + 4 * i);
+            uint32_t ml = rd32((const uint8_t *)mlen.buf + 4 * i);
+            for (uint32_t j = 0; j < 8; j++)
+                if (at + j < ml && base + mo + at + j < (uint64_t)arena.len)
+                    v[j] = a[base + mo + at + j];
+        }
+        memcpy(o + 8 * k, v, 8);
+    }
+done:
+    PyBuffer_Release(&arena);
+    PyBuffer_Release(&roff);
+    PyBuffer_Release(&moff);
+    PyBuffer_Release(&mlen);
+    PyBuffer_Release(&sel);
+    return out;
+}
+
 static PyObject *crc32c_py(PyObject *self, PyObject *args) {
     Py_buffer view;
     unsigned int value = 0;
@@ -720,6 +761,7 @@ static PyObject *set_hw(PyObject *self, PyObject *args) {
 
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Walk the ordinary records of one loaded segment (see the module source)."},
+    {"main_u64", main_u64, METH_VARARGS, "8 bytes at an offset of the main data of selected records (zero-padded)."},
     {"lsn_texts", lsn_texts, METH_VARARGS, "LSNs (uint64 buffer) as Arrow string offsets and data (%X/%08X)."},
     {"rfind_aligned", rfind_aligned, METH_VARARGS, "Last 8-byte-aligned offset in [lo, hi) holding the 8-byte needle, or -1."},
     {"crc32c", crc32c_py, METH_VARARGS, "CRC-32C of a buffer, continuing from value (for tests)."},

@@ -16,10 +16,11 @@ are appended by `PyBuilder`, which writes the same bytes. `WalBatch.record(i)` m
 from __future__ import annotations
 
 import bisect
+import os
 import struct
 from array import array
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator, Sequence
 
 from ..lsn import Lsn
 from .record import Record, decode_fragments
@@ -122,10 +123,58 @@ class WalBatch:
         return rec
 
     def records(self) -> list[Record]:
-        return [self.record(i) for i in range(self.n)]
+        return list(self.iter_records())
+
+    def iter_records(self, select: Sequence[int] | None = None) -> Iterator[Record]:
+        """record(i) of every record (or of those select names, in its order), made in one
+        loop: the Python describers' input where the native ones do not serve."""
+        cols = [self.column(name) for name in ("rec_off", "tot_len", "lsn", "end", "prev",
+                                               "xid")]
+        roff, tlen, lsn, end, prev, xid = cols
+        arena = self.buffers["arena"]
+        major, blcksz = self.pg_major, self.block_size
+        firsts = self._firsts + [self.n]
+        runs = self.runs
+        k = 0
+        run = runs[0] if runs else None
+        for i in (range(self.n) if select is None else select):
+            if not firsts[k] <= i < firsts[k + 1]:
+                k = bisect.bisect_right(self._firsts, i) - 1
+                run = runs[k]
+            assert run is not None
+            off = roff[i]
+            tot_len = tlen[i]
+            data = arena[off:off + tot_len]
+            rec = Record(_lsn(Lsn, lsn[i]), _lsn(Lsn, end[i]), _lsn(Lsn, prev[i]), xid[i],
+                         data[16], data[17], tot_len, _U32(data, 20)[0], run.timeline,
+                         run.segment, major, data, block_size=blcksz)
+            decode_fragments(rec)
+            yield rec
+
+    def main_u64(self, select: Sequence[int], at: int) -> memoryview:
+        """For the records select names: the 8 bytes at `at` of the main data as uint64,
+        zeros for what lies past its end (as rmgr/_util.Buf reads)."""
+        if _c_main_u64 is not None:
+            return memoryview(_c_main_u64(self.arena, self.rec_offsets, self.buffers["main_off"],
+                                          self.buffers["main_len"],
+                                          array("q", select).tobytes(), at)).cast("Q")
+        roff, moff, mlen = (self.column(n) for n in ("rec_off", "main_off", "main_len"))
+        arena = self.buffers["arena"]
+        out = array("Q")
+        for i in select:
+            lo = roff[i] + moff[i]
+            chunk = arena[lo + at:lo + min(mlen[i], at + 8)] if mlen[i] > at else b""
+            out.append(int.from_bytes(chunk.ljust(8, b"\0"), "little"))
+        return memoryview(out)
 
 
 _BLOCK_NAMES = frozenset(n for n, _c in BLOCK_COLUMNS)
+try:
+    from ._walscan import main_u64 as _c_main_u64
+except ImportError:  # pragma: no cover - without the C extension
+    _c_main_u64 = None
+if os.environ.get("XLOGTOOLS_NO_C"):
+    _c_main_u64 = None
 _lsn = int.__new__  # _lsn(Lsn, value): an Lsn without Lsn.__new__'s parsing
 _U32 = struct.Struct("<I").unpack_from
 
