@@ -15,6 +15,7 @@ import bisect
 import csv
 import io
 import json
+import os
 from array import array
 from typing import Any, Sequence
 
@@ -29,14 +30,12 @@ from ..parse.rmgr._util import PG_EPOCH
 from . import rows
 from .filters import RecordFilter
 
-try:  # the lsn texts in C (the reader's extension)
-    from ..parse._walscan import lsn_texts as _c_lsn_texts
+try:  # LSN texts and text lines in C (the reader's extension)
+    from ..parse._walscan import join_rows as _c_join_rows, lsn_texts as _c_lsn_texts
 except ImportError:  # pragma: no cover - without the C extension
-    _c_lsn_texts = None
-import os
-
+    _c_lsn_texts = _c_join_rows = None
 if os.environ.get("XLOGTOOLS_NO_C"):
-    _c_lsn_texts = None
+    _c_lsn_texts = _c_join_rows = None
 
 _FORK_MASK = L.BKPBLOCK_FORK_MASK
 _HAS_DATA = L.BKPBLOCK_HAS_DATA
@@ -50,6 +49,7 @@ _COMMIT_OPS = (X.COMMIT, X.COMMIT_PREPARED)
 _EPOCH_US = int(PG_EPOCH.timestamp()) * 1_000_000
 _MIN_US = -62135596800_000000 - _EPOCH_US
 _MAX_US = 253402300799_999999 - _EPOCH_US
+_Y1000_US = -30610224000_000000 - _EPOCH_US  # 1000-01-01 00:00:00 UTC
 # (major, rmid << 8 | info) -> (rmgr name, record type)
 _KIND_NAMES: dict[tuple[int, int], tuple[str, str]] = {}
 
@@ -199,9 +199,17 @@ class CommitIndex:
         n = len(xids)
         if not len(self) or n == 0:
             return pa.nulls(n, pa.int64())
-        lo, hi = pc.min_max(xids).values()
-        a = bisect.bisect_left(self._sorted, lo.as_py())
-        b = bisect.bisect_right(self._sorted, hi.as_py())
+        # the keys in the range of the batch's xids, leaving out 0 (records without one:
+        # the range would start at the first key); a key 0 (damaged WAL) is kept in
+        lo, hi = pc.min_max(pc.filter(xids, pc.not_equal(xids, 0))).values()
+        keys = self._sorted
+        if lo.is_valid:
+            a = bisect.bisect_left(keys, lo.as_py())
+            b = bisect.bisect_right(keys, hi.as_py())
+        else:
+            a = b = 0
+        if keys[0] == 0:
+            a, b = 0, max(b, 1)
         if a >= b:
             return pa.nulls(n, pa.int64())
         return self.values.slice(a, b - a).take(
@@ -236,7 +244,10 @@ def _times(batch: WalBatch, times: CommitIndex | None) -> tuple[Any, Any]:
     xid, top = batch.arrow("xid"), batch.arrow("toplevel_xid")
     ct = times.lookup(pc.if_else(pc.not_equal(xid, 0), xid, top))
     # no time by xid (or toplevel_xid): by toplevel_xid, when there is one
-    again = pc.if_else(pc.not_equal(top, 0), times.lookup(top), pa.scalar(None, pa.int64()))
+    has_top = pc.not_equal(top, 0)
+    if not pc.any(has_top).as_py():
+        return xact_time, ct
+    again = pc.if_else(has_top, times.lookup(top), pa.scalar(None, pa.int64()))
     return xact_time, pc.coalesce(ct, again)
 
 
@@ -256,10 +267,7 @@ def batch_descriptions(batch: WalBatch, select: Sequence[int] | None = None) -> 
     `select` names, as a pyarrow string array: by the native describe
     (parse/native_desc.describe_batch) where it is there and describes the record, else by
     the Python describer of the record's kind."""
-    try:
-        from ..parse.native_desc import describe_batch  # type: ignore[import-not-found]
-    except ImportError:
-        describe_batch = None
+    describe_batch = _native_describe()
     idx = range(batch.n) if select is None else select
     major = batch.pg_major
     rmid, info = batch.column("rmid"), batch.column("info")
@@ -280,6 +288,19 @@ def batch_descriptions(batch: WalBatch, select: Sequence[int] | None = None) -> 
         return pa.array(out, pa.string())
     return pa.array([describer(rmid[i], info[i], major)(rec)
                      for i, rec in zip(idx, batch.iter_records(select))], pa.string())
+
+
+_NATIVE_DESC: list[Any] = []  # [describe_batch or None], once looked for
+
+
+def _native_describe() -> Any:
+    if not _NATIVE_DESC:
+        try:
+            from ..parse.native_desc import describe_batch  # type: ignore[import-not-found]
+        except ImportError:
+            describe_batch = None
+        _NATIVE_DESC.append(describe_batch)
+    return _NATIVE_DESC[0]
 
 
 def filter_mask(batch: WalBatch, flt: RecordFilter) -> Any:
@@ -387,15 +408,31 @@ class Columns:
 
     # -- text ------------------------------------------------------------------------------
     def _time_texts(self, values: Any) -> Any:
-        """rows.time_text of each value (null for null), one call per distinct time."""
-        uniq = pc.unique(values)
-        texts = pa.array([rows.time_text(v) for v in uniq.to_pylist()], pa.string())
-        return texts.take(pc.index_in(values, value_set=uniq))
+        """rows.time_text of each value (null for null): by pyarrow's strftime for years
+        1000-9999 (the same text), by time_text itself for the rest."""
+        ok = pc.fill_null(pc.and_(pc.greater_equal(values, _Y1000_US),
+                                  pc.less_equal(values, _MAX_US)), False)
+        ts = pc.cast(pc.add(pc.if_else(ok, values, pa.scalar(None, pa.int64())), _EPOCH_US),
+                     pa.timestamp("us", tz="UTC"))
+        out = _join([pc.strftime(ts, format="%Y-%m-%d %H:%M:%S"), "+00"])
+        odd = _indices(pc.and_(pc.invert(ok), pc.is_valid(values)))
+        if odd:
+            texts = out.to_pylist()
+            src = values.to_pylist()
+            for i in odd:
+                texts[i] = rows.time_text(src[i])
+            out = pa.array(texts, pa.string())
+        return out
 
-    def jsonl(self) -> str:
-        """The lines of `--format jsonl` (json.dumps of rows.record_row, compact)."""
+    def jsonl(self) -> bytes:
+        """The lines of `--format jsonl` (json.dumps of rows.record_row, compact), UTF-8."""
         if self.n == 0:
-            return ""
+            return b""
+        if _c_join_rows is not None:
+            try:
+                return self._jsonl_c()
+            except UnicodeError:  # a string that is not UTF-8: the pyarrow way below
+                pass
         ch = self.block_children
         s = _str
         block = _join(['{"block_id":', s(ch["block_id"]), ',"spc":', s(ch["spc"]), ',"db":',
@@ -421,10 +458,77 @@ class Columns:
         parts.append("}\n")
         return _text(_join(parts))
 
-    def csv(self) -> str:
-        """The lines of `--format csv` (csv.writer of rows.csv_row)."""
+    def _block_strings(self) -> Any:
+        """Each block reference as its JSON object text (a string array, block order)."""
+        ch = self.block_children
+        nb = self.batch.nblocks
+        parts = [_L('{"block_id":'), _U(ch["block_id"]), _L(',"spc":'), _U(ch["spc"]),
+                 _L(',"db":'), _U(ch["db"]), _L(',"rel":'), _U(ch["rel"]), _L(',"fork":'),
+                 _S(ch["fork"], 1), _L(',"blk":'), _U(ch["blk"]), _L(',"has_image":'),
+                 _B(ch["has_image"]), _L(',"image_len":'), _U(ch["image_len"]),
+                 _L(',"apply_image":'), _B(ch["apply_image"]), _L(',"compression":'),
+                 _S(ch["compression"], 1), _L(',"has_data":'), _B(ch["has_data"]),
+                 _L(',"data_len":'), _U(ch["data_len"]), _L("}")]
+        offs, data = _c_join_rows(nb, parts)
+        return pa.Array.from_buffers(pa.string(), nb, [None, pa.py_buffer(offs),
+                                                       pa.py_buffer(data)])
+
+    def _blocks_part(self) -> tuple[Any, ...]:
+        """join_rows' part for the blocks column: the JSON list of each record's blocks."""
+        lists = self.blocks(self._block_strings())
+        values = lists.values
+        return (4, _buf(lists.offsets, 4, len(lists) + 1), _buf(values, 4, len(values) + 1),
+                values.buffers()[2] or b"")
+
+    def _jsonl_c(self) -> bytes:
+        parts = [_L('{"lsn":'), _S(self.lsn, 1), _L(',"lsn_int":'), _U(self.lsn_int),
+                 _L(',"end_lsn":'), _S(self.end_lsn, 1), _L(',"prev_lsn":'),
+                 _S(self.prev_lsn, 1), _L(',"timeline":'), _U(self.timeline),
+                 _L(',"segment":'), _S(self.segment, 1), _L(',"xid":'), _U(self.xid),
+                 _L(',"toplevel_xid":'), _U(self.toplevel_xid), _L(',"rmgr":'),
+                 _S(self.rmgr, 1), _L(',"record_type":'), _S(self.record_type, 1),
+                 _L(',"info":'), _U(self.info), _L(',"rec_len":'), _U(self.rec_len),
+                 _L(',"tot_len":'), _U(self.tot_len), _L(',"fpi_len":'), _U(self.fpi_len),
+                 _L(',"desc":'), _S(self.desc, 1), _L(',"blocks":'), self._blocks_part(),
+                 _L(',"origin":'), _U(self.origin), _L(',"xact_time":'),
+                 _S(self._time_texts(self.xact_time), 1), _L(',"commit_time":'),
+                 _S(self._time_texts(self.commit_time), 1)]
+        if self.relation is not None:
+            parts += [_L(',"relation":'), _S(self.relation, 1)]
+        parts.append(_L("}\n"))
+        return _c_join_rows(self.n, parts)[1]
+
+    def _csv_c(self) -> bytes:
+        u = _U
+        offs, data = _c_join_rows(self.n, [self._blocks_part()])
+        blocks = pa.Array.from_buffers(pa.string(), self.n, [None, pa.py_buffer(offs),
+                                                             pa.py_buffer(data)])
+        parts = [_S(self.lsn, 2), u(self.lsn_int), _S(self.end_lsn, 2), _S(self.prev_lsn, 2),
+                 u(self.timeline), _S(self.segment, 2), u(self.xid), u(self.toplevel_xid),
+                 _S(self.rmgr, 2), _S(self.record_type, 2), u(self.info), u(self.rec_len),
+                 u(self.tot_len), u(self.fpi_len), _S(self.desc, 2), _S(blocks, 2),
+                 u(self.origin), _S(self._time_texts(self.xact_time), 2),
+                 _S(self._time_texts(self.commit_time), 2)]
+        if self.relation is not None:
+            parts.append(_S(self.relation, 2))
+        out: list[Any] = []
+        for p in parts:
+            out += [p, _L(",")]
+        out[-1] = _L("\n")
+        return _c_join_rows(self.n, out)[1]
+
+    def csv(self) -> bytes:
+        """The lines of `--format csv` (csv.writer of rows.csv_row), UTF-8."""
         if self.n == 0:
-            return ""
+            return b""
+        if _c_join_rows is not None:
+            # a carriage return (see below) is looked for in the free-text columns only
+            cr = [self.desc, self.segment] + ([self.relation] if self.relation is not None else [])
+            if not any(pc.any(pc.match_substring(c, "\r")).as_py() for c in cr):
+                try:
+                    return self._csv_c()
+                except UnicodeError:
+                    pass
         ch = self.block_children
         s = _str
         block = _join(['{"block_id":', s(ch["block_id"]), ',"spc":', s(ch["spc"]), ',"db":',
@@ -463,8 +567,39 @@ class Columns:
                 buf = io.StringIO()
                 csv.writer(buf, lineterminator="\n").writerow([v[i] for v in values])
                 out[i] = buf.getvalue()
-            return "".join(out)
+            return "".join(out).encode("utf-8")
         return _text(lines)
+
+
+def _L(text: str) -> tuple[Any, ...]:
+    return (0, text.encode())
+
+
+_CODES = {8: "Q", 4: "I", 2: "H", 1: "B"}
+
+
+def _buf(a: Any, width: int, count: int) -> memoryview:
+    """The values buffer of a fixed-width array, from its offset, `count` values."""
+    return memoryview(a.buffers()[1])[a.offset * width:(a.offset + count) * width]
+
+
+def _U(a: Any) -> tuple[Any, ...]:
+    """join_rows' part for an unsigned integer column (no nulls)."""
+    width = a.type.bit_width // 8
+    if a.null_count or not pa.types.is_unsigned_integer(a.type):
+        raise TypeError(a.type)
+    return (1, _CODES[width], _buf(a, width, len(a)))
+
+
+def _S(a: Any, mode: int) -> tuple[Any, ...]:
+    """join_rows' part for a string column: raw (0), JSON (1) or a CSV field (2)."""
+    valid = pc.cast(pc.is_valid(a), pa.uint8()).buffers()[1] if a.null_count else None
+    return (2, _buf(a, 4, len(a) + 1), a.buffers()[2] or b"", valid, mode)
+
+
+def _B(a: Any) -> tuple[Any, ...]:
+    """join_rows' part for a boolean column: true / false."""
+    return (3, pc.cast(a, pa.uint8()).buffers()[1], b"true", b"false")
 
 
 def _str(a: Any) -> Any:
@@ -506,12 +641,12 @@ def _join(parts: list[Any]) -> Any:
     return pc.binary_join_element_wise(*parts, "")
 
 
-def _text(lines: Any) -> str:
-    """The lines of a string array as one str (its data buffer, which holds them in order)."""
+def _text(lines: Any) -> bytes:
+    """The lines of a string array as one UTF-8 text (its data buffer holds them in order)."""
     if len(lines) == 0:
-        return ""
+        return b""
     offs = lines.buffers()[1]
     data = lines.buffers()[2]
     o = memoryview(offs).cast("i")
     lo, hi = o[lines.offset], o[lines.offset + len(lines)]
-    return data.to_pybytes()[lo:hi].decode("utf-8")
+    return data.slice(lo, hi - lo).to_pybytes()

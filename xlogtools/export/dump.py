@@ -255,23 +255,24 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
 
 
 def _portable(chunk: Any) -> Any:
-    """Arrow batches travel between processes as IPC bytes."""
-    if isinstance(chunk, str):
-        return chunk
+    """Arrow batches travel between processes as IPC bytes; text as it is (str or UTF-8)."""
+    if isinstance(chunk, (str, bytes)):
+        return ("text", chunk)
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, chunk.schema) as w:
         w.write_batch(chunk)
-    return sink.getvalue().to_pybytes()
+    return ("arrow", sink.getvalue().to_pybytes())
 
 
 def _unportable(chunk: Any) -> Any:
-    if isinstance(chunk, bytes):
+    kind, payload = chunk
+    if kind == "arrow":
         import pyarrow as pa
 
-        return pa.ipc.open_stream(chunk).read_next_batch()
-    return chunk
+        return pa.ipc.open_stream(payload).read_next_batch()
+    return payload
 
 
 def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator[_Part]:

@@ -257,6 +257,13 @@ class Sink:
                     self._flush()
         elif chunk:
             assert self._text is not None
+            if isinstance(chunk, bytes):  # UTF-8 text of the batch path (export/columns.py)
+                raw = getattr(self._text, "buffer", None)
+                if raw is not None:
+                    self._text.flush()
+                    raw.write(chunk)
+                    return
+                chunk = chunk.decode("utf-8")
             self._text.write(chunk)
 
     def write_text(self, text: str) -> None:

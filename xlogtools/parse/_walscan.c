@@ -700,6 +700,291 @@ done:
     return out;
 }
 
+/* ---- join_rows: text lines from columns (dump's jsonl and csv of a batch) ----
+ *
+ * join_rows(n, parts) -> (offsets: n+1 int32, data): row i is the concatenation of each
+ * part's text for row i, where a part is
+ *   (0, literal)                              the same bytes in every row
+ *   (1, typecode, values)                     an unsigned integer column ('Q','I','H','B') in decimal
+ *   (2, offsets, data, valid, mode)           a string column (Arrow offsets int32 n+1 and
+ *        data; valid: n uint8 or None) written raw (mode 0), as json.dumps writes a str
+ *        (mode 1: quoted, \" \\ \n... escaped, non-ASCII as \uXXXX; null as null), or as
+ *        csv.writer's QUOTE_MINIMAL field (mode 2: quoted when it holds , " or \n; null empty)
+ *   (3, flags, true_text, false_text)         n uint8: one text or the other
+ *   (4, list_offsets, offsets, data)          a list of strings per row: [a,b,...]
+ */
+typedef struct {
+    int kind, mode;
+    char code;
+    Py_buffer a, b, c, d;
+    int has_a, has_b, has_c, has_d;
+} Part;
+
+static int out_put(Buf *o, const void *p, size_t n) {
+    if (buf_reserve(o, n))
+        return -1;
+    memcpy(o->p + o->len, p, n);
+    o->len += n;
+    return 0;
+}
+
+static int out_u64(Buf *o, uint64_t v) {
+    char t[24];
+    int k = 0;
+    do { t[k++] = (char)('0' + v % 10); v /= 10; } while (v);
+    if (buf_reserve(o, (size_t)k))
+        return -1;
+    while (k)
+        o->p[o->len++] = (uint8_t)t[--k];
+    return 0;
+}
+
+static int out_json_str(Buf *o, const uint8_t *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    if (buf_reserve(o, 2 + n * 12))  /* a 4-byte character becomes 12 bytes (two \uXXXX) */
+        return -1;
+    uint8_t *w = o->p + o->len;
+    *w++ = '"';
+    for (size_t i = 0; i < n;) {
+        uint8_t ch = s[i];
+        if (ch >= 0x20 && ch < 0x7F) {
+            if (ch == '"' || ch == '\\')
+                *w++ = '\\';
+            *w++ = ch;
+            i++;
+            continue;
+        }
+        uint32_t cp;
+        size_t len = 1;
+        if (ch < 0x80) {
+            cp = ch;
+        } else if ((ch & 0xE0) == 0xC0 && i + 1 < n) {
+            cp = ((uint32_t)(ch & 0x1F) << 6) | (s[i + 1] & 0x3F);
+            len = 2;
+        } else if ((ch & 0xF0) == 0xE0 && i + 2 < n) {
+            cp = ((uint32_t)(ch & 0x0F) << 12) | ((uint32_t)(s[i + 1] & 0x3F) << 6) | (s[i + 2] & 0x3F);
+            len = 3;
+        } else if ((ch & 0xF8) == 0xF0 && i + 3 < n) {
+            cp = ((uint32_t)(ch & 0x07) << 18) | ((uint32_t)(s[i + 1] & 0x3F) << 12) |
+                 ((uint32_t)(s[i + 2] & 0x3F) << 6) | (s[i + 3] & 0x3F);
+            len = 4;
+        } else {
+            return -2;  /* not UTF-8 (Arrow strings are): the caller does it in Python */
+        }
+        i += len;
+        const char *short_esc = NULL;
+        switch (cp) {
+        case '\n': short_esc = "\\n"; break;
+        case '\r': short_esc = "\\r"; break;
+        case '\t': short_esc = "\\t"; break;
+        case '\b': short_esc = "\\b"; break;
+        case '\f': short_esc = "\\f"; break;
+        }
+        if (short_esc) {
+            *w++ = (uint8_t)short_esc[0];
+            *w++ = (uint8_t)short_esc[1];
+            continue;
+        }
+        uint32_t units[2];
+        int nu = 0;
+        if (cp >= 0x10000) {
+            cp -= 0x10000;
+            units[nu++] = 0xD800 | (cp >> 10);
+            units[nu++] = 0xDC00 | (cp & 0x3FF);
+        } else {
+            units[nu++] = cp;
+        }
+        for (int u = 0; u < nu; u++) {
+            *w++ = '\\';
+            *w++ = 'u';
+            for (int j = 3; j >= 0; j--)
+                *w++ = (uint8_t)hex[(units[u] >> (4 * j)) & 15];
+        }
+    }
+    *w++ = '"';
+    o->len = (size_t)(w - o->p);
+    return 0;
+}
+
+static int out_csv_field(Buf *o, const uint8_t *s, size_t n) {
+    int quote = 0;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == ',' || s[i] == '"' || s[i] == '\n') {
+            quote = 1;
+            break;
+        }
+    if (!quote)
+        return out_put(o, s, n);
+    if (buf_reserve(o, 2 + 2 * n))
+        return -1;
+    uint8_t *w = o->p + o->len;
+    *w++ = '"';
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '"')
+            *w++ = '"';
+        *w++ = s[i];
+    }
+    *w++ = '"';
+    o->len = (size_t)(w - o->p);
+    return 0;
+}
+
+static void parts_release(Part *parts, Py_ssize_t np) {
+    for (Py_ssize_t k = 0; k < np; k++) {
+        if (parts[k].has_a) PyBuffer_Release(&parts[k].a);
+        if (parts[k].has_b) PyBuffer_Release(&parts[k].b);
+        if (parts[k].has_c) PyBuffer_Release(&parts[k].c);
+        if (parts[k].has_d) PyBuffer_Release(&parts[k].d);
+    }
+}
+
+static int get_buf(PyObject *obj, Py_buffer *v, int *has) {
+    if (PyObject_GetBuffer(obj, v, PyBUF_SIMPLE) < 0)
+        return -1;
+    *has = 1;
+    return 0;
+}
+
+static PyObject *join_rows(PyObject *self, PyObject *args) {
+    Py_ssize_t n;
+    PyObject *plist;
+    if (!PyArg_ParseTuple(args, "nO!", &n, &PyList_Type, &plist))
+        return NULL;
+    Py_ssize_t np = PyList_GET_SIZE(plist);
+    Part *parts = calloc((size_t)(np ? np : 1), sizeof(Part));
+    if (parts == NULL)
+        return PyErr_NoMemory();
+    PyObject *result = NULL;
+    Buf out = {0};
+    Buf offs = {0};
+    for (Py_ssize_t k = 0; k < np; k++) {
+        PyObject *t = PyList_GET_ITEM(plist, k);
+        Part *q = &parts[k];
+        if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) < 2) {
+            PyErr_SetString(PyExc_TypeError, "a part is a tuple");
+            goto done;
+        }
+        q->kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
+        Py_ssize_t need = q->kind == 0 ? 2 : q->kind == 1 ? 3 : q->kind == 2 ? 5 : 4;
+        if (PyTuple_GET_SIZE(t) != need) {
+            PyErr_SetString(PyExc_TypeError, "wrong part size");
+            goto done;
+        }
+        if (q->kind == 0) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a)) goto done;
+        } else if (q->kind == 1) {
+            PyObject *code = PyTuple_GET_ITEM(t, 1);
+            if (!PyUnicode_Check(code) || PyUnicode_GET_LENGTH(code) != 1) {
+                PyErr_SetString(PyExc_TypeError, "typecode");
+                goto done;
+            }
+            q->code = (char)PyUnicode_READ_CHAR(code, 0);
+            int w = q->code == 'Q' ? 8 : q->code == 'I' ? 4 : q->code == 'H' ? 2 : q->code == 'B' ? 1 : 0;
+            if (w == 0 || get_buf(PyTuple_GET_ITEM(t, 2), &q->a, &q->has_a)) {
+                if (!PyErr_Occurred()) PyErr_SetString(PyExc_TypeError, "typecode");
+                goto done;
+            }
+            if (q->a.len < n * w) { PyErr_SetString(PyExc_ValueError, "short column"); goto done; }
+        } else if (q->kind == 2) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a) ||
+                get_buf(PyTuple_GET_ITEM(t, 2), &q->b, &q->has_b)) goto done;
+            if (PyTuple_GET_ITEM(t, 3) != Py_None &&
+                get_buf(PyTuple_GET_ITEM(t, 3), &q->c, &q->has_c)) goto done;
+            q->mode = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 4));
+            if (q->a.len < (n + 1) * 4 || (q->has_c && q->c.len < n)) {
+                PyErr_SetString(PyExc_ValueError, "short column");
+                goto done;
+            }
+        } else if (q->kind == 3) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a) ||
+                get_buf(PyTuple_GET_ITEM(t, 2), &q->b, &q->has_b) ||
+                get_buf(PyTuple_GET_ITEM(t, 3), &q->c, &q->has_c)) goto done;
+            if (q->a.len < n) { PyErr_SetString(PyExc_ValueError, "short column"); goto done; }
+        } else if (q->kind == 4) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a) ||
+                get_buf(PyTuple_GET_ITEM(t, 2), &q->b, &q->has_b) ||
+                get_buf(PyTuple_GET_ITEM(t, 3), &q->c, &q->has_c)) goto done;
+            if (q->a.len < (n + 1) * 4) { PyErr_SetString(PyExc_ValueError, "short column"); goto done; }
+        } else {
+            PyErr_SetString(PyExc_ValueError, "unknown part kind");
+            goto done;
+        }
+    }
+    int32_t zero = 0;
+    if (out_put(&offs, &zero, 4)) { PyErr_NoMemory(); goto done; }
+    int rc = 0;
+    for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
+        for (Py_ssize_t k = 0; k < np && rc == 0; k++) {
+            Part *q = &parts[k];
+            const uint8_t *a = q->a.buf;
+            switch (q->kind) {
+            case 0:
+                rc = out_put(&out, q->a.buf, (size_t)q->a.len);
+                break;
+            case 1: {
+                uint64_t v = q->code == 'Q' ? rd64(a + 8 * i) : q->code == 'I' ? rd32(a + 4 * i)
+                           : q->code == 'H' ? rd16(a + 2 * i) : a[i];
+                rc = out_u64(&out, v);
+                break;
+            }
+            case 2: {
+                int valid = !q->has_c || ((const uint8_t *)q->c.buf)[i];
+                int32_t lo = (int32_t)rd32(a + 4 * i), hi = (int32_t)rd32(a + 4 * (i + 1));
+                if (lo < 0 || hi < lo || hi > q->b.len) { rc = -3; break; }
+                const uint8_t *sp = (const uint8_t *)q->b.buf + lo;
+                if (!valid)
+                    rc = q->mode == 1 ? out_put(&out, "null", 4) : 0;
+                else if (q->mode == 1)
+                    rc = out_json_str(&out, sp, (size_t)(hi - lo));
+                else if (q->mode == 2)
+                    rc = out_csv_field(&out, sp, (size_t)(hi - lo));
+                else
+                    rc = out_put(&out, sp, (size_t)(hi - lo));
+                break;
+            }
+            case 3:
+                rc = a[i] ? out_put(&out, q->b.buf, (size_t)q->b.len)
+                          : out_put(&out, q->c.buf, (size_t)q->c.len);
+                break;
+            case 4: {
+                int32_t lo = (int32_t)rd32(a + 4 * i), hi = (int32_t)rd32(a + 4 * (i + 1));
+                const uint8_t *eo = q->b.buf;
+                rc = out_put(&out, "[", 1);
+                for (int32_t e = lo; e < hi && rc == 0; e++) {
+                    if ((e + 2) * 4 > q->b.len) { rc = -3; break; }
+                    int32_t s0 = (int32_t)rd32(eo + 4 * e), s1 = (int32_t)rd32(eo + 4 * (e + 1));
+                    if (s0 < 0 || s1 < s0 || s1 > q->c.len) { rc = -3; break; }
+                    if (e > lo)
+                        rc = out_put(&out, ",", 1);
+                    if (rc == 0)
+                        rc = out_put(&out, (const uint8_t *)q->c.buf + s0, (size_t)(s1 - s0));
+                }
+                if (rc == 0)
+                    rc = out_put(&out, "]", 1);
+                break;
+            }
+            }
+        }
+        if (rc == 0) {
+            if (out.len > INT32_MAX) { rc = -4; break; }
+            int32_t end = (int32_t)out.len;
+            rc = out_put(&offs, &end, 4);
+        }
+    }
+    if (rc == -1) { PyErr_NoMemory(); goto done; }
+    if (rc == -2) { PyErr_SetString(PyExc_UnicodeError, "not UTF-8"); goto done; }
+    if (rc == -3) { PyErr_SetString(PyExc_ValueError, "offsets out of range"); goto done; }
+    if (rc == -4) { PyErr_SetString(PyExc_OverflowError, "more than 2 GB of text"); goto done; }
+    result = Py_BuildValue("y#y#", offs.p, (Py_ssize_t)offs.len, out.p ? (const char *)out.p : "",
+                           (Py_ssize_t)out.len);
+done:
+    parts_release(parts, np);
+    free(parts);
+    free(out.p);
+    free(offs.p);
+    return result;
+}
+
 static PyObject *crc32c_py(PyObject *self, PyObject *args) {
     Py_buffer view;
     unsigned int value = 0;
@@ -762,6 +1047,7 @@ static PyObject *set_hw(PyObject *self, PyObject *args) {
 static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Walk the ordinary records of one loaded segment (see the module source)."},
     {"main_u64", main_u64, METH_VARARGS, "8 bytes at an offset of the main data of selected records (zero-padded)."},
+    {"join_rows", join_rows, METH_VARARGS, "Text lines from columns and literals (see the module source)."},
     {"lsn_texts", lsn_texts, METH_VARARGS, "LSNs (uint64 buffer) as Arrow string offsets and data (%X/%08X)."},
     {"rfind_aligned", rfind_aligned, METH_VARARGS, "Last 8-byte-aligned offset in [lo, hi) holding the 8-byte needle, or -1."},
     {"crc32c", crc32c_py, METH_VARARGS, "CRC-32C of a buffer, continuing from value (for tests)."},
