@@ -31,11 +31,12 @@ from . import rows
 from .filters import RecordFilter
 
 try:  # LSN texts and text lines in C (the reader's extension)
-    from ..parse._walscan import join_rows as _c_join_rows, lsn_texts as _c_lsn_texts
+    from ..parse._walscan import (join_rows as _c_join_rows, lsn_texts as _c_lsn_texts,
+                                  time_texts as _c_time_texts)
 except ImportError:  # pragma: no cover - without the C extension
-    _c_lsn_texts = _c_join_rows = None
+    _c_lsn_texts = _c_join_rows = _c_time_texts = None
 if os.environ.get("XLOGTOOLS_NO_C"):
-    _c_lsn_texts = _c_join_rows = None
+    _c_lsn_texts = _c_join_rows = _c_time_texts = None
 
 _FORK_MASK = L.BKPBLOCK_FORK_MASK
 _HAS_DATA = L.BKPBLOCK_HAS_DATA

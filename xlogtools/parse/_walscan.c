@@ -24,6 +24,7 @@
 #include <Python.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "walrec.h"
@@ -985,6 +986,87 @@ done:
     return result;
 }
 
+/* time_texts(values, valid) -> (offsets n+1 int32, data, odd): TimestampTz values (n int64,
+ * microseconds since 2000-01-01 UTC; valid: n uint8 or None) as psql prints a timestamptz
+ * with TimeZone UTC, "2025-01-31 12:00:00.123456+00" (rows.time_text); a null is an empty
+ * string, and so is a value outside the years 1000-9999, which odd (n uint8) marks for the
+ * caller to make with time_text itself. */
+static PyObject *time_texts(PyObject *self, PyObject *args) {
+    Py_buffer vals;
+    PyObject *validobj;
+    if (!PyArg_ParseTuple(args, "y*O", &vals, &validobj))
+        return NULL;
+    Py_buffer valid;
+    int has_valid = 0;
+    if (validobj != Py_None) {
+        if (PyObject_GetBuffer(validobj, &valid, PyBUF_SIMPLE) < 0) {
+            PyBuffer_Release(&vals);
+            return NULL;
+        }
+        has_valid = 1;
+    }
+    Py_ssize_t n = vals.len / 8;
+    PyObject *offs = NULL, *data = NULL, *odd = NULL, *res = NULL;
+    if (has_valid && valid.len < n) {
+        PyErr_SetString(PyExc_ValueError, "short validity");
+        goto done;
+    }
+    offs = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    data = PyBytes_FromStringAndSize(NULL, n * 29 + 1);
+    odd = PyBytes_FromStringAndSize(NULL, n);
+    if (offs == NULL || data == NULL || odd == NULL)
+        goto done;
+    int32_t *o = (int32_t *)PyBytes_AS_STRING(offs);
+    char *d = PyBytes_AS_STRING(data), *p = d;
+    uint8_t *od = (uint8_t *)PyBytes_AS_STRING(odd);
+    const int64_t lo = -30610224000000000LL - 946684800000000LL;   /* 1000-01-01 */
+    const int64_t hi = 253402300799999999LL - 946684800000000LL;   /* 9999-12-31 23:59:59.999999 */
+    o[0] = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        int64_t v;
+        memcpy(&v, (const uint8_t *)vals.buf + 8 * i, 8);
+        int ok = !has_valid || ((const uint8_t *)valid.buf)[i];
+        od[i] = 0;
+        if (ok && (v < lo || v > hi)) {
+            od[i] = 1;
+            ok = 0;
+        }
+        if (ok) {
+            int64_t us = v + 946684800000000LL;  /* Unix microseconds */
+            int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
+            int64_t frac = us - secs * 1000000;
+            int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
+            int64_t sod = secs - days * 86400;
+            /* civil_from_days (H. Hinnant) */
+            int64_t z = days + 719468;
+            int64_t era = (z >= 0 ? z : z - 146096) / 146097;
+            int64_t doe = z - era * 146097;
+            int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+            int64_t y = yoe + era * 400;
+            int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+            int64_t mp = (5 * doy + 2) / 153;
+            int64_t dd = doy - (153 * mp + 2) / 5 + 1;
+            int64_t mm = mp < 10 ? mp + 3 : mp - 9;
+            if (mm <= 2)
+                y++;
+            p += sprintf(p, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", (int)y, (int)mm, (int)dd,
+                         (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
+        }
+        o[i + 1] = (int32_t)(p - d);
+    }
+    if (_PyBytes_Resize(&data, p - d) < 0)
+        goto done;
+    res = Py_BuildValue("OOO", offs, data, odd);
+done:
+    Py_XDECREF(offs);
+    Py_XDECREF(data);
+    Py_XDECREF(odd);
+    PyBuffer_Release(&vals);
+    if (has_valid)
+        PyBuffer_Release(&valid);
+    return res;
+}
+
 static PyObject *crc32c_py(PyObject *self, PyObject *args) {
     Py_buffer view;
     unsigned int value = 0;
@@ -1048,6 +1130,7 @@ static PyMethodDef methods[] = {
     {"scan", scan, METH_VARARGS, "Walk the ordinary records of one loaded segment (see the module source)."},
     {"main_u64", main_u64, METH_VARARGS, "8 bytes at an offset of the main data of selected records (zero-padded)."},
     {"join_rows", join_rows, METH_VARARGS, "Text lines from columns and literals (see the module source)."},
+    {"time_texts", time_texts, METH_VARARGS, "TimestampTz values as psql prints them in UTC (see the module source)."},
     {"lsn_texts", lsn_texts, METH_VARARGS, "LSNs (uint64 buffer) as Arrow string offsets and data (%X/%08X)."},
     {"rfind_aligned", rfind_aligned, METH_VARARGS, "Last 8-byte-aligned offset in [lo, hi) holding the 8-byte needle, or -1."},
     {"crc32c", crc32c_py, METH_VARARGS, "CRC-32C of a buffer, continuing from value (for tests)."},
