@@ -409,8 +409,24 @@ class Columns:
 
     # -- text ------------------------------------------------------------------------------
     def _time_texts(self, values: Any) -> Any:
-        """rows.time_text of each value (null for null): by pyarrow's strftime for years
-        1000-9999 (the same text), by time_text itself for the rest."""
+        """rows.time_text of each value (null for null): in C, or by pyarrow's strftime, for
+        years 1000-9999 (the same text); by time_text itself for the rest."""
+        if _c_time_texts is not None:
+            valid = pc.is_valid(values) if values.null_count else None
+            offs, data, odd_flags = _c_time_texts(
+                _buf(pc.fill_null(values, 0), 8, len(values)),
+                pc.cast(valid, pa.uint8()).buffers()[1] if valid is not None else None)
+            out = pa.Array.from_buffers(pa.string(), len(values), [
+                valid.buffers()[1] if valid is not None else None, pa.py_buffer(offs),
+                pa.py_buffer(data)], null_count=values.null_count)
+            if not any(odd_flags):
+                return out
+            texts = out.to_pylist()
+            src = values.to_pylist()
+            for i, flag in enumerate(odd_flags):
+                if flag:
+                    texts[i] = rows.time_text(src[i])
+            return pa.array(texts, pa.string())
         ok = pc.fill_null(pc.and_(pc.greater_equal(values, _Y1000_US),
                                   pc.less_equal(values, _MAX_US)), False)
         ts = pc.cast(pc.add(pc.if_else(ok, values, pa.scalar(None, pa.int64())), _EPOCH_US),
