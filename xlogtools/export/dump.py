@@ -11,7 +11,9 @@ sequentially, which stops exactly where one process would).
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -210,11 +212,13 @@ class _Part:
 
 
 _WORKER_TIMES: CommitTimes | None = None  # set once per worker process (_init_worker)
+_WORKER_DIR: str | None = None  # where workers write their part files
 
 
-def _init_worker(times: CommitTimes | None) -> None:
-    global _WORKER_TIMES
+def _init_worker(times: CommitTimes | None, part_dir: str | None = None) -> None:
+    global _WORKER_TIMES, _WORKER_DIR
     _WORKER_TIMES = times
+    _WORKER_DIR = part_dir
 
 
 def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
@@ -227,17 +231,37 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     n = 0
     first_lsn = first_prev = last_lsn = None
     if _BATCHES and opts.format in BATCH_FORMATS:
-        for batch in reader.batches():
-            lsn = batch.column("lsn")
-            if first_lsn is None:
-                first_lsn, first_prev = lsn[0], batch.column("prev")[0]
-            last_lsn = lsn[batch.n - 1]
-            select = _selection(batch, opts.filter)
-            if select is None or select:
-                chunks.append(_portable(format_batch(batch, opts.format, times,
-                                                     opts.relation_names, select)))
-                n += batch.n if select is None else len(select)
-        return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
+        # The range's output goes to a part file (text, or an Arrow IPC stream) that the main
+        # process copies into the sink: neither process holds a range's output in memory.
+        fd, part = tempfile.mkstemp(prefix="xlogtools-part-", dir=_WORKER_DIR)
+        writer = None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for batch in reader.batches():
+                    lsn = batch.column("lsn")
+                    if first_lsn is None:
+                        first_lsn, first_prev = lsn[0], batch.column("prev")[0]
+                    last_lsn = lsn[batch.n - 1]
+                    select = _selection(batch, opts.filter)
+                    if select is not None and not select:
+                        continue
+                    out = format_batch(batch, opts.format, times, opts.relation_names, select)
+                    n += batch.n if select is None else len(select)
+                    if isinstance(out, bytes):
+                        f.write(out)
+                        continue
+                    if writer is None:
+                        import pyarrow as pa
+
+                        writer = pa.ipc.new_stream(f, out.schema)
+                    writer.write_batch(out)
+                if writer is not None:
+                    writer.close()
+        except BaseException:
+            os.unlink(part)
+            raise
+        kind = "arrow-file" if opts.format == "parquet" else "text-file"
+        return _Part([(kind, part)], n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
     for rec in reader:
         if first_lsn is None:
             first_lsn, first_prev = int(rec.lsn), int(rec.prev)
@@ -264,6 +288,37 @@ def _portable(chunk: Any) -> Any:
     with pa.ipc.new_stream(sink, chunk.schema) as w:
         w.write_batch(chunk)
     return ("arrow", sink.getvalue().to_pybytes())
+
+
+def _write_part(sink: Sink, chunk: Any) -> None:
+    """Write a worker's chunk: text, IPC bytes, or a part file (removed once copied)."""
+    kind, payload = chunk
+    if kind not in ("text-file", "arrow-file"):
+        sink.write(_unportable(chunk))
+        return
+    try:
+        if kind == "text-file":
+            with open(payload, "rb") as f:
+                while True:
+                    piece = f.read(8 << 20)
+                    if not piece:
+                        break
+                    sink.write(_whole_lines(f, piece))
+        elif os.path.getsize(payload):
+            import pyarrow as pa
+
+            with pa.memory_map(payload) as m:
+                for batch in pa.ipc.open_stream(m):
+                    sink.write(batch)
+    finally:
+        os.unlink(payload)
+
+
+def _whole_lines(f: IO[bytes], piece: bytes) -> bytes:
+    """piece, read on to its last newline (a UTF-8 character is never cut in two)."""
+    if piece.endswith(b"\n"):
+        return piece
+    return piece + f.readline()
 
 
 def _unportable(chunk: Any) -> Any:
@@ -321,8 +376,9 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     n = 0
     prev_last: int | None = None
     try:
-        with ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
-                                 initargs=(times,)) as pool:
+        with tempfile.TemporaryDirectory(prefix="xlogtools-dump-") as part_dir, \
+                ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
+                                    initargs=(times, part_dir)) as pool:
             parts = _ordered(pool, args, ahead=opts.jobs + 1)
             try:
                 for i, part in enumerate(parts):
@@ -338,7 +394,7 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
                         return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
                                                 times=times)
                     for c in part.chunks:
-                        sink.write(_unportable(c))
+                        _write_part(sink, c)
                     n += part.records
                     if part.last_lsn is not None:
                         prev_last = part.last_lsn
