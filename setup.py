@@ -8,6 +8,7 @@ installs without them and the same work is done in Python (same results, slower)
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("xlogtools.parse._walscan", ["xlogtools/parse/_walscan.c"],
+                             include_dirs=["xlogtools/parse"], depends=["xlogtools/parse/walrec.h"],
                              optional=True, extra_compile_args=["-O2"]),
                    Extension("xlogtools.stream._syncpump", ["xlogtools/stream/_syncpump.c"],
                              optional=True, extra_compile_args=["-O2"])])

@@ -11,7 +11,9 @@ sequentially, which stops exactly where one process would).
 """
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 import time
 from collections import deque
 from concurrent.futures import ProcessPoolExecutor
@@ -26,7 +28,12 @@ from .filters import RecordFilter
 from .progress import Progress, wal_span
 from .rows import CommitTimes, commit_times
 from .walend import EndVerdict, classify_end
-from .writers import CHUNK_RECORDS, Sink, format_chunk
+from .writers import CHUNK_RECORDS, Sink, format_batch, format_chunk
+
+# jsonl, csv and parquet are made from the reader's batches (columns; export/columns.py);
+# False: from Record objects, one by one (the path that defines the output; tests compare)
+_BATCHES = True
+BATCH_FORMATS = ("jsonl", "csv", "parquet")
 
 
 @dataclass(frozen=True)
@@ -84,12 +91,16 @@ def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None)
     sink = Sink(opts.format, opts.output, stdout, opts.relation_names is not None)
     try:
         times = None
+        batches = _BATCHES and opts.format in BATCH_FORMATS and not opts.follow
         if opts.format in ("jsonl", "csv", "parquet") and not opts.follow:
             # commit_time of every record's transaction: a first pass over the same range
             # (a transaction's records come before its commit record)
-            times = commit_times(open_wal(list(paths) or None, start=opts.start, end=opts.end,
-                                          timeline=reader.timeline))
-        if opts.jobs > 1 and opts.limit is None and not opts.follow:
+            first = open_wal(list(paths) or None, start=opts.start, end=opts.end,
+                             timeline=reader.timeline)
+            times = _batch_commit_times(first) if batches else commit_times(first)
+        if batches and (opts.jobs <= 1 or opts.limit is not None):
+            result = _dump_batches(reader, opts, sink, times)
+        elif opts.jobs > 1 and opts.limit is None and not opts.follow:
             result = _dump_parallel(paths, reader, opts, sink, times)
         else:
             result = _dump_sequential(paths, reader, opts, sink, times=times)
@@ -141,6 +152,53 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
         progress.finish()
 
 
+def _batch_commit_times(reader: WalReader) -> Any:
+    """The commit times of the range, for the batch path (a columns.CommitIndex)."""
+    from .columns import commit_index
+
+    return commit_index(reader.batches())
+
+
+def _selection(batch: Any, flt: RecordFilter) -> list[int] | None:
+    """The indexes of the batch's records the filter keeps (None: all of them)."""
+    if not flt.active:
+        return None
+    from .columns import filter_mask
+    import pyarrow.compute as pc
+
+    return pc.indices_nonzero(filter_mask(batch, flt)).to_pylist()
+
+
+def _dump_batches(reader: WalReader, opts: DumpOptions, sink: Sink, times: Any,
+                  skip_first: bool = False, done: int = 0) -> DumpResult:
+    """_dump_sequential for the batch formats: the reader's batches, formatted by columns.
+    skip_first: leave out the first record read (written already); done: records written
+    before."""
+    lo, hi = wal_span(reader)
+    progress = Progress("dump", opts.progress, lo, hi)
+    n = done
+    try:
+        for batch in reader.batches():
+            select = _selection(batch, opts.filter)
+            if skip_first:
+                skip_first = False
+                select = [i for i in (range(batch.n) if select is None else select) if i]
+            count = batch.n if select is None else len(select)
+            if opts.limit is not None and n + count >= opts.limit:
+                select = list(select if select is not None else range(batch.n))[:opts.limit - n]
+                if select:
+                    sink.write(format_batch(batch, opts.format, times, opts.relation_names,
+                                            select))
+                return DumpResult(n + len(select), None)
+            if count:
+                sink.write(format_batch(batch, opts.format, times, opts.relation_names, select))
+                n += count
+            progress.update(int(batch.column("lsn")[batch.n - 1]), n)
+        return DumpResult(n, reader.end_of_wal)
+    finally:
+        progress.finish()
+
+
 # --- parallel --------------------------------------------------------------------------------
 
 @dataclass
@@ -154,11 +212,13 @@ class _Part:
 
 
 _WORKER_TIMES: CommitTimes | None = None  # set once per worker process (_init_worker)
+_WORKER_DIR: str | None = None  # where workers write their part files
 
 
-def _init_worker(times: CommitTimes | None) -> None:
-    global _WORKER_TIMES
+def _init_worker(times: CommitTimes | None, part_dir: str | None = None) -> None:
+    global _WORKER_TIMES, _WORKER_DIR
     _WORKER_TIMES = times
+    _WORKER_DIR = part_dir
 
 
 def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
@@ -170,6 +230,38 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     chunk: list[Record] = []
     n = 0
     first_lsn = first_prev = last_lsn = None
+    if _BATCHES and opts.format in BATCH_FORMATS:
+        # The range's output goes to a part file (text, or an Arrow IPC stream) that the main
+        # process copies into the sink: neither process holds a range's output in memory.
+        fd, part = tempfile.mkstemp(prefix="xlogtools-part-", dir=_WORKER_DIR)
+        writer = None
+        try:
+            with os.fdopen(fd, "wb") as f:
+                for batch in reader.batches():
+                    lsn = batch.column("lsn")
+                    if first_lsn is None:
+                        first_lsn, first_prev = lsn[0], batch.column("prev")[0]
+                    last_lsn = lsn[batch.n - 1]
+                    select = _selection(batch, opts.filter)
+                    if select is not None and not select:
+                        continue
+                    out = format_batch(batch, opts.format, times, opts.relation_names, select)
+                    n += batch.n if select is None else len(select)
+                    if isinstance(out, bytes):
+                        f.write(out)
+                        continue
+                    if writer is None:
+                        import pyarrow as pa
+
+                        writer = pa.ipc.new_stream(f, out.schema)
+                    writer.write_batch(out)
+                if writer is not None:
+                    writer.close()
+        except BaseException:
+            os.unlink(part)
+            raise
+        kind = "arrow-file" if opts.format == "parquet" else "text-file"
+        return _Part([(kind, part)], n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
     for rec in reader:
         if first_lsn is None:
             first_lsn, first_prev = int(rec.lsn), int(rec.prev)
@@ -187,23 +279,55 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
 
 
 def _portable(chunk: Any) -> Any:
-    """Arrow batches travel between processes as IPC bytes."""
-    if isinstance(chunk, str):
-        return chunk
+    """Arrow batches travel between processes as IPC bytes; text as it is (str or UTF-8)."""
+    if isinstance(chunk, (str, bytes)):
+        return ("text", chunk)
     import pyarrow as pa
 
     sink = pa.BufferOutputStream()
     with pa.ipc.new_stream(sink, chunk.schema) as w:
         w.write_batch(chunk)
-    return sink.getvalue().to_pybytes()
+    return ("arrow", sink.getvalue().to_pybytes())
+
+
+def _write_part(sink: Sink, chunk: Any) -> None:
+    """Write a worker's chunk: text, IPC bytes, or a part file (removed once copied)."""
+    kind, payload = chunk
+    if kind not in ("text-file", "arrow-file"):
+        sink.write(_unportable(chunk))
+        return
+    try:
+        if kind == "text-file":
+            with open(payload, "rb") as f:
+                while True:
+                    piece = f.read(8 << 20)
+                    if not piece:
+                        break
+                    sink.write(_whole_lines(f, piece))
+        elif os.path.getsize(payload):
+            import pyarrow as pa
+
+            with pa.memory_map(payload) as m:
+                for batch in pa.ipc.open_stream(m):
+                    sink.write(batch)
+    finally:
+        os.unlink(payload)
+
+
+def _whole_lines(f: IO[bytes], piece: bytes) -> bytes:
+    """piece, read on to its last newline (a UTF-8 character is never cut in two)."""
+    if piece.endswith(b"\n"):
+        return piece
+    return piece + f.readline()
 
 
 def _unportable(chunk: Any) -> Any:
-    if isinstance(chunk, bytes):
+    kind, payload = chunk
+    if kind == "arrow":
         import pyarrow as pa
 
-        return pa.ipc.open_stream(chunk).read_next_batch()
-    return chunk
+        return pa.ipc.open_stream(payload).read_next_batch()
+    return payload
 
 
 def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator[_Part]:
@@ -241,7 +365,10 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     per = max(1, min(8, nseg // (opts.jobs * 4) or 1))
     bounds = [first] + [s * seg_size for s in range(first // seg_size + per, last_seg + 1, per)]
     ranges = [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
+    batches = _BATCHES and opts.format in BATCH_FORMATS
     if len(ranges) < 2:
+        if batches:
+            return _dump_batches(reader, opts, sink, times)
         return _dump_sequential(paths, reader, opts, sink, times=times)
     wopts = replace(opts, progress=False)
     args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
@@ -249,8 +376,9 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     n = 0
     prev_last: int | None = None
     try:
-        with ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
-                                 initargs=(times,)) as pool:
+        with tempfile.TemporaryDirectory(prefix="xlogtools-dump-") as part_dir, \
+                ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
+                                    initargs=(times, part_dir)) as pool:
             parts = _ordered(pool, args, ahead=opts.jobs + 1)
             try:
                 for i, part in enumerate(parts):
@@ -260,10 +388,13 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
                         parts.close()
                         rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
                                         end=opts.end, timeline=reader.timeline)
+                        if batches:
+                            return _dump_batches(rest, opts, sink, times, skip_first=True,
+                                                 done=n)
                         return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
                                                 times=times)
                     for c in part.chunks:
-                        sink.write(_unportable(c))
+                        _write_part(sink, c)
                     n += part.records
                     if part.last_lsn is not None:
                         prev_last = part.last_lsn

@@ -192,6 +192,22 @@ def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
+def format_batch(batch: Any, fmt: str, times: rows.CommitTimes | None = None,
+                 names: rows.Names | None = None, select: Sequence[int] | None = None) -> Any:
+    """format_chunk() of a WalBatch's records (or of those `select` names), for jsonl, csv
+    and parquet: built from the batch's columns (export/columns.py), the same output."""
+    from .columns import Columns
+
+    cols = Columns(batch, times, names, select)
+    if fmt == "parquet":
+        return cols.record_batch(_schema(names is not None))
+    if fmt == "jsonl":
+        return cols.jsonl()
+    if fmt == "csv":
+        return cols.csv()
+    raise ValueError(fmt)
+
+
 class Sink:
     """Where formatted chunks go, in order; close() leaves a complete file (a valid Parquet
     file even when reading stopped at damage)."""
@@ -241,6 +257,13 @@ class Sink:
                     self._flush()
         elif chunk:
             assert self._text is not None
+            if isinstance(chunk, bytes):  # UTF-8 text of the batch path (export/columns.py)
+                raw = getattr(self._text, "buffer", None)
+                if raw is not None:
+                    self._text.flush()
+                    raw.write(chunk)
+                    return
+                chunk = chunk.decode("utf-8")
             self._text.write(chunk)
 
     def write_text(self, text: str) -> None:

@@ -15,16 +15,17 @@ from typing import Iterator
 
 from ..lsn import Lsn
 from . import layout as L
+from .batch import PyBuilder, Run, WalBatch
 from .record import BlockRef, DecodeError, Record, decode_fragments
 from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
 from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
 
 try:  # the C walk of ordinary records (setup.py builds it when a compiler is there)
-    from ._walscan import crc32c as _c_crc32c, scan as _cscan
+    from ._walscan import Builder as _CBuilder, crc32c as _c_crc32c, scan as _cscan
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
-    _cscan = _c_crc32c = None
+    _cscan = _c_crc32c = _CBuilder = None
 if os.environ.get("XLOGTOOLS_NO_C"):
-    _cscan = _c_crc32c = None
+    _cscan = _c_crc32c = _CBuilder = None
 if _c_crc32c is not None:
     crc32c = _c_crc32c  # the same CRC-32C (hardware when the CPU has it), without importing
 else:                   # the crc32c package (which reads package metadata at import)
@@ -430,6 +431,96 @@ class WalReader:
         self.records_read += n
         self.resume_lsn = Lsn(nxt)
         return n
+
+    def batches(self, max_records: int = 20000, max_arena: int = 64 << 20) -> Iterator[WalBatch]:
+        """The records as WalBatches (parse/batch.py) of at most max_records records (and
+        about max_arena bytes of record data): the same records, in the same order, with the
+        same checks and end as iterating, and records_read, last_record_lsn, end_of_wal and
+        resume_lsn set as iterating and scan() set them. Like scan(), ordinary records are
+        decoded by the C extension into the columns; each record it stops before is read by
+        _read() and appended from its Record."""
+        major = self._major
+        if _CBuilder is None or not self.verify_crc or _cscan is None:
+            yield from self._batches_py(max_records, max_arena)
+            return
+        try:
+            nxt = self._find_first(self.start)
+        except _Stop as stop:
+            self._finish(stop, Lsn(self.start))
+            return
+        builder = _CBuilder()
+        runs: list[Run] = []
+        start = int(self.start)
+        until = self.until if self.until is not None else (1 << 64) - 1
+        end = int(self.end) if self.end is not None else (1 << 64) - 1
+        magic = L.MAJOR_TO_PAGE_MAGIC.get(major, 0)
+        rand = self.prev_lsn is None
+        prev = self.prev_lsn or 0
+        seg_size = self.seg_size
+        blcksz = self.blcksz
+
+        def run(tli: int, segment: str) -> None:
+            if not runs or runs[-1].timeline != tli or runs[-1].segment != segment:
+                runs.append(Run(len(builder), tli, segment))
+
+        def take() -> WalBatch:
+            batch = WalBatch(len(builder), self._major, blcksz, builder.take(), list(runs))
+            runs.clear()
+            return batch
+
+        while True:
+            if not rand and self._seg is not None and self._segno == nxt // seg_size:
+                seg_base = self._segno * seg_size
+                run(self._tli, self._seg.name)
+                before = prev
+                got, nxt, prev, self._latest_page, self._latest_tli = builder.decode(
+                    self._buf, seg_base, nxt, prev, start, min(until, self._tli_hi), end,
+                    max(self._latest_page, 0), self._latest_tli, blcksz, seg_size,
+                    magic, self.sysid, self._major, _RM_MAX_BUILTIN, max_records, max_arena)
+                if prev != before:
+                    self.last_record_lsn = Lsn(prev)
+                self.records_read += got
+                if runs and runs[-1].first == len(builder):
+                    runs.pop()  # nothing appended in this run
+                if len(builder) >= max_records or builder.arena_size >= max_arena:
+                    yield take()
+                    continue
+            if nxt >= until:
+                self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
+                                   f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
+                break
+            rec = self._step(nxt, prev, rand)
+            if isinstance(rec, int):
+                nxt = rec
+                continue
+            if rec is None:
+                break
+            nxt, prev, rand = int(rec.end), int(rec.lsn), False
+            self.last_record_lsn = rec.lsn
+            if prev >= start:
+                run(rec.timeline, rec.segment)
+                builder.add(rec.data, prev, nxt, rec.pg_major, rec.block_size)
+                self.records_read += 1
+                if len(builder) >= max_records or builder.arena_size >= max_arena:
+                    yield take()
+        self.resume_lsn = Lsn(nxt)
+        if len(builder):
+            yield take()
+
+    def _batches_py(self, max_records: int, max_arena: int) -> Iterator[WalBatch]:
+        """batches() from the records of iteration (no C extension): the same batches."""
+        builder = PyBuilder()
+        runs: list[Run] = []
+        for rec in self:
+            self.resume_lsn = rec.end
+            if not runs or runs[-1].timeline != rec.timeline or runs[-1].segment != rec.segment:
+                runs.append(Run(len(builder), rec.timeline, rec.segment))
+            builder.add_record(rec)
+            if len(builder) >= max_records or builder.arena_size >= max_arena:
+                yield WalBatch(len(builder), self._major, self.blcksz, builder.take(), runs)
+                runs = []
+        if len(builder):
+            yield WalBatch(len(builder), self._major, self.blcksz, builder.take(), runs)
 
     def _step(self, nxt: int, prev: int, rand: bool) -> Record | int | None:
         """The record at nxt, read by _read(); or the LSN to read from instead (the page that
