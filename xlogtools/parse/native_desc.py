@@ -1,0 +1,107 @@
+"""pg_waldump's record types, descriptions and lines made in C for a batch of records
+(the optional extension `xlogtools.parse._waldesc`), with the Python describer for the records
+the C code leaves alone.
+
+The C code covers the resource managers of nearly every record of real WAL (XLOG, Transaction,
+Storage, CLOG, Database, RelMap, Standby, Heap2, Heap, Btree, Sequence, custom rmgrs); any
+other record, and any record whose payload does not add up, is a "fallback": the C leaves its
+slot empty and `parse.rmgr.describe` fills it.  The texts are those of parse/rmgr (the
+differential tests in tests/test_native_desc.py keep them equal).
+
+    >>> from xlogtools.parse.native_desc import AVAILABLE, describe_records
+    >>> describe_records(records, bkp_details=False)   # doctest: +SKIP
+    'rmgr: Heap        len (rec/tot): ...\\n'
+
+Records go to C as an arena: the records' bytes one after another, `rec_offsets` (uint64 each)
+saying where each starts.  Without the extension, or with XLOGTOOLS_NO_C=1, AVAILABLE is False
+and `describe_records` is export.waldump.format_records.
+"""
+from __future__ import annotations
+
+import os
+from array import array
+from itertools import accumulate
+from typing import Any, Sequence
+
+from .record import Record
+
+try:
+    from . import _waldesc as _c
+except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
+    _c = None
+if os.environ.get("XLOGTOOLS_NO_C"):
+    _c = None
+
+AVAILABLE = _c is not None
+
+__all__ = ["AVAILABLE", "arena", "describe_batch", "describe_records", "identify_batch",
+           "waldump_lines"]
+
+
+def arena(records: Sequence[Record]) -> tuple[bytes, bytes]:
+    """(arena, rec_offsets) of the records: their bytes joined, and where each starts."""
+    datas = [r.data for r in records]
+    offsets = array("Q", [0])
+    offsets.extend(accumulate(map(len, datas)))
+    offsets.pop()
+    if offsets.itemsize != 8 or array("H", [1]).tobytes() != b"\x01\x00":  # pragma: no cover
+        raise RuntimeError("the arena needs a little-endian uint64 array")
+    return b"".join(datas), offsets.tobytes()
+
+
+def describe_batch(arena: Any, rec_offsets: Any, n: int, major: int, blcksz: int
+                   ) -> tuple[bytes, bytes, bytes]:
+    """(desc_offsets: n + 1 int32, desc_data: UTF-8, fallback: n uint8; 1 = left to Python)."""
+    assert _c is not None
+    return _c.describe_batch(arena, rec_offsets, n, major, blcksz)  # type: ignore[no-any-return]
+
+
+def identify_batch(arena: Any, rec_offsets: Any, n: int, major: int
+                   ) -> tuple[bytes, bytes, bytes]:
+    """The record type texts (record_type(): 'INSERT+INIT', 'UNKNOWN (30)'), same layout."""
+    assert _c is not None
+    return _c.identify_batch(arena, rec_offsets, n, major)  # type: ignore[no-any-return]
+
+
+def waldump_lines(arena: Any, rec_offsets: Any, lsns: Any, n: int, major: int, blcksz: int,
+                  bkp_details: bool, desc_offsets: Any, desc_data: Any) -> bytes:
+    """pg_waldump's lines of the records (each ended by a newline), with the given final
+    descriptions; `lsns`: n uint64 record start LSNs."""
+    assert _c is not None
+    return _c.waldump_lines(arena, rec_offsets, lsns, n, major, blcksz,  # type: ignore[no-any-return]
+                            bkp_details, desc_offsets, desc_data)
+
+
+def describe_texts(records: Sequence[Record], arena_: bytes, rec_offsets: bytes,
+                   major: int, blcksz: int) -> tuple[bytes, bytes, int]:
+    """describe_batch with the fallbacks filled by the Python describer:
+    (desc_offsets, desc_data, number of fallbacks)."""
+    from .rmgr import describe
+
+    assert _c is not None
+    n = len(records)
+    offs, data, fallback = _c.describe_batch(arena_, rec_offsets, n, major, blcksz)
+    if fallback.count(1) == 0:
+        return offs, data, 0
+    idx = [i for i, f in enumerate(fallback) if f]
+    texts = [describe(records[i]).encode("utf-8", "surrogateescape") for i in idx]
+    offs, data = _c.splice(offs, data, n, idx, texts)
+    return offs, data, len(idx)
+
+
+def describe_records(records: Sequence[Record], bkp_details: bool = False) -> str:
+    """export.waldump.format_records(records, bkp_details), made in C but for the fallbacks."""
+    if not records:
+        return ""
+    first = records[0]
+    major, blcksz = first.pg_major, first.block_size
+    if _c is None or any(r.pg_major != major or r.block_size != blcksz for r in records):
+        from ..export.waldump import format_records
+
+        return format_records(records, bkp_details)
+    arena_, rec_offsets = arena(records)
+    offs, data, _ = describe_texts(records, arena_, rec_offsets, major, blcksz)
+    lsns = array("Q", [r.lsn for r in records]).tobytes()
+    out = _c.waldump_lines(arena_, rec_offsets, lsns, len(records), major, blcksz, bkp_details,
+                           offs, data)
+    return out.decode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
