@@ -1713,7 +1713,7 @@ static PyObject *describe_batch(PyObject *self, PyObject *args) {
     Out o = {0};
     int32_t *offsets = malloc(4 * ((size_t)n + 1));
     uint8_t *fallback = malloc((size_t)n + 1);
-    if (offsets != NULL && fallback != NULL) {
+    if (offsets != NULL && fallback != NULL && out_reserve(&o, 64 * (size_t)n + 64) == 0) {
         Py_BEGIN_ALLOW_THREADS
         TsCache tc = {0};
         WalRec r;
@@ -1805,6 +1805,11 @@ static PyObject *waldump_lines(PyObject *self, PyObject *args) {
         goto done;
     if ((size_t)lsns.len < 8 * (size_t)n || (size_t)doffs.len < 4 * ((size_t)n + 1)) {
         PyErr_SetString(PyExc_ValueError, "lsns or desc_offsets shorter than n records");
+        goto done;
+    }
+    /* a line is about 160 bytes and its description; -b lines add about 80 per block */
+    if (out_reserve(&o, (size_t)ddata.len + (size_t)n * (bkp ? 240 : 180) + 64)) {
+        PyErr_NoMemory();
         goto done;
     }
     Py_BEGIN_ALLOW_THREADS
