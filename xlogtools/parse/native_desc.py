@@ -19,8 +19,10 @@ and `describe_records` is export.waldump.format_records.
 from __future__ import annotations
 
 import os
+import sys
 from array import array
 from itertools import accumulate
+from operator import attrgetter
 from typing import Any, Sequence
 
 from .record import Record
@@ -32,20 +34,25 @@ except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test run
 if os.environ.get("XLOGTOOLS_NO_C"):
     _c = None
 
+if array("Q").itemsize != 8 or sys.byteorder != "little":  # pragma: no cover
+    _c = None  # the arenas' offsets and LSNs are made as little-endian uint64 arrays
+
 AVAILABLE = _c is not None
 
 __all__ = ["AVAILABLE", "arena", "describe_batch", "describe_records", "identify_batch",
            "waldump_lines"]
 
 
+# map() with attrgetter: about half the time of a generator over the records
+_data, _lsn = attrgetter("data"), attrgetter("lsn")
+_major, _block_size = attrgetter("pg_major"), attrgetter("block_size")
+
+
 def arena(records: Sequence[Record]) -> tuple[bytes, bytes]:
     """(arena, rec_offsets) of the records: their bytes joined, and where each starts."""
-    datas = [r.data for r in records]
-    offsets = array("Q", [0])
-    offsets.extend(accumulate(map(len, datas)))
+    datas = list(map(_data, records))
+    offsets = array("Q", accumulate(map(len, datas), initial=0))
     offsets.pop()
-    if offsets.itemsize != 8 or array("H", [1]).tobytes() != b"\x01\x00":  # pragma: no cover
-        raise RuntimeError("the arena needs a little-endian uint64 array")
     return b"".join(datas), offsets.tobytes()
 
 
@@ -95,13 +102,14 @@ def describe_records(records: Sequence[Record], bkp_details: bool = False) -> st
         return ""
     first = records[0]
     major, blcksz = first.pg_major, first.block_size
-    if _c is None or any(r.pg_major != major or r.block_size != blcksz for r in records):
+    if (_c is None or len(set(map(_major, records))) != 1
+            or len(set(map(_block_size, records))) != 1):
         from ..export.waldump import format_records
 
         return format_records(records, bkp_details)
     arena_, rec_offsets = arena(records)
     offs, data, _ = describe_texts(records, arena_, rec_offsets, major, blcksz)
-    lsns = array("Q", [r.lsn for r in records]).tobytes()
+    lsns = array("Q", map(_lsn, records)).tobytes()
     out = _c.waldump_lines(arena_, rec_offsets, lsns, len(records), major, blcksz, bkp_details,
                            offs, data)
     return out.decode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
