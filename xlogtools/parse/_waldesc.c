@@ -1177,10 +1177,12 @@ static void put_xact_subxacts(Out *o, const Ctx *c, uint32_t off, int32_t n) {
     }
 }
 
-static void put_xact_stats(Out *o, const Ctx *c, uint32_t off, int32_t n) {
+static void put_xact_stats(Out *o, const Ctx *c, const char *label, uint32_t off, int32_t n) {
     if (n <= 0)
         return;
-    PUTS(o, "; dropped stats:");
+    PUTS(o, "; ");
+    put_str(o, label);
+    PUTS(o, "dropped stats:");
     int size = c->major >= 18 ? 16 : 12;
     for (int32_t i = 0; i < n; i++) {
         uint64_t p = off + (uint64_t)size * (uint64_t)i;
@@ -1205,6 +1207,83 @@ static int put_xact_origin(Out *o, const Ctx *c, TsCache *tc, const XactParsed *
     return put_timestamptz(o, tc, p->origin_timestamp);
 }
 
+static inline uint64_t maxalign(uint64_t n) { return (n + 7) & ~(uint64_t)7; }
+
+/* an array of n items of `size` at pos (checked), then pos past it MAXALIGNed */
+#define ALIGNED(pos, n, size, off) do {                                  \
+        if ((n) < 0) return FALLBACK;                                    \
+        (off) = (pos);                                                   \
+        NEED((uint64_t)(off) + (uint64_t)(size) * (uint64_t)(n));        \
+        (pos) = (off) + maxalign((uint64_t)(size) * (uint64_t)(n));      \
+    } while (0)
+
+/* _desc_prepare() of parse_prepare(): xl_xact_prepare, then MAXALIGNed arrays */
+static int desc_prepare(Out *o, const Ctx *c, TsCache *tc) {
+    int major = c->major;
+    int32_t nsub, ncommit, nabort, ncstats = 0, nastats = 0, nmsgs;
+    int initfileinval;
+    uint16_t gidlen;
+    uint64_t origin_lsn, pos;
+    int64_t origin_ts;
+    if (major >= 15) {
+        NEED(72);
+        ncstats = MI32(40);
+        nastats = MI32(44);
+        nmsgs = MI32(48);
+        initfileinval = M8(52) != 0;
+        gidlen = M16(54);
+        origin_lsn = rd_u64(c->m, 56);
+        origin_ts = rd_i64(c->m, 64);
+        pos = 72;
+    } else {
+        NEED(64);
+        nmsgs = MI32(40);
+        initfileinval = M8(44) != 0;
+        gidlen = M16(46);
+        origin_lsn = rd_u64(c->m, 48);
+        origin_ts = rd_i64(c->m, 56);
+        pos = 64;
+    }
+    nsub = MI32(28);
+    ncommit = MI32(32);
+    nabort = MI32(36);
+    uint64_t gid = pos, sub, crels, arels, cstats, astats;
+    NEED(gid + gidlen);
+    const uint8_t *z = memchr(c->m + gid, 0, gidlen);
+    size_t gid_len = z ? (size_t)(z - (c->m + gid)) : gidlen;
+    pos += maxalign(gidlen);
+    int ssize = major >= 18 ? 16 : 12;
+    ALIGNED(pos, nsub, 4, sub);
+    ALIGNED(pos, ncommit, 12, crels);
+    ALIGNED(pos, nabort, 12, arels);
+    ALIGNED(pos, ncstats, ssize, cstats);
+    ALIGNED(pos, nastats, ssize, astats);
+    NEED_INVALS(pos, nmsgs);
+    PUTS(o, "gid ");
+    if (put_ascii(o, c->m + gid, gid_len))
+        return FALLBACK;
+    PUTS(o, ": ");
+    if (put_timestamptz(o, tc, rd_i64(c->m, 16)))
+        return FALLBACK;
+    put_xact_rels(o, c, "rels(commit)", (uint32_t)crels, ncommit);
+    put_xact_rels(o, c, "rels(abort)", (uint32_t)arels, nabort);
+    if (major >= 15) {
+        put_xact_stats(o, c, "commit ", (uint32_t)cstats, ncstats);
+        put_xact_stats(o, c, "abort ", (uint32_t)astats, nastats);
+    }
+    put_xact_subxacts(o, c, (uint32_t)sub, nsub);
+    put_invalidations(o, c->m, pos, nmsgs, M32(12), 0, initfileinval, major);
+    if (major >= 15 && c->r->origin != 0) {
+        XactParsed p;
+        memset(&p, 0, sizeof p);
+        p.origin_lsn = origin_lsn;
+        p.origin_timestamp = origin_ts;
+        if (put_xact_origin(o, c, tc, &p))
+            return FALLBACK;
+    }
+    return 0;
+}
+
 static int desc_xact(Out *o, const Ctx *c, TsCache *tc) {
     uint8_t op = c->r->info & 0x70;
     XactParsed p;
@@ -1222,7 +1301,7 @@ static int desc_xact(Out *o, const Ctx *c, TsCache *tc) {
         put_xact_rels(o, c, "rels", p.rels_off, p.nrels);
         put_xact_subxacts(o, c, p.subxacts_off, p.nsubxacts);
         if (c->major >= 15)
-            put_xact_stats(o, c, p.stats_off, p.nstats);
+            put_xact_stats(o, c, "", p.stats_off, p.nstats);
         put_invalidations(o, c->m, p.msgs_off, p.nmsgs, p.db_id, p.ts_id,
                           (p.xinfo & COMPLETION_UPDATE_RELCACHE_FILE) != 0, c->major);
         if (c->major >= 15 && (p.xinfo & COMPLETION_APPLY_FEEDBACK))
@@ -1247,7 +1326,7 @@ static int desc_xact(Out *o, const Ctx *c, TsCache *tc) {
         if (c->major >= 14 && (p.xinfo & XINFO_HAS_ORIGIN) && put_xact_origin(o, c, tc, &p))
             return FALLBACK;
         if (c->major >= 15)
-            put_xact_stats(o, c, p.stats_off, p.nstats);
+            put_xact_stats(o, c, "", p.stats_off, p.nstats);
         return 0;
     case 0x50: {  /* ASSIGNMENT: xtop, nsubxacts, xsub[] */
         NEED(8);
@@ -1273,8 +1352,8 @@ static int desc_xact(Out *o, const Ctx *c, TsCache *tc) {
             put_invalidations(o, c->m, 4, nmsgs, 0, 0, 0, c->major);
         }
         return 0;
-    case 0x10:  /* PREPARE: left to Python */
-        return FALLBACK;
+    case 0x10:
+        return desc_prepare(o, c, tc);
     }
     return 0;
 }
@@ -1987,6 +2066,71 @@ static int desc_gin(Out *o, const Ctx *c) {
 }
 
 /* ---------------------------------------------------------------------------------------- */
+/* Tablespace, ReplicationOrigin, LogicalMessage (tblspc.py, replorigin.py, logicalmsg.py)    */
+
+static int desc_tblspc(Out *o, const Ctx *c) {
+    uint8_t info = c->r->info & 0xF0;
+    uint32_t len;
+    if (info == 0x00) {  /* CREATE: ts_id, ts_path (NUL-terminated) */
+        NEED(4);
+        put_u64(o, M32(0));
+        PUTS(o, " \"");
+        if (put_cstring(o, c, 4, &len))
+            return FALLBACK;
+        put_ch(o, '"');
+    } else if (info == 0x10) {
+        NEED(4);
+        put_u64(o, M32(0));
+    }
+    return 0;
+}
+
+static int desc_replorigin(Out *o, const Ctx *c) {
+    uint8_t info = c->r->info & 0xF0;
+    if (info == 0x00) {  /* SET: remote_lsn 0, node_id 8, force 10 */
+        NEED(11);
+        PUTS(o, "set "); put_u64(o, M16(8));
+        PUTS(o, "; lsn "); put_lsn(o, rd_u64(c->m, 0));
+        PUTS(o, "; force: "); put_u64(o, M8(10));
+    } else if (info == 0x10) {
+        NEED(2);
+        PUTS(o, "drop "); put_u64(o, M16(0));
+    }
+    return 0;
+}
+
+static int desc_logicalmsg(Out *o, const Ctx *c) {
+    if ((c->r->info & 0xF0) != 0x00)
+        return 0;
+    /* dbId 0, transactional 4, prefix_size 8, message_size 16, message 24 */
+    NEED(24);
+    int transactional = M8(4) != 0;
+    uint64_t prefix_size = rd_u64(c->m, 8), message_size = rd_u64(c->m, 16);
+    if (c->major < 14) {
+        if (transactional) PUTS(o, "transactional"); else PUTS(o, "nontransactional");
+        PUTS(o, " message size "); put_u64(o, message_size);
+        PUTS(o, " bytes");
+        return 0;
+    }
+    if (prefix_size > c->mlen - 24 || message_size > c->mlen - 24 - prefix_size)
+        return FALLBACK;
+    uint64_t off = 24 + prefix_size;
+    if (transactional) PUTS(o, "transactional"); else PUTS(o, "non-transactional");
+    PUTS(o, ", prefix \"");
+    uint32_t len;
+    if (put_cstring(o, c, 24, &len))
+        return FALLBACK;
+    PUTS(o, "\"; payload (");
+    put_u64(o, message_size);
+    PUTS(o, " bytes): ");
+    for (uint64_t i = 0; i < message_size; i++) {
+        if (i) put_ch(o, ' ');
+        put_hex(o, c->m[off + i], 2);
+    }
+    return 0;
+}
+
+/* ---------------------------------------------------------------------------------------- */
 /* dispatch                                                                                 */
 
 /* rm_desc of the record, or FALLBACK (the output then holds a partial text to drop) */
@@ -2010,7 +2154,10 @@ static int describe_one(Out *o, const Ctx *c, TsCache *tc) {
     case 16: return desc_spgist(o, c);
     case 17: return desc_brin(o, c);
     case 18: return desc_committs(o, c);
+    case 5: return desc_tblspc(o, c);
+    case 19: return desc_replorigin(o, c);
     case 20: return desc_generic(o, c);
+    case 21: return desc_logicalmsg(o, c);
     }
     if (c->r->rmid > 21) {  /* custom (and unknown) resource managers: "rmid: N" */
         PUTS(o, "rmid: ");
