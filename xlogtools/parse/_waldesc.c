@@ -3,11 +3,11 @@
  * of records (issue 11).
  *
  * The C twin of the parse/rmgr modules (identify, describe) and export/waldump.py (format_records):
- * the same texts, field for field, for the resource managers that make up nearly all records
- * of real workloads (XLOG, Transaction, Storage, CLOG, Database, RelMap, Standby, Heap2, Heap,
- * Btree, Sequence; custom rmgrs).  Everything else, and any record whose payload does not add
- * up (a struct shorter than what is read, a count running past the data, a negative count, a
- * string that is not plain ASCII), is left to the Python describer: the record is marked
+ * the same texts, field for field, for every resource manager (the hot ones first: Heap,
+ * Heap2, Btree, Transaction, XLOG, Standby, ...; custom rmgrs).  Two rare record shapes (Gin's
+ * recompressed data-leaf segments, 13's CommitTs SETTS), and any record whose payload does not
+ * add up (a struct shorter than what is read, a count running past the data, a negative count,
+ * a string that is not plain ASCII), are left to the Python describer: the record is marked
  * "fallback" and its slot stays empty.  So this code never reads past a record, and the Python
  * code keeps the one definition of what an inconsistent record prints.
  *

@@ -2,10 +2,10 @@
 (the optional extension `xlogtools.parse._waldesc`), with the Python describer for the records
 the C code leaves alone.
 
-The C code covers the resource managers of nearly every record of real WAL (XLOG, Transaction,
-Storage, CLOG, Database, RelMap, Standby, Heap2, Heap, Btree, Sequence, custom rmgrs); any
-other record, and any record whose payload does not add up, is a "fallback": the C leaves its
-slot empty and `parse.rmgr.describe` fills it.  The texts are those of parse/rmgr (the
+The C code covers every built-in resource manager and the custom ones but for two record
+shapes (Gin's recompressed data-leaf segments, 13's CommitTs SETTS); those, and any record
+whose payload does not add up, are "fallbacks": the C leaves their slot empty and
+`parse.rmgr.describe` fills it.  The texts are those of parse/rmgr (the
 differential tests in tests/test_native_desc.py keep them equal).
 
     >>> from xlogtools.parse.native_desc import AVAILABLE, describe_records
