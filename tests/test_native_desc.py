@@ -103,8 +103,7 @@ def test_fixture_records_described_as_python_does(major: int, tmp_path: Path) ->
     records = fixture_records(major, tmp_path)
     diffs, fell_back = differences(records)
     assert not diffs, "\n".join(diffs[:20])
-    # real WAL leaves nothing to Python (13's CommitTs SETTS and Gin's recompressed data-leaf
-    # segments would be, but the workload writes none)
+    # real WAL leaves nothing to Python
     assert not fell_back, fell_back
 
 

@@ -4,10 +4,9 @@
  *
  * The C twin of the parse/rmgr modules (identify, describe) and export/waldump.py (format_records):
  * the same texts, field for field, for every resource manager (the hot ones first: Heap,
- * Heap2, Btree, Transaction, XLOG, Standby, ...; custom rmgrs).  Two rare record shapes (Gin's
- * recompressed data-leaf segments, 13's CommitTs SETTS), and any record whose payload does not
- * add up (a struct shorter than what is read, a count running past the data, a negative count,
- * a string that is not plain ASCII), are left to the Python describer: the record is marked
+ * Heap2, Btree, Transaction, XLOG, Standby, ...; custom rmgrs).  Any record whose payload does
+ * not add up (a struct shorter than what is read, a count running past the data, a negative
+ * count, a string that is not plain ASCII) is left to the Python describer: the record is marked
  * "fallback" and its slot stays empty.  So this code never reads past a record, and the Python
  * code keeps the one definition of what an inconsistent record prints.
  *
@@ -159,6 +158,7 @@ typedef struct {
     const uint8_t *m;       /* main data */
     uint32_t mlen;
     int major;
+    struct TsCache *tc;     /* the batch's timestamp texts */
 } Ctx;
 
 static inline uint8_t rd_u8(const uint8_t *p, uint64_t off) { return p[off]; }
@@ -300,7 +300,7 @@ static void put_invalidations(Out *o, const uint8_t *p, uint64_t off, int32_t nm
 /* timestamptz_to_str(): local time of the process with its '%Z' zone, as Python's
    time.localtime/strftime give it (both go through the C library's localtime_r).  The commits
    of a stretch of WAL share their second: the text of the last second is kept (per batch). */
-typedef struct {
+typedef struct TsCache {
     int valid;
     int64_t secs;
     char stamp[64];
@@ -1679,8 +1679,18 @@ static int desc_committs(Out *o, const Ctx *c) {
         put_u64(o, M32(wide ? 8 : 4));
         return 0;
     }
-    if (info == 0x20 && c->major <= 13)  /* SETTS: left to Python */
-        return FALLBACK;
+    if (info == 0x20 && c->major <= 13) {  /* SETTS: timestamp 0, nodeid 8, mainxid 12, subxids */
+        NEED(16);
+        PUTS(o, "set ");
+        if (put_timestamptz(o, c->tc, rd_i64(c->m, 0)))
+            return FALLBACK;
+        put_ch(o, '/'); put_u64(o, M16(8));
+        PUTS(o, " for: "); put_u64(o, M32(12));
+        for (uint64_t p = 16; p + 4 <= c->mlen; p += 4) {
+            PUTS(o, ", ");
+            put_u64(o, M32(p));
+        }
+    }
     return 0;
 }
 
@@ -2010,6 +2020,59 @@ static int put_gin_image_note(Out *o, const Ctx *c) {
     return 0;
 }
 
+/* desc_recompress_leaf(): ginxlogRecompressDataLeaf at the start of block 0's data (nactions,
+   then per action segno, action and its payload); FALLBACK where a read would leave the data */
+static int put_gin_recompress_leaf(Out *o, const Ctx *c) {
+    const uint8_t *b;
+    uint32_t bl;
+    block0_data(c, &b, &bl);
+    if (bl < 2)
+        return FALLBACK;
+    uint16_t nactions = rd_u16(b, 0);
+    put_ch(o, ' ');
+    put_u64(o, nactions);
+    PUTS(o, " segments:");
+    uint64_t pos = 2;
+    for (uint32_t i = 0; i < nactions; i++) {
+        if (pos + 2 > bl)
+            return FALLBACK;
+        uint8_t segno = b[pos], action = b[pos + 1];
+        pos += 2;
+        uint32_t nitems = 0;
+        if (action == 2 || action == 3) {  /* INSERT, REPLACE: a GinPostingList */
+            if (pos + 8 > bl)
+                return FALLBACK;
+            uint64_t nbytes = rd_u16(b, pos + 6);
+            pos += (8 + ((nbytes + 1) & ~(uint64_t)1) + 1) & ~(uint64_t)1;
+        }
+        if (action == 4) {  /* ADDITEMS */
+            if (pos + 2 > bl)
+                return FALLBACK;
+            nitems = rd_u16(b, pos);
+            pos += 2 + 6 * (uint64_t)nitems;
+        }
+        put_ch(o, ' ');
+        put_u64(o, segno);
+        if (action == 4) {
+            PUTS(o, " (add ");
+            put_u64(o, nitems);
+            PUTS(o, " items)");
+        } else if (action == 1) {
+            PUTS(o, " (delete)");
+        } else if (action == 2) {
+            PUTS(o, " (insert)");
+        } else if (action == 3) {
+            PUTS(o, " (replace)");
+        } else {
+            PUTS(o, " unknown action ");
+            put_u64(o, action);
+            PUTS(o, " ???");
+            break;
+        }
+    }
+    return 0;
+}
+
 static int desc_gin(Out *o, const Ctx *c) {
     uint8_t info = c->r->info & 0xF0;
     switch (info) {
@@ -2025,9 +2088,7 @@ static int desc_gin(Out *o, const Ctx *c) {
         uint32_t bl = 0;
         if (!image) {
             block0_data(c, &b, &bl);
-            if (isdata && isleaf)
-                return FALLBACK;  /* the recompressed segments: left to Python */
-            if (bl < (isdata ? 12u : 3u))
+            if (!(isdata && isleaf) && bl < (isdata ? 12u : 3u))
                 return FALLBACK;
         }
         PUTS(o, "isdata: "); put_tf(o, isdata);
@@ -2038,6 +2099,8 @@ static int desc_gin(Out *o, const Ctx *c) {
         }
         if (image) {
             put_gin_image_note(o, c);
+        } else if (isdata && isleaf) {
+            return put_gin_recompress_leaf(o, c);
         } else if (!isdata) {  /* ginxlogInsertEntry: offset, isDelete, tuple */
             PUTS(o, " isdelete: "); put_tf(o, b[2]);
         } else {  /* ginxlogInsertDataInternal: offset, PostingItem {child, key} */
@@ -2055,8 +2118,10 @@ static int desc_gin(Out *o, const Ctx *c) {
         PUTS(o, " isleaf: "); put_tf(o, flags & 2);
         return 0;
     }
-    case 0x90:  /* VACUUM_DATA_LEAF_PAGE: an image, or recompressed segments (Python's) */
-        return put_gin_image_note(o, c) ? FALLBACK : 0;
+    case 0x90:  /* VACUUM_DATA_LEAF_PAGE: an image, or the recompressed segments */
+        if (put_gin_image_note(o, c))
+            return put_gin_recompress_leaf(o, c);
+        return 0;
     case 0x80:  /* DELETE_LISTPAGE: GinMetaPageData (56), ndeleted */
         NEED(60);
         PUTS(o, "ndeleted: "); put_i64(o, MI32(56));
@@ -2326,7 +2391,7 @@ static PyObject *describe_batch(PyObject *self, PyObject *args) {
             int fb = 1;
             if (d != NULL && major >= 13 && major <= 18
                     && walrec_decode(d, len, major, blcksz, &r) == WALREC_OK) {
-                Ctx c = {d, &r, d + r.main_off, r.main_len, major};
+                Ctx c = {d, &r, d + r.main_off, r.main_len, major, &tc};
                 fb = describe_one(&o, &c, &tc);
             }
             if (fb)

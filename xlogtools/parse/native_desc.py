@@ -2,10 +2,10 @@
 (the optional extension `xlogtools.parse._waldesc`), with the Python describer for the records
 the C code leaves alone.
 
-The C code covers every built-in resource manager and the custom ones but for two record
-shapes (Gin's recompressed data-leaf segments, 13's CommitTs SETTS); those, and any record
-whose payload does not add up, are "fallbacks": the C leaves their slot empty and
-`parse.rmgr.describe` fills it.  The texts are those of parse/rmgr (the
+The C code covers every built-in resource manager and the custom ones; a record whose payload
+does not add up (a struct shorter than what is read, a count running past the data, a string
+that is not plain ASCII) is a "fallback": the C leaves its slot empty and `parse.rmgr.describe`
+fills it (with its `<N of M past the end of the record>` texts).  The texts are those of parse/rmgr (the
 differential tests in tests/test_native_desc.py keep them equal).
 
     >>> from xlogtools.parse.native_desc import AVAILABLE, describe_records
