@@ -11,7 +11,10 @@ from setuptools import Extension, setup
 setup(ext_modules=[Extension("xlogtools.parse._walscan", ["xlogtools/parse/_walscan.c"],
                              optional=True, extra_compile_args=["-O2"]),
                    Extension("xlogtools.parse._waldesc", ["xlogtools/parse/_waldesc.c"],
-                             depends=["xlogtools/parse/walrec.h"],
+                             depends=["xlogtools/parse/walrec.h", "xlogtools/parse/waldesc_util.h",
+                                      "xlogtools/parse/waldesc_heap.h",
+                                      "xlogtools/parse/waldesc_xact.h",
+                                      "xlogtools/parse/waldesc_misc.h"],
                              optional=True, extra_compile_args=["-O2"]),
                    Extension("xlogtools.stream._syncpump", ["xlogtools/stream/_syncpump.c"],
                              optional=True, extra_compile_args=["-O2"])])
