@@ -209,3 +209,32 @@ def test_pgbench_wal_almost_all_native(pg_major: int, cluster_factory: Any) -> N
         for i in range(0, len(records), 1000):
             chunk = records[i:i + 1000]
             assert native_desc.describe_records(chunk, bkp) == format_records(chunk, bkp)
+
+
+def test_batches_in_threads_give_the_same_texts(tmp_path: Path) -> None:
+    """The C loops run without the GIL: batches described in four threads at once give what
+    one thread gives."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    records = fixture_records(MAJORS[-1], tmp_path)
+    arena, offsets = native_desc.arena(records)
+    args = (arena, offsets, len(records), records[0].pg_major, records[0].block_size)
+    want = native_desc.describe_batch(*args)
+    with ThreadPoolExecutor(4) as pool:
+        got = list(pool.map(lambda _: native_desc.describe_batch(*args), range(8)))
+    assert all(g == want for g in got)
+
+
+def test_records_of_two_majors_go_to_format_records(tmp_path: Path) -> None:
+    mixed = fixture_records(MAJORS[0], tmp_path)[:50] + fixture_records(MAJORS[-1], tmp_path)[:50]
+    for bkp in (False, True):
+        assert native_desc.describe_records(mixed, bkp) == format_records(mixed, bkp)
+
+
+def test_records_outside_the_arena_fall_back() -> None:
+    rec = _header_only(15, 10, 0)
+    offsets = array("Q", [0, 10, 1 << 40]).tobytes()
+    _, data, fallback = native_desc.describe_batch(rec.data, offsets, 3, 15, 8192)
+    assert list(fallback) == [1, 1, 1] and data == b""  # a 24-byte header with no main data
+    with pytest.raises(ValueError):
+        native_desc.describe_batch(rec.data, offsets, 4, 15, 8192)

@@ -39,13 +39,13 @@ if array("Q").itemsize != 8 or sys.byteorder != "little":  # pragma: no cover
 
 AVAILABLE = _c is not None
 
-__all__ = ["AVAILABLE", "arena", "describe_batch", "describe_records", "identify_batch",
-           "waldump_lines"]
+__all__ = ["AVAILABLE", "arena", "describe_batch", "describe_records", "describe_texts",
+           "identify_batch", "waldump_lines"]
 
 
 # map() with attrgetter: about half the time of a generator over the records
 _data, _lsn = attrgetter("data"), attrgetter("lsn")
-_major, _block_size = attrgetter("pg_major"), attrgetter("block_size")
+_kind = attrgetter("pg_major", "block_size")
 
 
 def arena(records: Sequence[Record]) -> tuple[bytes, bytes]:
@@ -102,8 +102,7 @@ def describe_records(records: Sequence[Record], bkp_details: bool = False) -> st
         return ""
     first = records[0]
     major, blcksz = first.pg_major, first.block_size
-    if (_c is None or len(set(map(_major, records))) != 1
-            or len(set(map(_block_size, records))) != 1):
+    if _c is None or len(set(map(_kind, records))) != 1:
         from ..export.waldump import format_records
 
         return format_records(records, bkp_details)
