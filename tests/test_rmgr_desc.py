@@ -27,6 +27,7 @@ from typing import Any, Iterable
 import pytest
 
 from xlogtools.export.waldump import format_record, format_stats
+from xlogtools.export.writers import CHUNK_RECORDS, format_chunk
 from xlogtools.parse.api import open_wal
 from xlogtools.parse.rmgr import describe, identify, identify_info, rmgr_name
 from xlogtools.testing import pgbin
@@ -467,9 +468,15 @@ def ours(pg_wal: Path, mode: str) -> list[str]:
         assert reader.source.cluster is not None
         major = reader.source.cluster.pg_major
         return format_stats(reader, major, per_record=(mode == "stats=record")).splitlines()
+    # the chunks of `dump --format waldump` (the C lines when the extension is built), which
+    # must also equal format_record's line of each record
+    bkp = mode == "-b"
+    records = list(reader)
     out: list[str] = []
-    for rec in reader:
-        out.extend(format_record(rec, bkp_details=(mode == "-b")).split("\n"))
+    for i in range(0, len(records), CHUNK_RECORDS):
+        out.extend(format_chunk(records[i:i + CHUNK_RECORDS], "waldump", bkp).splitlines())
+    per_record = [line for rec in records for line in format_record(rec, bkp).split("\n")]
+    assert first_difference(per_record, out) is None, first_difference(per_record, out)
     return out
 
 

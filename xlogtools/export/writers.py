@@ -72,6 +72,10 @@ def format_chunk(records: Sequence[Record], fmt: str, bkp_details: bool = False,
     if fmt == "parquet":
         return arrow_batch(records, times, names)
     if fmt == "waldump":
+        from ..parse import native_desc
+
+        if native_desc.AVAILABLE:  # the C lines (and descriptions but for the fallbacks)
+            return native_desc.describe_records(records, bkp_details)
         from .waldump import format_records
 
         return format_records(records, bkp_details)
