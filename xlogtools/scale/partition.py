@@ -110,7 +110,7 @@ class WalRangeDamage(XlogError):
     """A task's range hit damage (valid WAL of the timeline lies beyond the stop)."""
 
     def __init__(self, damage: DamagedRange) -> None:
-        super().__init__(f"xlogtools: {damage.message}", lsn=damage.lsn)
+        super().__init__(damage.message, lsn=damage.lsn)
         self.damage = damage
 
     def __reduce__(self) -> Any:  # travels back from engine workers whole
