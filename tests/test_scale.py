@@ -158,3 +158,12 @@ def test_a_missing_middle_segment_is_damage(tmp_path: Path) -> None:
     with pytest.raises(WalRangeDamage) as exc:
         library_rows(tmp_path / "wal")
     assert exc.value.damage.reason == "missing_segment"
+
+
+def test_dump_jobs_reads_the_ancestor_timeline_too(live_wal: Path) -> None:
+    """dump --jobs cut its ranges from the newest timeline's segments only and left out the
+    records of timeline 1 before the switch (found while generalising its split here)."""
+    one = xlogtools("dump", str(live_wal), "--format", "jsonl")
+    two = xlogtools("dump", str(live_wal), "--format", "jsonl", "--jobs", "2")
+    assert one.returncode == two.returncode == 0
+    assert '"timeline":1' in two.stdout and two.stdout == one.stdout
