@@ -85,3 +85,15 @@ def test_damage_fails_the_computation_unless_skipped(client: Any, tmp_path: Path
     before = [r["lsn"] for r in good[:good.index(victim)]]
     assert lsns[:len(before)] == before and len(lsns) > len(before)
     assert victim["lsn"] not in lsns
+
+
+def test_the_dataset_written_by_dask_tasks_reads_back(client: Any, live_wal: Path,
+                                                      tmp_path: Path) -> None:
+    from xlogtools.scale.dataset import partitioning
+
+    res = xd.to_dataset(str(live_wal), str(tmp_path / "ds"), segments_per_partition=2)
+    assert (tmp_path / "ds" / "_SUCCESS").is_file() and res.skipped == []
+    back = dd.read_parquet(str(tmp_path / "ds"), dataset={"partitioning": partitioning()})
+    theirs = dump_rows(live_wal)
+    assert res.records == len(theirs)
+    assert_same_rows(computed(back), theirs)

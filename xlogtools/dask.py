@@ -76,3 +76,27 @@ def read_wal(paths: Sequence[str | os.PathLike[str]] | str, *,
         return dd.from_pandas(meta(cols), npartitions=1)
     return dd.from_map(_read_frame, parts, args=[opts], meta=meta(cols),
                        label="xlogtools-read-wal", enforce_metadata=False)
+
+
+def to_dataset(paths: Sequence[str | os.PathLike[str]] | str, directory: str, *,
+               partition_by: Sequence[str] = ("timeline", "segment"),
+               start: Lsn | str | int | None = None, end: Lsn | str | int | None = None,
+               timeline: int | None = None,
+               segments_per_partition: int = DEFAULT_SEGMENTS_PER_PARTITION,
+               on_damage: str = "fail", **filters: Any) -> Any:
+    """The hive-partitioned Parquet dataset of xlogtools.scale.dataset, one Dask task per
+    range (each writes its own files, temporary names renamed when complete); `_SUCCESS`
+    last, by the client, once every task is done. `directory` must be visible to every worker.
+    Returns the DatasetResult."""
+    import dask
+
+    from .scale.dataset import finish_dataset, prepare_directory, write_partition
+
+    root = prepare_directory(directory)
+    opts = ReadOptions(filter=record_filter(**filters), on_damage=on_damage)
+    parts = plan_partitions(paths, start=start, end=end, timeline=timeline,
+                            segments_per_partition=segments_per_partition)
+    tasks = [dask.delayed(write_partition)(p, str(root), tuple(partition_by), opts)
+             for p in parts]
+    done = list(dask.compute(*tasks))
+    return finish_dataset(root, len(parts), done, partition_by)

@@ -170,10 +170,7 @@ def write_dataset(paths: Sequence[str | os.PathLike[str]] | str, directory: str 
     for k in partition_by:
         if k not in PARTITION_KEYS:
             raise UsageError(f"cannot partition by {k!r}: one of {', '.join(PARTITION_KEYS)}")
-    root = Path(directory)
-    if root.exists() and (not root.is_dir() or any(root.iterdir())):
-        raise InputError(f"output directory \"{root}\" exists and is not empty", file=str(root))
-    root.mkdir(parents=True, exist_ok=True)
+    root = prepare_directory(directory)
     per = segments_per_partition
     parts = plan_partitions(paths, start=start, end=end, timeline=timeline,
                             segments_per_partition=per or 1)
@@ -190,16 +187,36 @@ def write_dataset(paths: Sequence[str | os.PathLike[str]] | str, directory: str 
         with ProcessPoolExecutor(max_workers=jobs) as pool:
             futures = [pool.submit(write_partition, p, str(root), tuple(partition_by), opts)
                        for p in parts]
-            finished, _pending = wait(futures, return_when=FIRST_EXCEPTION)
+            wait(futures, return_when=FIRST_EXCEPTION)
             for f in futures:
                 if f.done() and f.exception() is not None:
                     for g in futures:
                         g.cancel()
                     raise f.exception()  # type: ignore[misc]
             done = [f.result() for f in futures]
-    done.sort(key=lambda w: w.partition)
+    return finish_dataset(root, len(parts), done, partition_by)
+
+
+def prepare_directory(directory: str | os.PathLike[str]) -> Path:
+    """The dataset's directory, created; refused when it exists and is not empty."""
+    root = Path(directory)
+    if root.exists() and (not root.is_dir() or any(root.iterdir())):
+        raise InputError(f"output directory \"{root}\" exists and is not empty", file=str(root))
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def finish_dataset(directory: str | os.PathLike[str], partitions: int, done: list[PartWritten],
+                   partition_by: Sequence[str]) -> DatasetResult:
+    """After every range is written (by write_partition, in any engine): `_SUCCESS`, with
+    what was written and the ranges skipped, written last (temporary name, then renamed)."""
+    root = Path(directory)
+    done = sorted(done, key=lambda w: w.partition)
+    if len(done) != partitions:
+        raise InputError(f"{len(done)} of {partitions} ranges written: no {SUCCESS}",
+                         file=str(root))
     skipped = [d for w in done for d in w.skipped]
-    result = DatasetResult(str(root), sum(w.records for w in done), len(parts),
+    result = DatasetResult(str(root), sum(w.records for w in done), partitions,
                            sum(len(w.files) for w in done), skipped)
     summary = {"format": "xlogtools-dataset/1", "records": result.records,
                "partitions": result.partitions, "files": result.files,
