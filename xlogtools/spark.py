@@ -136,7 +136,7 @@ class _WalReader(DataSourceReader):  # type: ignore[misc]
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         target = _arrow_target(self.columns)
         for batch in read_partition(partition.part, self.opts):
-            yield pa.Table.from_batches([batch]).cast(target).combine_chunks().to_batches()[0]
+            yield batch.cast(target)
 
 
 def register(spark: Any) -> None:

@@ -243,9 +243,11 @@ def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTi
     until = int(part.until) if part.until is not None else 1 << 64
     cols = list(columns) if columns is not None else None
     chunk: list[Record] = []
+    whole = False
     for rec in reader:
         if rec.lsn >= until:
-            break  # the next range's first record, linked to our last one: the range is whole
+            whole = True  # the next range's first record, linked to our last one
+            break
         if flt.active and not flt(rec):
             continue
         chunk.append(rec)
@@ -253,15 +255,10 @@ def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTi
             batch = arrow_batch(chunk, times)
             yield batch if cols is None else batch.select(cols)
             chunk = []
-    else:
-        if chunk:
-            batch = arrow_batch(chunk, times)
-            yield batch if cols is None else batch.select(cols)
-        return reader.end_of_wal
     if chunk:
         batch = arrow_batch(chunk, times)
         yield batch if cols is None else batch.select(cols)
-    return None
+    return None if whole else reader.end_of_wal
 
 
 def read_partition(part: WalPartition, opts: ReadOptions | None = None,
