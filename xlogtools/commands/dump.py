@@ -44,13 +44,16 @@ FORMATS = ("text", "waldump", "table", "jsonl", "csv", "parquet")
 @click.option("--pgdata", type=click.Path(file_okay=False),
               help="... or read the catalog from this data directory (never written to).")
 @click.option("--dbname", metavar="NAME", help="With --pgdata: the database to name.")
+@click.option("--partition-by", "partition_by", metavar="KEYS",
+              help="With --format parquet: -o is a directory, written as a hive-partitioned "
+                   "dataset by KEYS (timeline,segment), range by range (docs/scale.md).")
 @handled
 def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: int | None,
          rmgrs: tuple[str, ...], xid: int | None, relation: str | None, block: int | None,
          fork: str | None, fullpage: bool, limit: int | None, fmt: str, output: str | None,
          bkp_details: bool, stats: str | None, follow: bool, jobs: int,
          progress: bool | None, catalog_path: str | None, pgdata: str | None,
-         dbname: str | None) -> None:
+         dbname: str | None, partition_by: str | None) -> None:
     """Decode WAL records.
 
     PATHS are segment files and/or directories (a data directory means its pg_wal; archives of
@@ -81,6 +84,9 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
         fork=parse_fork(fork) if fork else None, fullpage=fullpage)
     if fmt == "parquet" and not output:
         raise click.UsageError("--format parquet needs -o/--output FILE")
+    if partition_by is not None:
+        return _dataset(paths, output, fmt, partition_by, flt, start, end, timeline, jobs,
+                        limit is not None or follow or bool(stats) or bool(catalog_path or pgdata))
     names = None
     if catalog_path or pgdata or dbname:
         if fmt == "waldump" or stats:
@@ -100,3 +106,19 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
         sys.stdout.flush()
         click.echo(f"xlogtools: end of WAL: {eow.waldump_message()} [{eow.reason}]", err=True)
     sys.exit(result.exit_status)
+
+
+def _dataset(paths: tuple[str, ...], output: str | None, fmt: str, partition_by: str, flt: object,
+             start: Lsn | None, end: Lsn | None, timeline: int | None, jobs: int,
+             unsupported: bool) -> None:
+    from ..scale.dataset import parse_partition_by, write_dataset
+    from ..scale.partition import ReadOptions
+
+    if fmt != "parquet" or not output or unsupported:
+        raise click.UsageError("--partition-by needs --format parquet and -o DIR, and takes "
+                               "no --limit, --follow, --stats, --catalog or --pgdata")
+    res = write_dataset(list(paths), output, partition_by=parse_partition_by(partition_by),
+                        jobs=jobs, start=start, end=end, timeline=timeline,
+                        opts=ReadOptions(filter=flt))  # type: ignore[arg-type]
+    click.echo(f"xlogtools: {res.records} records in {res.files} files of {res.partitions} "
+               f"segment ranges in {res.directory}", err=True)

@@ -356,7 +356,9 @@ def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator
 def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
                    times: CommitTimes | None = None) -> DumpResult:
     seg_size = reader.seg_size
-    segs = reader.source.segnos(reader.timeline)
+    # the segments of the timeline and of its ancestors (those before a switch are theirs)
+    ancestry = {t for t, _b, _e in reader.source.expected_timelines(reader.timeline)}
+    segs = sorted({s for t, s in reader.source.files if t in ancestry})
     first = max(int(reader.start), (min(segs) if segs else 0) * seg_size)
     last_seg = max(segs) if segs else first // seg_size
     if reader.end is not None:
