@@ -213,14 +213,14 @@ def mutate(rng: random.Random, rec: Record, kind: str) -> bytes | None:
         d[fr.main_len_at] = rec.main_data_len - k
         del d[len(d) - k:]
         struct.pack_into("<I", d, 0, len(d))
-    elif kind == "info":
-        d[17] = rng.randrange(256) if rng.random() < 0.3 else (rng.randrange(16) << 4) | (
-            d[17] & 0x0F)
+    elif kind == "info":  # xl_info is byte 16 of XLogRecord, xl_rmid byte 17
+        d[16] = rng.randrange(256) if rng.random() < 0.3 else (rng.randrange(16) << 4) | (
+            d[16] & 0x0F)
     elif kind == "rmid":  # another built-in resource manager, or (15+) a custom one
-        d[18] = rng.randrange(128, 256) if rec.pg_major >= 15 and rng.random() < 0.2 \
+        d[17] = rng.randrange(128, 256) if rec.pg_major >= 15 and rng.random() < 0.2 \
             else rng.randrange(RM_MAX_BUILTIN + 1)
         if rng.random() < 0.5:
-            d[17] = (rng.randrange(16) << 4) | (d[17] & 0x0F)
+            d[16] = (rng.randrange(16) << 4) | (d[16] & 0x0F)
     elif kind == "header":  # the fragment headers themselves
         end = payload_start(rec)
         if end <= SZREC:
