@@ -167,3 +167,13 @@ def test_dump_jobs_reads_the_ancestor_timeline_too(live_wal: Path) -> None:
     two = xlogtools("dump", str(live_wal), "--format", "jsonl", "--jobs", "2")
     assert one.returncode == two.returncode == 0
     assert '"timeline":1' in two.stdout and two.stdout == one.stdout
+
+
+def test_partition_by_usage_errors_name_the_option(tmp_path: Path) -> None:
+    w = str(FIXTURES / "pg15" / "wal")
+    for args in (["--format", "jsonl", "-o", str(tmp_path / "a")],
+                 ["--format", "parquet", "-o", str(tmp_path / "b"), "--partition-by", "xid"],
+                 ["--format", "parquet", "-o", str(tmp_path / "c"), "-n", "5"]):
+        proc = xlogtools("dump", w, "--partition-by", "segment", *args)
+        assert proc.returncode == 2 and "--partition-by" in proc.stderr, (args, proc.stderr)
+        assert "Traceback" not in proc.stderr

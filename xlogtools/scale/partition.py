@@ -69,11 +69,14 @@ class WalPartition:
     first_segno: int
     last_segno: int
     seg_size: int
+    # file names of the first and last segment (the timeline each is read from)
+    first_segment: str = ""
+    last_segment: str = ""
 
     @property
     def segments(self) -> str:
-        a = segment_name(self.timeline, self.first_segno, self.seg_size)
-        b = segment_name(self.timeline, self.last_segno, self.seg_size)
+        a = self.first_segment or segment_name(self.timeline, self.first_segno, self.seg_size)
+        b = self.last_segment or segment_name(self.timeline, self.last_segno, self.seg_size)
         return a if a == b else f"{a}..{b}"
 
     def __str__(self) -> str:
@@ -180,7 +183,10 @@ def plan_partitions(paths: Sequence[str | os.PathLike[str]] | str | None, *,
         top = min(seg + per - 1, last)
         lo = max(lo_lsn, seg * seg_size) if i == 0 else seg * seg_size
         until = Lsn((top + 1) * seg_size) if top < last else None
-        out.append(WalPartition(i, plist, tli, Lsn(lo), until, reader.end, seg, top, seg_size))
+        out.append(WalPartition(
+            i, plist, tli, Lsn(lo), until, reader.end, seg, top, seg_size,
+            src.name_of(src.timeline_of_segment(seg, expected), seg),
+            src.name_of(src.timeline_of_segment(top, expected), top)))
     return out
 
 
