@@ -47,6 +47,7 @@ def _spark(wal: str, cores: int, per: int) -> tuple[float, int]:
 
     spark = (SparkSession.builder.master(f"local[{cores}]").appName("bench-scale")
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+             .config("spark.pyspark.python", sys.executable)  # workers: this venv
              .config("spark.ui.showConsoleProgress", "false")
              .config("spark.python.worker.reuse", "true").getOrCreate())
     spark.sparkContext.setLogLevel("ERROR")

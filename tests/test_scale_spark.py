@@ -5,6 +5,7 @@ the partitioned Parquet dataset reads back, and damage fails the job or is skipp
 from __future__ import annotations
 
 import shutil
+import sys
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -28,6 +29,7 @@ def spark() -> Iterator[Any]:
 
     session = (SparkSession.builder.master("local[2]").appName("xlogtools-tests")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
+               .config("spark.pyspark.python", sys.executable)  # workers: this venv
                .config("spark.sql.session.timeZone", "UTC")
                .config("spark.ui.showConsoleProgress", "false").getOrCreate())
     session.sparkContext.setLogLevel("ERROR")
