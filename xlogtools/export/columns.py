@@ -296,11 +296,9 @@ _NATIVE_DESC: list[Any] = []  # [describe_batch or None], once looked for
 
 def _native_describe() -> Any:
     if not _NATIVE_DESC:
-        try:
-            from ..parse.native_desc import describe_batch  # type: ignore[import-not-found]
-        except ImportError:
-            describe_batch = None
-        _NATIVE_DESC.append(describe_batch)
+        from ..parse import native_desc  # the C extension when built (and not XLOGTOOLS_NO_C)
+
+        _NATIVE_DESC.append(native_desc.describe_batch if native_desc.AVAILABLE else None)
     return _NATIVE_DESC[0]
 
 

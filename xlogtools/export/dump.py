@@ -13,12 +13,10 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 import time
 from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import IO, Any, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
 
 from ..lsn import Lsn
 from ..parse.api import open_wal
@@ -28,12 +26,15 @@ from .filters import RecordFilter
 from .progress import Progress, wal_span
 from .rows import CommitTimes, commit_times
 from .walend import EndVerdict, classify_end
-from .writers import CHUNK_RECORDS, Sink, format_batch, format_chunk
+from .writers import CHUNK_RECORDS, Sink, batch_formats, format_batch, format_chunk
+
+if TYPE_CHECKING:  # imported when --jobs runs (start-up of the one-process path)
+    from concurrent.futures import ProcessPoolExecutor
 
 # jsonl, csv and parquet are made from the reader's batches (columns; export/columns.py);
 # False: from Record objects, one by one (the path that defines the output; tests compare)
 _BATCHES = True
-BATCH_FORMATS = ("jsonl", "csv", "parquet")
+BATCH_FORMATS = batch_formats()  # and waldump, when the native describe is built
 
 
 @dataclass(frozen=True)
@@ -188,10 +189,11 @@ def _dump_batches(reader: WalReader, opts: DumpOptions, sink: Sink, times: Any,
                 select = list(select if select is not None else range(batch.n))[:opts.limit - n]
                 if select:
                     sink.write(format_batch(batch, opts.format, times, opts.relation_names,
-                                            select))
+                                            select, opts.bkp_details))
                 return DumpResult(n + len(select), None)
             if count:
-                sink.write(format_batch(batch, opts.format, times, opts.relation_names, select))
+                sink.write(format_batch(batch, opts.format, times, opts.relation_names, select,
+                                        opts.bkp_details))
                 n += count
             progress.update(int(batch.column("lsn")[batch.n - 1]), n)
         return DumpResult(n, reader.end_of_wal)
@@ -233,6 +235,8 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     if _BATCHES and opts.format in BATCH_FORMATS:
         # The range's output goes to a part file (text, or an Arrow IPC stream) that the main
         # process copies into the sink: neither process holds a range's output in memory.
+        import tempfile
+
         fd, part = tempfile.mkstemp(prefix="xlogtools-part-", dir=_WORKER_DIR)
         writer = None
         try:
@@ -245,7 +249,8 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
                     select = _selection(batch, opts.filter)
                     if select is not None and not select:
                         continue
-                    out = format_batch(batch, opts.format, times, opts.relation_names, select)
+                    out = format_batch(batch, opts.format, times, opts.relation_names, select,
+                                       opts.bkp_details)
                     n += batch.n if select is None else len(select)
                     if isinstance(out, bytes):
                         f.write(out)
@@ -377,6 +382,9 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     progress = Progress("dump", opts.progress, first, (last_seg + 1) * seg_size)
     n = 0
     prev_last: int | None = None
+    import tempfile
+    from concurrent.futures import ProcessPoolExecutor
+
     try:
         with tempfile.TemporaryDirectory(prefix="xlogtools-dump-") as part_dir, \
                 ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,

@@ -101,6 +101,11 @@ _FORK_NAMES = tuple(L.FORK_NAMES[f] if f < len(L.FORK_NAMES) else str(f)
 _HAS_DATA = L.BKPBLOCK_HAS_DATA
 # Columns whose values repeat (Parquet dictionary encoding pays off); the LSN, length and
 # description columns are mostly distinct, and trying a dictionary on them only costs time.
+# Columns with min/max statistics in each row group (what readers prune row groups by); the
+# description, block and LSN-text columns get none: costly to compute, of no use to a filter.
+_STATISTICS_COLUMNS = ["lsn_int", "timeline", "segment", "xid", "toplevel_xid", "rmgr",
+                       "record_type", "info", "rec_len", "tot_len", "fpi_len", "origin",
+                       "xact_time", "commit_time", "relation"]
 _DICTIONARY_COLUMNS = ["timeline", "segment", "rmgr", "record_type", "info", "origin",
                        "toplevel_xid", "blocks.list.element.spc", "blocks.list.element.db",
                        "blocks.list.element.rel", "blocks.list.element.fork",
@@ -197,9 +202,14 @@ def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None
 
 
 def format_batch(batch: Any, fmt: str, times: rows.CommitTimes | None = None,
-                 names: rows.Names | None = None, select: Sequence[int] | None = None) -> Any:
+                 names: rows.Names | None = None, select: Sequence[int] | None = None,
+                 bkp_details: bool = False) -> Any:
     """format_chunk() of a WalBatch's records (or of those `select` names), for jsonl, csv
-    and parquet: built from the batch's columns (export/columns.py), the same output."""
+    and parquet: built from the batch's columns (export/columns.py), the same output; for
+    waldump (when the native describe is built): pg_waldump's lines made in C from the
+    batch's arena (waldump_batch)."""
+    if fmt == "waldump":
+        return waldump_batch(batch, bkp_details, select)
     from .columns import Columns
 
     cols = Columns(batch, times, names, select)
@@ -210,6 +220,43 @@ def format_batch(batch: Any, fmt: str, times: rows.CommitTimes | None = None,
     if fmt == "csv":
         return cols.csv()
     raise ValueError(fmt)
+
+
+def batch_formats() -> tuple[str, ...]:
+    """The formats format_batch() makes: waldump only with the native describe."""
+    from ..parse import native_desc
+
+    return ("jsonl", "csv", "parquet") + (("waldump",) if native_desc.AVAILABLE else ())
+
+
+def waldump_batch(batch: Any, bkp_details: bool = False,
+                  select: Sequence[int] | None = None) -> bytes:
+    """pg_waldump's lines (UTF-8, each ended by a newline) of a WalBatch's records, or of
+    those `select` names: descriptions and lines in C (parse/native_desc) from the batch's
+    arena, with the Python describer for the records the C code leaves to it. The same text
+    as format_chunk(records, "waldump")."""
+    from array import array
+
+    from ..parse import native_desc
+    from ..parse.rmgr import describe
+
+    n = batch.n if select is None else len(select)
+    if not n:
+        return b""
+    offsets, lsns = batch.rec_offsets, batch.buffers["lsn"]
+    if select is not None:
+        off_col, lsn_col = batch.column("rec_off"), batch.column("lsn")
+        offsets = array("Q", [off_col[i] for i in select]).tobytes()
+        lsns = array("Q", [lsn_col[i] for i in select]).tobytes()
+    major, blcksz = batch.pg_major, batch.block_size
+    d_offs, d_data, fallback = native_desc.describe_batch(batch.arena, offsets, n, major, blcksz)
+    if fallback.count(1):
+        idx = [k for k, f in enumerate(fallback) if f]
+        texts = [describe(batch.record(k if select is None else select[k]))
+                 .encode("utf-8", "surrogateescape") for k in idx]
+        d_offs, d_data = native_desc.splice(d_offs, d_data, n, idx, texts)
+    return native_desc.waldump_lines(batch.arena, offsets, lsns, n, major, blcksz, bkp_details,
+                                     d_offs, d_data)
 
 
 class Sink:
@@ -225,6 +272,7 @@ class Sink:
         self._batches: list[Any] = []  # Arrow batches not yet written (Parquet)
         self._rows = 0
         self._close_text = False
+        self._writer: _ParquetThread | None = None
         if fmt == "parquet":
             import pyarrow.parquet as pq
 
@@ -232,9 +280,11 @@ class Sink:
                 raise InputError("--format parquet needs -o/--output FILE")
             try:
                 self._pq = pq.ParquetWriter(output, _schema(with_relation), compression="zstd",
-                                            use_dictionary=_DICTIONARY_COLUMNS)
+                                            use_dictionary=_DICTIONARY_COLUMNS,
+                                            write_statistics=_STATISTICS_COLUMNS)
             except OSError as exc:
                 raise InputError(f"could not create \"{output}\": {exc}", file=output) from exc
+            self._writer = _ParquetThread(self._pq, output)
             return
         if output in (None, "-"):
             self._text = stdout or sys.stdout
@@ -279,17 +329,70 @@ class Sink:
         if self._batches:
             import pyarrow as pa
 
-            self._pq.write_table(pa.Table.from_batches(self._batches), row_group_size=self._rows)
+            assert self._writer is not None
+            self._writer.put(pa.Table.from_batches(self._batches), self._rows)
             self._batches = []
             self._rows = 0
 
     def close(self) -> None:
         if self._pq is not None:
-            self._flush()
-            self._pq.close()
-            self._pq = None
+            assert self._writer is not None
+            try:
+                self._flush()
+            finally:
+                self._writer.finish()  # every row group written (or the writer's error raised)
+                self._pq.close()
+                self._pq = None
         elif self._text is not None:
             self._text.flush()
             if self._close_text:
                 self._text.close()
             self._text = None
+
+
+class _ParquetThread:
+    """Row groups are encoded and compressed by a thread of their own (pyarrow releases the
+    GIL while it writes), so that the next batches are decoded meanwhile: a Parquet export
+    takes about the time of the slower of the two, not of both. At most two row groups wait
+    (memory stays bounded); an error of the writer is raised by the next put() or finish()."""
+
+    def __init__(self, pq_writer: Any, output: str | None) -> None:
+        import queue
+        import threading
+
+        self._pq = pq_writer
+        self._output = output
+        self._queue: Any = queue.Queue(maxsize=2)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="xlogtools-parquet", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is None:
+                try:
+                    self._pq.write_table(item[0], row_group_size=item[1])
+                except BaseException as exc:  # noqa: BLE001 - handed to the main thread
+                    self._error = exc
+
+    def _raise(self) -> None:
+        exc = self._error
+        if exc is not None:
+            self._error = None
+            if isinstance(exc, OSError):
+                raise InputError(f"could not write \"{self._output}\": {exc}",
+                                 file=self._output) from exc
+            raise exc
+
+    def put(self, table: Any, rows: int) -> None:
+        self._raise()
+        self._queue.put((table, rows))
+
+    def finish(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise()

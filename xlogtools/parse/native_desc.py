@@ -40,7 +40,7 @@ if array("Q").itemsize != 8 or sys.byteorder != "little":  # pragma: no cover
 AVAILABLE = _c is not None
 
 __all__ = ["AVAILABLE", "arena", "describe_batch", "describe_records", "describe_texts",
-           "identify_batch", "waldump_lines"]
+           "identify_batch", "splice", "waldump_lines"]
 
 
 # map() with attrgetter: about half the time of a generator over the records
@@ -77,6 +77,13 @@ def waldump_lines(arena: Any, rec_offsets: Any, lsns: Any, n: int, major: int, b
     assert _c is not None
     return _c.waldump_lines(arena, rec_offsets, lsns, n, major, blcksz,  # type: ignore[no-any-return]
                             bkp_details, desc_offsets, desc_data)
+
+
+def splice(desc_offsets: Any, desc_data: Any, n: int, indexes: Sequence[int],
+           texts: Sequence[bytes]) -> tuple[bytes, bytes]:
+    """describe_batch's result with the texts of `indexes` put in (the fallbacks)."""
+    assert _c is not None
+    return _c.splice(desc_offsets, desc_data, n, list(indexes), list(texts))  # type: ignore[no-any-return]
 
 
 def describe_texts(records: Sequence[Record], arena_: bytes, rec_offsets: bytes,
