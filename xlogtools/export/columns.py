@@ -217,6 +217,14 @@ class CommitIndex:
             pc.index_in(xids, value_set=self.keys.slice(a, b - a)))
 
 
+def commit_index_of(times: rows.CommitTimes) -> CommitIndex:
+    """The CommitIndex of an xid -> commit time map (commit_times(), or an engine task's)."""
+    idx = CommitIndex()
+    idx._xids.extend(times.keys())
+    idx._times.extend(times.values())
+    return idx.finish()
+
+
 def commit_index(batches: Any) -> CommitIndex:
     """The CommitIndex of the commit records of these batches (one pass over the range)."""
     idx = CommitIndex()

@@ -40,11 +40,10 @@ from typing import Any, Generator, Iterator, Sequence
 from ..errors import UsageError, XlogError
 from ..export import rows
 from ..export.filters import RecordFilter
-from ..export.writers import CHUNK_RECORDS, arrow_batch
+from ..export.writers import format_batch
 from ..lsn import Lsn, segment_name
 from ..parse.api import open_wal
 from ..parse.reader import EndOfWal, EndReason
-from ..parse.record import Record
 from ..parse.source import WalSource
 
 log = logging.getLogger("xlogtools.scale")
@@ -244,26 +243,34 @@ def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTi
     chain); else the EndOfWal where reading stopped.
 
     This is the one "records of an LSN range -> Arrow batches" step of the engines and of the
-    dataset writer (a native batch decoder can replace its body)."""
+    dataset writer: the reader's batches (the C batch decoder when built) made into columns
+    by export/columns.py, as dump's parquet export makes them."""
+    import bisect
+
+    from ..export.columns import commit_index_of, filter_mask
+
     reader = _open(part)
     until = int(part.until) if part.until is not None else 1 << 64
     cols = list(columns) if columns is not None else None
-    chunk: list[Record] = []
+    index = commit_index_of(times) if times is not None else None
     whole = False
-    for rec in reader:
-        if rec.lsn >= until:
-            whole = True  # the next range's first record, linked to our last one
+    for batch in reader.batches():
+        # the records before `until` are this range's; one at or after it (the next
+        # range's first, linked to our last one by the reader's prev-link check) ends it
+        k = bisect.bisect_left(batch.column("lsn"), until)
+        if k < batch.n:
+            whole = True
+        if flt.active:
+            import pyarrow.compute as pc
+
+            select = [i for i in pc.indices_nonzero(filter_mask(batch, flt)).to_pylist() if i < k]
+        else:
+            select = None if k == batch.n else list(range(k))
+        if select is None or select:
+            rb = format_batch(batch, "parquet", index, None, select)
+            yield rb if cols is None else rb.select(cols)
+        if whole:
             break
-        if flt.active and not flt(rec):
-            continue
-        chunk.append(rec)
-        if len(chunk) >= CHUNK_RECORDS:
-            batch = arrow_batch(chunk, times)
-            yield batch if cols is None else batch.select(cols)
-            chunk = []
-    if chunk:
-        batch = arrow_batch(chunk, times)
-        yield batch if cols is None else batch.select(cols)
     return None if whole else reader.end_of_wal
 
 
