@@ -295,6 +295,14 @@ def _portable(chunk: Any) -> Any:
     return ("arrow", sink.getvalue().to_pybytes())
 
 
+def _part_root() -> str | None:
+    """Where part files go: a RAM-backed /dev/shm when there is one (a part is written and read
+    back once; on disk, text parts doubled the bytes written), else the temporary directory.
+    At most jobs + 1 parts exist at a time."""
+    shm = "/dev/shm"
+    return shm if os.path.isdir(shm) and os.access(shm, os.W_OK) else None
+
+
 def _write_part(sink: Sink, chunk: Any) -> None:
     """Write a worker's chunk: text, IPC bytes, or a part file (removed once copied)."""
     kind, payload = chunk
@@ -386,7 +394,7 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     from concurrent.futures import ProcessPoolExecutor
 
     try:
-        with tempfile.TemporaryDirectory(prefix="xlogtools-dump-") as part_dir, \
+        with tempfile.TemporaryDirectory(prefix="xlogtools-dump-", dir=_part_root()) as part_dir, \
                 ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
                                     initargs=(times, part_dir)) as pool:
             parts = _ordered(pool, args, ahead=opts.jobs + 1)
