@@ -4,6 +4,7 @@ docstring for the steps)."""
 from __future__ import annotations
 
 import collections
+import mmap
 import os
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -36,6 +37,17 @@ except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test run
     _c_rfind_aligned = None
 if os.environ.get("XLOGTOOLS_NO_C"):
     _c_rfind_aligned = None
+
+
+def _drop_pages(buf: Any) -> None:
+    """Let go of a mapped segment's pages (they stay in the page cache; touching them again
+    maps them again): a search back through many segments without a checkpoint would
+    otherwise hold every page it looked at, in the process's resident memory."""
+    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
+        try:
+            buf.madvise(mmap.MADV_DONTNEED)
+        except (OSError, ValueError):
+            pass
 
 
 def _rfind_needle(buf: Any, hi: int) -> int:
@@ -359,6 +371,7 @@ class _Timeline:
         while True:
             pos = _rfind_needle(buf, pos)
             if pos < 0:
+                _drop_pages(buf)  # searched through, most likely not read again
                 return None
             if pos % self.blcksz >= L.SIZE_OF_SHORT_PHD:
                 head = self.peek(buf, pos, 26)
