@@ -30,16 +30,12 @@ from ..parse.api import open_wal
 from ..parse.source import WalSource
 from ..parse.record import Record
 from .catalog import Catalog, Relation
-from ..parse.layout import BKPBLOCK_FORK_MASK
-from .heap import MAIN_FORK, RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
+from .heap import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
 from .pages import PageCache
 from .toast import ToastStore
 from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, deform
 from .types import OutputContext, bytea_out
 from .xact import RM_XACT_ID, XactEnd, parse_xact
-
-# the rmgrs whose records replay always reads (the others only for their page images)
-_USED_RMIDS = frozenset((RM_XACT_ID, RM_HEAP_ID, RM_HEAP2_ID, RM_SMGR_ID))
 
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory
@@ -223,68 +219,29 @@ class Replay:
 
     def _run(self, bar: Any) -> Iterator[RowChange]:
         show = bar.enabled
-        stats = self.stats
-        truncations = self.history.truncations if self.history is not None else None
-        used = _USED_RMIDS
-        follow = self._follow
-        for batch in self.reader.batches():
-            # Records only for what replay reads: xact, heap, heap2 and smgr records, and
-            # those of other rmgrs that carry an image apply_images would restore (a main-fork
-            # page of a followed relation); the rest are counted from the columns only.
-            rmids = batch.column("rmid")
-            lsns = batch.column("lsn")
-            boff = batch.column("block_offsets")
-            has_image = apply_image = fork_flags = spc = db = rel = None
-            select = []
-            for i in range(batch.n):
-                if rmids[i] not in used and (truncations is None or lsns[i] not in truncations):
-                    lo, hi = boff[i], boff[i + 1]
-                    if lo == hi:
-                        continue
-                    if has_image is None:
-                        has_image = batch.column("has_image")
-                        apply_image = batch.column("apply_image")
-                        fork_flags = batch.column("fork_flags")
-                        spc, db, rel = (batch.column(n) for n in ("spc", "db", "rel"))
-                    for k in range(lo, hi):
-                        if has_image[k] and apply_image[k] and \
-                                fork_flags[k] & BKPBLOCK_FORK_MASK == MAIN_FORK and \
-                                follow((spc[k], db[k], rel[k])):
-                            break
-                    else:
-                        continue
-                select.append(i)
-            base = stats["records"]
-            last = 0
-            for i, rec in zip(select, batch.iter_records(select)):
-                seen = base + i + 1
-                if show and (seen >> 10) != (base + last) >> 10:
-                    bar.update(lsns[i], seen)
-                last = i + 1
-                stats["records"] = seen
-                yield from self._record(rec)
-            stats["records"] = base + batch.n
+        for rec in self.reader:
+            self.stats["records"] += 1
+            if show and not self.stats["records"] & 1023:
+                bar.update(int(rec.lsn), self.stats["records"])
+            rmid = rec.rmid
+            if self.history is not None and int(rec.lsn) in self.history.truncations:
+                self._catalog_truncate(rec)
+            if rmid == RM_XACT_ID:
+                yield from self._xact(rec)
+            elif rmid in (RM_HEAP_ID, RM_HEAP2_ID, RM_SMGR_ID):
+                self._note_rels(rec)
+                self.toast.generation = self.redo.toast_generation
+                try:
+                    raws = self.redo.redo(rec)
+                except RecordDataError as exc:
+                    self._bad_record(exc)
+                    raws = []
+                for raw in raws:
+                    self._add(raw)
+                self.toast.generation = self.redo.toast_generation
+            elif rec.blocks:
+                self.redo.apply_images(rec)  # XLOG FPI, FPI_FOR_HINT, ...
         yield from self._finish()
-
-    def _record(self, rec: Record) -> Iterator[RowChange]:
-        rmid = rec.rmid
-        if self.history is not None and int(rec.lsn) in self.history.truncations:
-            self._catalog_truncate(rec)
-        if rmid == RM_XACT_ID:
-            yield from self._xact(rec)
-        elif rmid in (RM_HEAP_ID, RM_HEAP2_ID, RM_SMGR_ID):
-            self._note_rels(rec)
-            self.toast.generation = self.redo.toast_generation
-            try:
-                raws = self.redo.redo(rec)
-            except RecordDataError as exc:
-                self._bad_record(exc)
-                raws = []
-            for raw in raws:
-                self._add(raw)
-            self.toast.generation = self.redo.toast_generation
-        elif rec.blocks:
-            self.redo.apply_images(rec)  # XLOG FPI, FPI_FOR_HINT, ...
 
     def _bad_record(self, exc: RecordDataError) -> None:
         """A record whose CRC is right but whose data does not add up: kept in `errors`,
