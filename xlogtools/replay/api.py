@@ -157,6 +157,7 @@ class Replay:
         self.renderer = Renderer(catalog, self.toast, self.ctx)
         self.redo = HeapRedo(self.cache, self._follow, self._is_toast, self.toast.add_tuple)
         self._follow_cache: dict[tuple[int, int, int], bool] = {}
+        self._plans: dict[int, tuple[Any, ...]] = {}  # _plan()
         self._toast_by_oid = {r.toast_oid: (r.tablespace_oid, r.database_oid,
                                             r.toast_relfilenode)
                               for r in catalog.relations if r.toast_oid and r.toast_relfilenode}
@@ -408,22 +409,18 @@ class Replay:
             return {}, False, None
         out: dict[str, str | None] = {}
         complete = True
-        keys = set(r.key)
-        scalar = self.renderer._scalar  # type oid -> output function, filled by render()
+        scalar_get = self.renderer._scalar.get  # type oid -> output function, from render()
         ctx = self.renderer.ctx
-        for col, v in zip(r.columns, datums):
-            if col.dropped:
-                continue
-            if key_only and col.name not in keys:
-                continue
+        for i, name, type_oid, col in self._plan(r, key_only):
+            v = datums[i]
             if v is None:
-                out[col.name] = None
+                out[name] = None
                 continue
             if type(v) is bytes:  # the common case: a plain value of a type seen before
-                fn = scalar.get(col.type_oid)
+                fn = scalar_get(type_oid)
                 if fn is not None:
                     try:
-                        out[col.name] = fn(v, ctx)
+                        out[name] = fn(v, ctx)
                         continue
                     except Exception:  # noqa: BLE001 - render() below says what it is
                         pass
@@ -451,6 +448,21 @@ class Replay:
                              f"{type(exc).__name__}: {exc}")
                 self._internal_error(lsn, exc)
         return out, complete, datums
+
+    def _plan(self, r: Relation, key_only: bool) -> list[tuple[int, str, int, Any]]:
+        """The columns _values renders, as (position, name, type oid, column): the dropped
+        ones left out, and with key_only those not in the key; made once per relation."""
+        entry = self._plans.get(id(r))
+        if entry is None or entry[0] is not r or entry[1] is not r.key or \
+                entry[2] != len(r.columns):  # (a catalog being built may still grow)
+            keys = set(r.key)
+            every = [(i, c.name, c.type_oid, c) for i, c in enumerate(r.columns)
+                     if not c.dropped]
+            entry = (r, r.key, len(r.columns), every, [e for e in every if e[1] in keys])
+            if len(self._plans) > 4096:
+                self._plans.clear()
+            self._plans[id(r)] = entry
+        return entry[4] if key_only else entry[3]
 
     def _internal_error(self, lsn: Lsn | None, exc: BaseException) -> None:
         """A decoder raised what it never should (a bug): one warning per kind, the run goes
