@@ -129,6 +129,35 @@ def _xact_time_and_xinfo(batch: WalBatch, idx: list[int]) -> tuple[Any, Any]:
     return when, xinfo
 
 
+def xact_ends(batch: WalBatch) -> list[tuple[int, int, list[int], int, bool]]:
+    """The commit and abort records of the batch (also of prepared transactions), in record
+    order: (index, top-level xid, subtransactions, xact_time, is_commit), as rows.xact_end
+    gives them (a record it cannot parse is left out). A plain commit or abort without xinfo
+    (nearly all of them) is read from the columns; the others are made as Records."""
+    idx = _xact_records(batch, _XACT_OPS)
+    if not idx:
+        return []
+    when, _xinfo = _xact_time_and_xinfo(batch, idx)
+    sel = pa.array(idx, pa.int64())
+    info = batch.arrow("info").take(sel)
+    op = pc.bit_wise_and(info, pa.scalar(X.OPMASK, pa.uint8()))
+    plain = pc.and_(pc.and_(pc.is_in(op, value_set=pa.array([X.COMMIT, X.ABORT], pa.uint8())),
+                            pc.equal(pc.bit_wise_and(info, pa.scalar(X.HAS_INFO, pa.uint8())),
+                                     pa.scalar(0, pa.uint8()))),
+                    pc.greater_equal(batch.arrow("main_len").take(sel), pa.scalar(8, pa.uint32())))
+    commit = pc.is_in(op, value_set=pa.array(_COMMIT_OPS, pa.uint8()))
+    out: list[tuple[int, int, list[int], int, bool]] = []
+    for i, x, w, p, c in zip(idx, batch.arrow("xid").take(sel).to_pylist(), when.to_pylist(),
+                             plain.to_pylist(), commit.to_pylist()):
+        if p:
+            out.append((i, x, [], w, c))
+            continue
+        end = rows.xact_end(batch.record(i))
+        if end is not None:
+            out.append((i, end[0], end[1], end[2], end[3]))
+    return out
+
+
 class CommitIndex:
     """rows.CommitTimes (xid -> commit time of its top-level transaction) as two sorted
     arrays, for the batch path: a few MB where the dict takes a hundred, cheap to hand to

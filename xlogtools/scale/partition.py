@@ -201,36 +201,57 @@ def partition_commit_times(part: WalPartition, flt: RecordFilter,
                            lookahead: int = DEFAULT_COMMIT_LOOKAHEAD) -> rows.CommitTimes:
     """xid -> commit time for the transactions of the partition's (matching) records: the
     commit records in the range and after it, until every such transaction has ended or
-    `lookahead` bytes past the range."""
+    `lookahead` bytes past the range. Read from the reader's batches: the xids of the range's
+    records come from the columns, and only commit and abort records are looked at one by one
+    (export/columns.xact_ends)."""
+    import bisect
+
+    import pyarrow.compute as pc
+
+    from ..export.columns import filter_mask, xact_ends
+
     times: rows.CommitTimes = {}
     needed: set[int] = set()
     ended: set[int] = set()
     open_xids: set[int] | None = None  # after the range: transactions not ended yet
-    until = int(part.until) if part.until is not None else None
-    for rec in _open(part):
-        if until is not None and rec.lsn >= until:
+    until = int(part.until) if part.until is not None else 1 << 64
+    stop = until + lookahead
+    for batch in _open(part).batches():
+        lsn = batch.column("lsn")
+        k = bisect.bisect_left(lsn, until)  # records [0, k) are the range's
+        if k:
+            if flt.active:
+                mask = filter_mask(batch, flt).slice(0, k)
+                xid, top = (pc.filter(batch.arrow(c).slice(0, k), mask)
+                            for c in ("xid", "toplevel_xid"))
+            else:
+                xid, top = (batch.arrow(c).slice(0, k) for c in ("xid", "toplevel_xid"))
+            needed.update(pc.unique(xid).to_pylist())
+            needed.update(pc.unique(top).to_pylist())
+        ends = xact_ends(batch)
+        for i, top_xid, subs, when, commit in ends:
+            if i >= k:
+                if open_xids is None:  # the first end record after the range
+                    open_xids = needed - ended
+                    open_xids.discard(0)
+                if not open_xids or lsn[i] >= stop:
+                    return times
+            if commit:
+                times[top_xid] = when
+                for s in subs:
+                    times[s] = when
+            if open_xids is None:
+                ended.add(top_xid)
+                ended.update(subs)
+            else:
+                open_xids.discard(top_xid)
+                open_xids.difference_update(subs)
+        if k < batch.n:
             if open_xids is None:
                 open_xids = needed - ended
                 open_xids.discard(0)
-            if not open_xids or rec.lsn >= until + lookahead:
-                break
-        elif not flt.active or flt(rec):
-            needed.add(rec.xid)
-            needed.add(rec.toplevel_xid)
-        if rec.rmid == rows.RM_XACT_ID:
-            xend = rows.xact_end(rec)
-            if xend is not None:
-                top, subs, when, commit = xend
-                if commit:
-                    times[top] = when
-                    for s in subs:
-                        times[s] = when
-                if open_xids is None:
-                    ended.add(top)
-                    ended.update(subs)
-                else:
-                    open_xids.discard(top)
-                    open_xids.difference_update(subs)
+            if not open_xids or lsn[batch.n - 1] >= stop:
+                return times
     return times
 
 
