@@ -17,7 +17,7 @@
    asynchronous) and the most WAL written but not flushed at any moment (metrics, 50 ms).
 Each measurement is repeated --rounds times, alternating the tools (the machine may be
 shared: look at best and median); the synchronous rounds go in ABBA order and each starts
-from an empty `ins` table and a fresh checkpoint.
+from an empty `ins` table and a fresh checkpoint, after one uncounted warm-up round per tool.
 Not a test: nothing is asserted.
 """
 from __future__ import annotations
@@ -112,7 +112,14 @@ def throughput(c: Cluster, start: Lsn, end: Lsn, rounds: int) -> None:
               f"median {m:6.2f} s {mb / m:6.1f} MB/s ratio {base_med / m:4.2f}x")
 
 
-def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
+def _cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) of a running process, all its threads, from /proc."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def pgbench_sync(c: Cluster, seconds: int, rounds: int, warmup: bool = True) -> None:
     conn = f"host=127.0.0.1 port={c.port} user=postgres application_name={APP}"
     work = BENCH_DIR / "recv-sync"
     script = BENCH_DIR / "insert.sql"
@@ -128,7 +135,9 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
     results: dict[str, list[tuple[float, float]]] = {k: [] for k in tools}
     cpus: dict[str, list[float]] = {k: [] for k in tools}
     names = list(tools)
-    for r in range(rounds):
+    # round 0 warms both tools up (page cache, the table's first extension, the interpreter's
+    # files) and is not counted
+    for r in range(-1 if warmup else 0, rounds):
         # ABBA: each tool goes first in every other round, so what drifts during a run (the
         # primary's own background work) falls on both alike
         for name in (names if r % 2 == 0 else names[::-1]):
@@ -143,19 +152,28 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
                 wait_until(lambda: c.sql(f"SELECT sync_state FROM pg_stat_replication WHERE "
                                          f"application_name = '{APP}'") == [("sync",)], 60,
                            what=f"{name} to be the synchronous standby")
+                cpu0 = _cpu_seconds(proc.pid)
                 out = c.pgbench(["-n", "-c", "4", "-j", "2", "-T", str(seconds), "-f",
                                  str(script)], timeout=seconds + 120)
+                cpu1 = _cpu_seconds(proc.pid)
             finally:
                 proc.send_signal(signal.SIGINT)
                 _, _, ru = os.wait4(proc.pid, 0)
             tps = float(re.search(r"tps = ([\d.]+)", out).group(1))  # type: ignore[union-attr]
             lat = float(re.search(r"latency average = ([\d.]+) ms", out).group(1))  # type: ignore
             n = int(re.search(r"actually processed: (\d+)", out).group(1))  # type: ignore
-            cpu = (ru.ru_utime + ru.ru_stime) / max(n, 1) * 1e6
+            # CPU while pgbench ran (what each commit costs the receiver), and of the whole
+            # process (start-up, connecting and catching up included)
+            cpu = (cpu1 - cpu0) / max(n, 1) * 1e6
+            whole = (ru.ru_utime + ru.ru_stime) / max(n, 1) * 1e6
+            if r < 0:
+                print(f"  warm-up: {name:32s} {tps:8.0f} TPS", flush=True)
+                continue
             results[name].append((tps, lat))
             cpus[name].append(cpu)
             print(f"  round {r + 1}: {name:32s} {tps:8.0f} TPS {lat:6.3f} ms  receiver CPU "
-                  f"{cpu:5.1f} us/transaction", flush=True)
+                  f"{cpu:5.1f} us/transaction during the run ({whole:5.1f} with start-up)",
+                  flush=True)
     shutil.rmtree(work, ignore_errors=True)
     print(f"\nsynchronous commit: pgbench -c 4 -j 2 -T {seconds}, one INSERT per transaction, "
           f"{rounds} rounds: best and median")
@@ -168,7 +186,7 @@ def pgbench_sync(c: Cluster, seconds: int, rounds: int) -> None:
         cpu = sorted(cpus[name])[len(cpus[name]) // 2]
         print(f"  {name:32s} best {tps:6.0f} TPS {lat:6.3f} ms ratio {tps / base:4.2f}x | "
               f"median {mtps:6.0f} TPS {mlat:6.3f} ms ratio {mtps / base_med:4.2f}x | "
-              f"CPU {cpu:5.1f} us/transaction ({cpu / base_cpu:4.2f}x)")
+              f"CPU {cpu:5.1f} us/transaction during the run ({cpu / base_cpu:4.2f}x)")
 
 
 MODES = [  # name, receive options, synchronous_standby_names, synchronous_commit
@@ -267,6 +285,9 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=20)
     ap.add_argument("--skip-throughput", action="store_true")
     ap.add_argument("--skip-sync", action="store_true")
+    ap.add_argument("--no-warmup", action="store_true",
+                    help="count the first synchronous round too (by default an extra round per "
+                         "tool warms up first and is not counted)")
     ap.add_argument("--modes", action="store_true",
                     help="also the loss-window table: TPS and unflushed WAL in each mode")
     args = ap.parse_args()
@@ -279,7 +300,7 @@ def main() -> int:
             c.execute(f"ALTER SYSTEM SET synchronous_standby_names = '{APP}';"
                       "SELECT pg_reload_conf();")
             try:
-                pgbench_sync(c, args.seconds, args.rounds)
+                pgbench_sync(c, args.seconds, args.rounds, warmup=not args.no_warmup)
             finally:
                 c.execute("ALTER SYSTEM RESET synchronous_standby_names;"
                           "SELECT pg_reload_conf();")

@@ -77,6 +77,11 @@ def serving(directory: Path, *args: str) -> Iterator[Server]:
     s = Server(directory, *args)
     try:
         yield s
+    except BaseException:
+        # what the server said goes with the failure (pytest shows captured output)
+        text = s.log.read_text(errors="replace") if s.log.exists() else ""
+        print(f"--- serve log tail ({s.log}) ---\n" + "\n".join(text.splitlines()[-80:]))
+        raise
     finally:
         s.stop()
 
@@ -336,21 +341,33 @@ def set_conninfo(standby, port: int, name: str, extra: str = "") -> None:  # typ
 
 
 def make_archive(src: Path, arch: Path) -> list[str]:
-    """Copy pg_wal as an archive: some segments gzip/zstd-compressed, the last one .partial."""
+    """Copy pg_wal as an archive: some segments gzip/zstd-compressed, the last one .partial.
+    Every file appears whole (written aside, then renamed, as an archiver does), and a
+    segment archived whole replaces its earlier .partial (as pg_receivewal renames it), so a
+    server polling DIR never reads a half-written file."""
     arch.mkdir(parents=True, exist_ok=True)
     segs = sorted(p.name for p in src.iterdir() if re.fullmatch(r"[0-9A-F]{24}", p.name))
+
+    def put(name: str, data: bytes) -> None:
+        tmp = arch / f".tmp-{name}"
+        tmp.write_bytes(data)
+        os.replace(tmp, arch / name)
+
     for i, name in enumerate(segs):
         data = (src / name).read_bytes()
         if i == len(segs) - 1:
-            (arch / (name + ".partial")).write_bytes(data)
-        elif i % 3 == 1:
-            (arch / (name + ".gz")).write_bytes(gzip.compress(data, 1))
+            put(name + ".partial", data)
+            continue
+        if i % 3 == 1:
+            put(name + ".gz", gzip.compress(data, 1))
         elif i % 3 == 2:
-            (arch / (name + ".zst")).write_bytes(zstandard.ZstdCompressor().compress(data))
+            put(name + ".zst", zstandard.ZstdCompressor().compress(data))
         else:
-            (arch / name).write_bytes(data)
+            put(name, data)
+        with contextlib.suppress(FileNotFoundError):
+            (arch / (name + ".partial")).unlink()
     for h in src.glob("*.history"):
-        shutil.copy(h, arch / h.name)
+        put(h.name, h.read_bytes())
     return segs
 
 
@@ -465,7 +482,11 @@ def test_stopped_standby_is_dropped_other_keeps_streaming(pg_major: int, cluster
             primary.execute(WORKLOAD.replace("generate_series(1,", "generate_series(50001,"))
             lsn2 = primary.sql("SELECT pg_current_wal_flush_lsn()")[0][0]
             make_archive(primary.pg_wal, arch)  # new WAL arrives: the server polls it
-            wait_until(lambda: replayed(sb1, lsn2), 60, 0.2, what="sb1 to keep streaming")
+            try:
+                wait_until(lambda: replayed(sb1, lsn2), 60, 0.2, what="sb1 to keep streaming")
+            except TimeoutError:
+                print(f"--- sb1 log tail ---\n" + "\n".join(sb1.log_text().splitlines()[-40:]))
+                raise
             assert digest(sb1) == digest(primary)
 
             def names() -> list[str]:
