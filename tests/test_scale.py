@@ -50,6 +50,22 @@ def test_ranges_one_segment_each_equal_dump(major: int) -> None:
     assert_same_rows(library_rows(wal), dump_rows(wal))
 
 
+def test_the_range_read_twice_when_its_batches_are_too_big_to_keep(
+        live_wal: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A task keeps its range's batches from the commit-time pass (one read); past
+    KEEP_BATCHES_BYTES it reads the range again: the same rows either way, and the same as
+    dump's (timeline switch, records across segments, a filter)."""
+    from xlogtools.scale import partition
+
+    kept = library_rows(live_wal)
+    heap = library_rows(live_wal, filter=partition.record_filter(rmgr="Heap"))
+    monkeypatch.setattr(partition, "KEEP_BATCHES_BYTES", 0)
+    assert library_rows(live_wal) == kept
+    assert library_rows(live_wal, filter=partition.record_filter(rmgr="Heap")) == heap
+    assert_same_rows(kept, dump_rows(live_wal))
+    assert heap and all(r["rmgr"] == "Heap" for r in heap)
+
+
 def test_timeline_switch_and_records_across_segments(live_wal: Path) -> None:
     """Promoted standby's pg_wal: both timelines, 7 kB records across boundaries, 2.5 MB
     messages spanning segments that no record starts in."""

@@ -129,14 +129,16 @@ def _xact_time_and_xinfo(batch: WalBatch, idx: list[int]) -> tuple[Any, Any]:
     return when, xinfo
 
 
-def xact_ends(batch: WalBatch) -> list[tuple[int, int, list[int], int, bool]]:
+def xact_ends(batch: WalBatch) -> tuple[list[int], list[int], list[int], list[bool],
+                                         dict[int, list[int]]]:
     """The commit and abort records of the batch (also of prepared transactions), in record
-    order: (index, top-level xid, subtransactions, xact_time, is_commit), as rows.xact_end
-    gives them (a record it cannot parse is left out). A plain commit or abort without xinfo
-    (nearly all of them) is read from the columns; the others are made as Records."""
+    order, as rows.xact_end reads them (a record it cannot parse is left out), as columns:
+    (record index, top-level xid, xact_time, is_commit, {position: subtransactions} for those
+    that have any). A plain commit or abort without xinfo (nearly all of them) is read from
+    the columns; the others are made as Records."""
     idx = _xact_records(batch, _XACT_OPS)
     if not idx:
-        return []
+        return [], [], [], [], {}
     when, _xinfo = _xact_time_and_xinfo(batch, idx)
     sel = pa.array(idx, pa.int64())
     info = batch.arrow("info").take(sel)
@@ -145,17 +147,27 @@ def xact_ends(batch: WalBatch) -> list[tuple[int, int, list[int], int, bool]]:
                             pc.equal(pc.bit_wise_and(info, pa.scalar(X.HAS_INFO, pa.uint8())),
                                      pa.scalar(0, pa.uint8()))),
                     pc.greater_equal(batch.arrow("main_len").take(sel), pa.scalar(8, pa.uint32())))
-    commit = pc.is_in(op, value_set=pa.array(_COMMIT_OPS, pa.uint8()))
-    out: list[tuple[int, int, list[int], int, bool]] = []
-    for i, x, w, p, c in zip(idx, batch.arrow("xid").take(sel).to_pylist(), when.to_pylist(),
-                             plain.to_pylist(), commit.to_pylist()):
+    top = batch.arrow("xid").take(sel).to_pylist()
+    times = when.to_pylist()
+    commit = pc.is_in(op, value_set=pa.array(_COMMIT_OPS, pa.uint8())).to_pylist()
+    subs: dict[int, list[int]] = {}
+    if pc.all(plain).as_py():
+        return idx, top, times, commit, subs
+    keep = []
+    for j, p in enumerate(plain.to_pylist()):
         if p:
-            out.append((i, x, [], w, c))
+            keep.append(j)
             continue
-        end = rows.xact_end(batch.record(i))
-        if end is not None:
-            out.append((i, end[0], end[1], end[2], end[3]))
-    return out
+        end = rows.xact_end(batch.record(idx[j]))
+        if end is None:
+            continue
+        top[j], times[j], commit[j] = end[0], end[2], end[3]
+        if end[1]:
+            subs[len(keep)] = end[1]
+        keep.append(j)
+    if len(keep) < len(idx):
+        idx, top, times, commit = ([v[j] for j in keep] for v in (idx, top, times, commit))
+    return idx, top, times, commit, subs
 
 
 class CommitIndex:

@@ -197,6 +197,23 @@ def _open(part: WalPartition) -> Any:
                     timeline=part.timeline)
 
 
+# A task keeps the batches of its range from the commit-time pass for the decoding, instead
+# of reading the range twice, while they hold at most this many bytes of record data.
+KEEP_BATCHES_BYTES = 256 << 20
+
+
+@dataclass
+class _Scan:
+    """The commit-time pass over a range: the times; the batches holding the range's records
+    with how many of each are the range's (None when they were not kept); whether the range
+    was read whole; and where the reader stopped when it was not."""
+
+    times: rows.CommitTimes
+    batches: list[tuple[Any, int]] | None
+    whole: bool
+    end_of_wal: EndOfWal | None
+
+
 def partition_commit_times(part: WalPartition, flt: RecordFilter,
                            lookahead: int = DEFAULT_COMMIT_LOOKAHEAD) -> rows.CommitTimes:
     """xid -> commit time for the transactions of the partition's (matching) records: the
@@ -204,22 +221,36 @@ def partition_commit_times(part: WalPartition, flt: RecordFilter,
     `lookahead` bytes past the range. Read from the reader's batches: the xids of the range's
     records come from the columns, and only commit and abort records are looked at one by one
     (export/columns.xact_ends)."""
+    return _scan(part, flt, lookahead, keep=False).times
+
+
+def _scan(part: WalPartition, flt: RecordFilter, lookahead: int, keep: bool) -> _Scan:
     import bisect
 
     import pyarrow.compute as pc
 
     from ..export.columns import filter_mask, xact_ends
 
-    times: rows.CommitTimes = {}
+    reader = _open(part)
+    out = _Scan({}, [] if keep else None, False, None)
+    times = out.times
+    kept = 0
     needed: set[int] = set()
     ended: set[int] = set()
     open_xids: set[int] | None = None  # after the range: transactions not ended yet
     until = int(part.until) if part.until is not None else 1 << 64
     stop = until + lookahead
-    for batch in _open(part).batches():
+    for batch in reader.batches():
         lsn = batch.column("lsn")
         k = bisect.bisect_left(lsn, until)  # records [0, k) are the range's
+        if k < batch.n:
+            out.whole = True
         if k:
+            if out.batches is not None:
+                out.batches.append((batch, k))
+                kept += len(batch.arena)
+                if kept > KEEP_BATCHES_BYTES:
+                    out.batches = None  # too much to hold: the range is decoded again
             if flt.active:
                 mask = filter_mask(batch, flt).slice(0, k)
                 xid, top = (pc.filter(batch.arrow(c).slice(0, k), mask)
@@ -228,31 +259,62 @@ def partition_commit_times(part: WalPartition, flt: RecordFilter,
                 xid, top = (batch.arrow(c).slice(0, k) for c in ("xid", "toplevel_xid"))
             needed.update(pc.unique(xid).to_pylist())
             needed.update(pc.unique(top).to_pylist())
-        ends = xact_ends(batch)
-        for i, top_xid, subs, when, commit in ends:
-            if i >= k:
-                if open_xids is None:  # the first end record after the range
+        idx, tops, whens, commits, subs = xact_ends(batch)
+        if subs:  # subtransactions: record by record
+            for j, i in enumerate(idx):
+                if i >= k:
+                    if open_xids is None:  # the first end record after the range
+                        open_xids = needed - ended
+                        open_xids.discard(0)
+                    if not open_xids or lsn[i] >= stop:
+                        return out
+                s = subs.get(j, ())
+                if commits[j]:
+                    times[tops[j]] = whens[j]
+                    for x in s:
+                        times[x] = whens[j]
+                if open_xids is None:
+                    ended.add(tops[j])
+                    ended.update(s)
+                else:
+                    open_xids.discard(tops[j])
+                    open_xids.difference_update(s)
+        else:
+            m = bisect.bisect_left(idx, k)  # the end records [0, m) are in the range
+            if m:
+                times.update((t, w) for t, w, c in zip(tops[:m], whens[:m], commits[:m]) if c)
+                ended.update(tops[:m])
+            if m < len(idx):  # after the range: until every transaction of the range ended
+                if open_xids is None:
                     open_xids = needed - ended
                     open_xids.discard(0)
-                if not open_xids or lsn[i] >= stop:
-                    return times
-            if commit:
-                times[top_xid] = when
-                for s in subs:
-                    times[s] = when
-            if open_xids is None:
-                ended.add(top_xid)
-                ended.update(subs)
-            else:
-                open_xids.discard(top_xid)
-                open_xids.difference_update(subs)
+                last = len(idx)  # the first end record `lookahead` bytes after the range
+                for j in range(m, len(idx)):
+                    if lsn[idx[j]] >= stop:
+                        last = j
+                        break
+                done = m if not open_xids else None
+                if done is None:
+                    for j in range(m, last):
+                        if tops[j] in open_xids:
+                            open_xids.discard(tops[j])
+                            if not open_xids:
+                                done = j + 1  # the records after it are not looked at
+                                break
+                upto = last if done is None else done
+                times.update((t, w) for t, w, c in zip(tops[m:upto], whens[m:upto],
+                                                       commits[m:upto]) if c)
+                if done is not None or last < len(idx):
+                    return out
         if k < batch.n:
             if open_xids is None:
                 open_xids = needed - ended
                 open_xids.discard(0)
             if not open_xids or lsn[batch.n - 1] >= stop:
-                return times
-    return times
+                return out
+    if not out.whole:
+        out.end_of_wal = reader.end_of_wal
+    return out
 
 
 def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTimes | None,
@@ -268,21 +330,38 @@ def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTi
     by export/columns.py, as dump's parquet export makes them."""
     import bisect
 
-    from ..export.columns import commit_index_of, filter_mask
+    from ..export.columns import commit_index_of
 
     reader = _open(part)
     until = int(part.until) if part.until is not None else 1 << 64
-    cols = list(columns) if columns is not None else None
     index = commit_index_of(times) if times is not None else None
     whole = False
-    for batch in reader.batches():
-        # the records before `until` are this range's; one at or after it (the next
-        # range's first, linked to our last one by the reader's prev-link check) ends it
-        k = bisect.bisect_left(batch.column("lsn"), until)
-        if k < batch.n:
-            whole = True
+
+    def ranged() -> Iterator[tuple[Any, int]]:
+        nonlocal whole
+        for batch in reader.batches():
+            # the records before `until` are this range's; one at or after it (the next
+            # range's first, linked to our last one by the reader's prev-link check) ends it
+            k = bisect.bisect_left(batch.column("lsn"), until)
+            if k:
+                yield batch, k
+            if k < batch.n:
+                whole = True
+                return
+
+    yield from _columns(ranged(), flt, index, columns)
+    return None if whole else reader.end_of_wal
+
+
+def _columns(batches: Iterator[tuple[Any, int]], flt: RecordFilter, index: Any,
+             columns: Sequence[str] | None) -> Iterator[Any]:
+    """The record batches of (batch, how many of its first records are the range's) pairs."""
+    cols = list(columns) if columns is not None else None
+    for batch, k in batches:
         if flt.active:
             import pyarrow.compute as pc
+
+            from ..export.columns import filter_mask
 
             select = [i for i in pc.indices_nonzero(filter_mask(batch, flt)).to_pylist() if i < k]
         else:
@@ -290,9 +369,6 @@ def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTi
         if select is None or select:
             rb = format_batch(batch, "parquet", index, None, select)
             yield rb if cols is None else rb.select(cols)
-        if whole:
-            break
-    return None if whole else reader.end_of_wal
 
 
 def read_partition(part: WalPartition, opts: ReadOptions | None = None,
@@ -300,11 +376,27 @@ def read_partition(part: WalPartition, opts: ReadOptions | None = None,
     """What an engine task runs: commit times (when the projection has commit_time), then
     decode_partition, then the verdict on where it stopped. Damage raises WalRangeDamage; with
     on_damage="skip" the range's records before it are kept and the skipped range is appended
-    to `skipped`, logged as a warning and written to opts.damage_log when set."""
+    to `skipped`, logged as a warning and written to opts.damage_log when set. The commit-time
+    pass keeps the range's batches (up to KEEP_BATCHES_BYTES) so the range is read once."""
     opts = opts or ReadOptions()
-    times = (partition_commit_times(part, opts.filter, opts.commit_lookahead)
-             if opts.wants_commit_time else None)
-    eow = yield from decode_partition(part, opts.filter, times, opts.columns)
+    if opts.wants_commit_time:
+        from ..export.columns import commit_index_of
+
+        scan = _scan(part, opts.filter, opts.commit_lookahead, keep=True)
+        if scan.batches is not None:
+            batches, scan.batches = scan.batches, None  # released as they are formatted
+            index = commit_index_of(scan.times)
+
+            def drain() -> Iterator[tuple[Any, int]]:
+                while batches:
+                    yield batches.pop(0)
+
+            yield from _columns(drain(), opts.filter, index, opts.columns)
+            eow = scan.end_of_wal
+        else:
+            eow = yield from decode_partition(part, opts.filter, scan.times, opts.columns)
+    else:
+        eow = yield from decode_partition(part, opts.filter, None, opts.columns)
     damage = _damage(part, eow)
     if damage is None:
         return
