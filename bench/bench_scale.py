@@ -45,6 +45,7 @@ def _spark(wal: str, cores: int, per: int) -> tuple[float, int]:
 
     import xlogtools.spark as xs
 
+    os.environ["PYSPARK_PYTHON"] = sys.executable  # every Python worker: this venv
     spark = (SparkSession.builder.master(f"local[{cores}]").appName("bench-scale")
              .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
              .config("spark.pyspark.python", sys.executable)  # workers: this venv

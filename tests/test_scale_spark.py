@@ -27,6 +27,9 @@ from xlogtools.scale.partition import read_damage_log  # noqa: E402
 def spark() -> Iterator[Any]:
     from pyspark.sql import SparkSession
 
+    # every Python worker (the data source's planning ones too) runs this venv's interpreter
+    mp = pytest.MonkeyPatch()
+    mp.setenv("PYSPARK_PYTHON", sys.executable)
     session = (SparkSession.builder.master("local[2]").appName("xlogtools-tests")
                .config("spark.ui.enabled", "false").config("spark.sql.shuffle.partitions", "2")
                .config("spark.pyspark.python", sys.executable)  # workers: this venv
@@ -36,6 +39,7 @@ def spark() -> Iterator[Any]:
     xs.register(session)
     yield session
     session.stop()
+    mp.undo()
 
 
 @pytest.fixture(scope="module")
