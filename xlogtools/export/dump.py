@@ -566,6 +566,10 @@ def _parallel_parts(pool: Any, paths: Sequence[str], reader: WalReader, opts: Du
             progress.update(ranges[i][1] or ranges[i][0], n)
             eow = part.end_of_wal
             if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
+                if eow.last_record_lsn is None and prev_last is not None:
+                    # stopped before the range's first record: the last record is the one
+                    # the previous range read last (as one process says)
+                    eow = replace(eow, last_record_lsn=Lsn(prev_last))
                 return DumpResult(n, eow)
             if i == len(ranges) - 1:
                 return DumpResult(n, eow)

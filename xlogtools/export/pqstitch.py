@@ -308,7 +308,8 @@ class Stitcher:
                 self._meta, self._schema = meta, schema
             elif schema != self._schema:
                 raise ThriftError(f"{path}: a schema other than the first part's")
-            groups = get(meta, FMD_ROW_GROUPS)[1]
+            # (a writer given no rows may write a row group of none: left out)
+            groups = [rg for rg in get(meta, FMD_ROW_GROUPS)[1] if get(rg, RG_NUM_ROWS)]
             if not groups:
                 return 0
             delta = self._pos - len(MAGIC)
