@@ -18,6 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
 
+from ..errors import InputError
 from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.reader import EndOfWal, EndReason, WalReader
@@ -89,20 +90,26 @@ def dump(paths: Sequence[str], opts: DumpOptions, stdout: IO[str] | None = None)
     reader = open_wal(list(paths) or None, start=opts.start, end=opts.end, timeline=opts.timeline)
     if opts.stats:
         return _dump_stats(reader, opts, stdout)
-    sink = Sink(opts.format, opts.output, stdout, opts.relation_names is not None)
+    parallel = opts.jobs > 1 and opts.limit is None and not opts.follow
+    batches = _BATCHES and opts.format in BATCH_FORMATS and not opts.follow
+    # --jobs parquet: the workers' Parquet parts are stitched into the output (no writer here)
+    sink = Sink(opts.format, opts.output, stdout, opts.relation_names is not None,
+                lazy=parallel and batches and opts.format == "parquet")
     try:
         times = None
-        batches = _BATCHES and opts.format in BATCH_FORMATS and not opts.follow
-        if opts.format in ("jsonl", "csv", "parquet") and not opts.follow:
+        need_times = opts.format in ("jsonl", "csv", "parquet") and not opts.follow
+        if need_times and not (parallel and batches):
             # commit_time of every record's transaction: a first pass over the same range
-            # (a transaction's records come before its commit record)
+            # (a transaction's records come before its commit record); --jobs on batches
+            # makes it in the workers too (_dump_parallel)
             first = open_wal(list(paths) or None, start=opts.start, end=opts.end,
                              timeline=reader.timeline)
             times = _batch_commit_times(first) if batches else commit_times(first)
         if batches and (opts.jobs <= 1 or opts.limit is not None):
             result = _dump_batches(reader, opts, sink, times)
-        elif opts.jobs > 1 and opts.limit is None and not opts.follow:
-            result = _dump_parallel(paths, reader, opts, sink, times)
+        elif parallel:
+            result = _dump_parallel(paths, reader, opts, sink, times,
+                                    need_times=need_times and batches)
         else:
             result = _dump_sequential(paths, reader, opts, sink, times=times)
     finally:
@@ -249,6 +256,30 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
         import tempfile
 
         fd, part = tempfile.mkstemp(prefix="xlogtools-part-", dir=_WORKER_DIR)
+        if opts.format == "parquet":
+            # a Parquet file of its own, encoded here (the main process stitches the parts)
+            os.close(fd)
+            try:
+                psink = Sink("parquet", part, with_relation=opts.relation_names is not None)
+                try:
+                    for batch in reader.batches():
+                        lsn = batch.column("lsn")
+                        if first_lsn is None:
+                            first_lsn, first_prev = lsn[0], batch.column("prev")[0]
+                        last_lsn = lsn[batch.n - 1]
+                        select = _selection(batch, opts.filter)
+                        if select is not None and not select:
+                            continue
+                        psink.write(format_batch(batch, opts.format, times, opts.relation_names,
+                                                 select, opts.bkp_details))
+                        n += batch.n if select is None else len(select)
+                finally:
+                    psink.close()
+            except BaseException:
+                os.unlink(part)
+                raise
+            return _Part([("parquet-file", part)], n, first_lsn, first_prev, last_lsn,
+                         reader.end_of_wal)
         writer = None
         try:
             with os.fdopen(fd, "wb") as f:
@@ -292,6 +323,59 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     if chunk:
         chunks.append(_portable(_chunk(chunk, opts, times)))
     return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
+
+
+@dataclass
+class _Commits:
+    xids: Any  # array("I"): the range's commit records' xids, in record order
+    times: Any  # array("q")
+    first_lsn: int | None
+    first_prev: int | None
+    last_lsn: int | None
+    end_of_wal: EndOfWal | None
+
+
+def _commit_work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Commits:
+    """The commit times of one range (the first pass of the batch formats, in a worker)."""
+    from .columns import CommitIndex
+
+    paths, opts, lo, until, timeline = args
+    reader = open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
+                      timeline=timeline, until=until)
+    idx = CommitIndex()
+    first_lsn = first_prev = last_lsn = None
+    for batch in reader.batches():
+        if first_lsn is None:
+            first_lsn, first_prev = batch.column("lsn")[0], batch.column("prev")[0]
+        last_lsn = batch.column("lsn")[batch.n - 1]
+        idx.add_batch(batch)
+    return _Commits(idx._xids, idx._times, first_lsn, first_prev, last_lsn, reader.end_of_wal)
+
+
+def _parallel_commit_times(pool: Any, paths: Sequence[str], args: list[Any], opts: DumpOptions,
+                           timeline: int) -> Any:
+    """_batch_commit_times() of the whole range from the ranges' workers: their commits joined
+    in range order up to where one process would stop (damage at the end of a range, or a
+    broken link to the next one, from where the rest is read sequentially)."""
+    from .columns import CommitIndex
+
+    idx = CommitIndex()
+    prev_last: int | None = None
+    for i, part in enumerate(pool.map(_commit_work, args)):
+        if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
+            rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0), end=opts.end,
+                            timeline=timeline)
+            for batch in rest.batches():  # (its first record, at prev_last, is added twice:
+                idx.add_batch(batch)       # the same xid and time, harmless)
+            break
+        idx._xids.extend(part.xids)
+        idx._times.extend(part.times)
+        if part.last_lsn is not None:
+            prev_last = part.last_lsn
+        eow = part.end_of_wal
+        if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
+            break
+    return idx.finish()
 
 
 def _portable(chunk: Any) -> Any:
@@ -378,7 +462,8 @@ def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator
 
 
 def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, sink: Sink,
-                   times: CommitTimes | None = None) -> DumpResult:
+                   times: CommitTimes | None = None, need_times: bool = False) -> DumpResult:
+    """need_times: make the commit times (batch formats) here, a first pass in the workers."""
     seg_size = reader.seg_size
     # the segments of the timeline and of its ancestors (those before a switch are theirs)
     ancestry = {t for t, _b, _e in reader.source.expected_timelines(reader.timeline)}
@@ -392,52 +477,114 @@ def _dump_parallel(paths: Sequence[str], reader: WalReader, opts: DumpOptions, s
     bounds = [first] + [s * seg_size for s in range(first // seg_size + per, last_seg + 1, per)]
     ranges = [(lo, bounds[i + 1] if i + 1 < len(bounds) else None) for i, lo in enumerate(bounds)]
     batches = _BATCHES and opts.format in BATCH_FORMATS
+    wopts = replace(opts, progress=False)
+    args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
     if len(ranges) < 2:
+        if need_times:
+            times = _batch_commit_times(open_wal(list(paths) or None, start=opts.start,
+                                                 end=opts.end, timeline=reader.timeline))
         if batches:
             return _dump_batches(reader, opts, sink, times)
         return _dump_sequential(paths, reader, opts, sink, times=times)
-    wopts = replace(opts, progress=False)
-    args = [(list(paths), wopts, lo, until, reader.timeline) for lo, until in ranges]
     progress = Progress("dump", opts.progress, first, (last_seg + 1) * seg_size)
-    n = 0
-    prev_last: int | None = None
     import tempfile
     from concurrent.futures import ProcessPoolExecutor
 
+    stitcher = None
     try:
-        with tempfile.TemporaryDirectory(prefix="xlogtools-dump-", dir=_part_root()) as part_dir, \
-                ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
-                                    initargs=(times, part_dir)) as pool:
-            parts = _ordered(pool, args, ahead=opts.jobs + 1)
-            try:
-                for i, part in enumerate(parts):
-                    if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
-                        # A broken link at a range boundary: read on sequentially from the
-                        # last good record, which stops exactly where one process would.
-                        parts.close()
-                        rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0),
-                                        end=opts.end, timeline=reader.timeline)
-                        if batches:
-                            return _dump_batches(rest, opts, sink, times, skip_first=True,
-                                                 done=n)
-                        return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
-                                                times=times)
-                    for c in part.chunks:
-                        _write_part(sink, c)
-                    n += part.records
-                    if part.last_lsn is not None:
-                        prev_last = part.last_lsn
-                    progress.update(ranges[i][1] or ranges[i][0], n)
-                    eow = part.end_of_wal
-                    if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
-                        return DumpResult(n, eow)
-                    if i == len(ranges) - 1:
-                        return DumpResult(n, eow)
-            finally:
-                parts.close()
+        with tempfile.TemporaryDirectory(prefix="xlogtools-dump-", dir=_part_root()) as part_dir:
+            if need_times:
+                with ProcessPoolExecutor(max_workers=opts.jobs) as pool:
+                    times = _parallel_commit_times(pool, paths, args, opts, reader.timeline)
+                _phase("commit times")
+            if batches and opts.format == "parquet":
+                from .pqstitch import Stitcher
+
+                sink.detach()
+                try:
+                    stitcher = Stitcher(str(opts.output))
+                except OSError as exc:
+                    raise InputError(f"could not create \"{opts.output}\": {exc.strerror}",
+                                     file=opts.output) from exc
+            with ProcessPoolExecutor(max_workers=opts.jobs, initializer=_init_worker,
+                                     initargs=(times, part_dir)) as pool:
+                result = _parallel_parts(pool, paths, reader, opts, sink, times, args, ranges,
+                                         progress, stitcher, part_dir)
+            if stitcher is not None:
+                stitcher.finish()
+                stitcher = None
+            _phase("parts written")
+            return result
     finally:
+        if stitcher is not None:  # an error: the file is left without its footer
+            stitcher.abort()
         progress.finish()
+
+
+def _parallel_parts(pool: Any, paths: Sequence[str], reader: WalReader, opts: DumpOptions,
+                    sink: Sink, times: Any, args: list[Any], ranges: list[Any],
+                    progress: Progress, stitcher: Any, part_dir: str) -> DumpResult:
+    """The ranges' parts written in order (into the stitched Parquet file, or the sink)."""
+    batches = _BATCHES and opts.format in BATCH_FORMATS
+    n = 0
+    prev_last: int | None = None
+    parts = _ordered(pool, args, ahead=opts.jobs + 1)
+    try:
+        for i, part in enumerate(parts):
+            if i > 0 and part.first_lsn is not None and part.first_prev != prev_last:
+                # A broken link at a range boundary: read on sequentially from the last good
+                # record, which stops exactly where one process would.
+                parts.close()
+                rest = open_wal(list(paths) or None, start=Lsn(prev_last or 0), end=opts.end,
+                                timeline=reader.timeline)
+                if stitcher is not None:  # into one more part, stitched
+                    part_path = os.path.join(part_dir, "rest.parquet")
+                    psink = Sink("parquet", part_path,
+                                 with_relation=opts.relation_names is not None)
+                    try:
+                        result = _dump_batches(rest, opts, psink, times, skip_first=True, done=n)
+                    finally:
+                        psink.close()
+                    stitcher.add(part_path)
+                    os.unlink(part_path)
+                    return result
+                if batches:
+                    return _dump_batches(rest, opts, sink, times, skip_first=True, done=n)
+                return _dump_sequential(paths, rest, opts, sink, skip_first=True, done=n,
+                                        times=times)
+            for c in part.chunks:
+                if c[0] == "parquet-file":
+                    try:
+                        stitcher.add(c[1])
+                    finally:
+                        os.unlink(c[1])
+                else:
+                    _write_part(sink, c)
+            n += part.records
+            if part.last_lsn is not None:
+                prev_last = part.last_lsn
+            progress.update(ranges[i][1] or ranges[i][0], n)
+            eow = part.end_of_wal
+            if eow is not None and eow.reason is not EndReason.END_LSN_REACHED:
+                if eow.last_record_lsn is None and prev_last is not None:
+                    # stopped before the range's first record: the last record is the one
+                    # the previous range read last (as one process says)
+                    eow = replace(eow, last_record_lsn=Lsn(prev_last))
+                return DumpResult(n, eow)
+            if i == len(ranges) - 1:
+                return DumpResult(n, eow)
+    finally:
+        parts.close()
     return DumpResult(n, None)
+
+
+_T0 = time.monotonic()
+
+
+def _phase(what: str) -> None:
+    """XLOGTOOLS_DUMP_PHASES=1: when each phase of `dump --jobs` ended, on stderr."""
+    if os.environ.get("XLOGTOOLS_DUMP_PHASES"):
+        print(f"xlogtools: {time.monotonic() - _T0:.3f}s {what}", file=sys.stderr)
 
 
 # --- statistics ------------------------------------------------------------------------------

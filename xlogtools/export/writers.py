@@ -112,6 +112,12 @@ _DICTIONARY_COLUMNS = ["timeline", "segment", "rmgr", "record_type", "info", "or
                        "blocks.list.element.compression"]
 
 
+# How every Parquet file of dump is written (one process, and each --jobs part, which are then
+# stitched byte for byte: export/pqstitch.py).
+PARQUET_OPTIONS = dict(compression="zstd", use_dictionary=_DICTIONARY_COLUMNS,
+                       write_statistics=_STATISTICS_COLUMNS)
+
+
 def _schema(with_relation: bool = False) -> Any:
     if with_relation not in _SCHEMA:
         _SCHEMA[with_relation] = rows.arrow_schema(with_relation)
@@ -264,7 +270,9 @@ class Sink:
     file even when reading stopped at damage)."""
 
     def __init__(self, fmt: str, output: str | None, stdout: IO[str] | None = None,
-                 with_relation: bool = False) -> None:
+                 with_relation: bool = False, lazy: bool = False) -> None:
+        """lazy (Parquet): the file is created by the first write() or by close(), unless
+        detach() hands it to the caller first (dump --jobs stitches its parts into it)."""
         self.fmt = fmt
         self.output = output
         self._text: IO[str] | None = None
@@ -273,18 +281,15 @@ class Sink:
         self._rows = 0
         self._close_text = False
         self._writer: _ParquetThread | None = None
+        self._with_relation = with_relation
+        self._pending = False  # a lazy Parquet writer not opened yet
         if fmt == "parquet":
-            import pyarrow.parquet as pq
-
             if output in (None, "-"):
                 raise InputError("--format parquet needs -o/--output FILE")
-            try:
-                self._pq = pq.ParquetWriter(output, _schema(with_relation), compression="zstd",
-                                            use_dictionary=_DICTIONARY_COLUMNS,
-                                            write_statistics=_STATISTICS_COLUMNS)
-            except OSError as exc:
-                raise InputError(f"could not create \"{output}\": {exc}", file=output) from exc
-            self._writer = _ParquetThread(self._pq, output)
+            if lazy:
+                self._pending = True
+            else:
+                self._open_parquet()
             return
         if output in (None, "-"):
             self._text = stdout or sys.stdout
@@ -300,7 +305,25 @@ class Sink:
         elif fmt == "table":
             self._text.write(TABLE_HEADER + "\n")
 
+    def _open_parquet(self) -> None:
+        import pyarrow.parquet as pq
+
+        self._pending = False
+        output = self.output
+        try:
+            self._pq = pq.ParquetWriter(output, _schema(self._with_relation), **PARQUET_OPTIONS)
+        except OSError as exc:
+            raise InputError(f"could not create \"{output}\": {exc}", file=output) from exc
+        self._writer = _ParquetThread(self._pq, output)
+
+    def detach(self) -> None:
+        """A lazy Parquet sink not written to: the caller makes the file; close() leaves it."""
+        assert self._pq is None
+        self._pending = False
+
     def write(self, chunk: Any) -> None:
+        if self._pending:
+            self._open_parquet()
         if self._pq is not None:
             if chunk.num_rows:
                 # Batches are gathered into row groups of ROW_GROUP_ROWS or more rows: the
@@ -335,6 +358,8 @@ class Sink:
             self._rows = 0
 
     def close(self) -> None:
+        if self._pending:  # nothing written: an empty file of the schema
+            self._open_parquet()
         if self._pq is not None:
             assert self._writer is not None
             try:
