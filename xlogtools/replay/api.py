@@ -33,7 +33,8 @@ from .catalog import Catalog, Relation
 from .heap import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
 from .pages import PageCache
 from .toast import ToastStore
-from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, deform
+from .tuples import (MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, deform,
+                     deform_render)
 from .types import OutputContext, bytea_out
 from .xact import RM_XACT_ID, XactEnd, parse_xact
 
@@ -151,6 +152,9 @@ class Replay:
                 self.tables.update(r.locator for r in found)
                 self.table_oids.update(r.oid for r in found)
         self.ctx = OutputContext(timezone, catalog.encoding, catalog.major)
+        # _deform.c renders text only in UTF8, timestamptz only in UTC
+        self._utf8 = self.ctx.codec == "utf-8"
+        self._utc = self.ctx._zone is None
         self.cache = PageCache()
         self.toast = ToastStore(catalog.major)
         self.toast.scan = self._scan_toast
@@ -402,11 +406,17 @@ class Replay:
                 raw_columns: set[str] | None = None, renderer: Renderer | None = None
                 ) -> tuple[dict[str, str | None], bool, list[Any] | None]:
         renderer = renderer or self.renderer
-        try:
-            datums = deform(tup, r.columns, self.catalog.major, unknown)
-        except (TupleError, IndexError, ValueError) as exc:
-            notes.append(f"{which} tuple is corrupt: {exc}")
-            return {}, False, None
+        texts = None
+        if not unknown:
+            res = deform_render(tup, r.columns, self._utf8, self._utc)
+            if res is not None:
+                datums, texts = res
+        if texts is None:
+            try:
+                datums = deform(tup, r.columns, self.catalog.major, unknown)
+            except (TupleError, IndexError, ValueError) as exc:
+                notes.append(f"{which} tuple is corrupt: {exc}")
+                return {}, False, None
         out: dict[str, str | None] = {}
         complete = True
         scalar_get = self.renderer._scalar.get  # type oid -> output function, from render()
@@ -416,6 +426,11 @@ class Replay:
             if v is None:
                 out[name] = None
                 continue
+            if texts is not None:
+                t = texts[i]
+                if t is not None:  # rendered by _deform.c
+                    out[name] = t
+                    continue
             if type(v) is bytes:  # the common case: a plain value of a type seen before
                 fn = scalar_get(type_oid)
                 if fn is not None:
