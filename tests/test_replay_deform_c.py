@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_replay_edge_values import ZONES, scenario  # noqa: E402,F401 - the module fixture
 
-from xlogtools.replay import tuples  # noqa: E402
+from xlogtools.replay import api, tuples  # noqa: E402
 from xlogtools.replay import types as T  # noqa: E402
 from xlogtools.replay.api import Replay  # noqa: E402
 
@@ -36,17 +36,15 @@ def test_c_and_python_paths_give_the_same_rows(scenario: dict[str, Any], tz: str
     calls = []
     real = tuples._C
 
-    class Counting:
-        @staticmethod
-        def deform_render(*a: Any) -> Any:
-            res = real.deform_render(*a)
-            calls.append(res is not None)
-            return res
+    def counting(*a: Any) -> Any:
+        res = real.deform_render(*a)
+        calls.append(res is not None)
+        return res
 
-    monkeypatch.setattr(tuples, "_C", Counting)
+    monkeypatch.setattr(api, "_C_DEFORM", counting)
     with_c = _rows(scenario, tz)
     assert calls and any(calls), "the C path was not used"
-    monkeypatch.setattr(tuples, "_C", None)
+    monkeypatch.setattr(api, "_C_DEFORM", None)
     without = _rows(scenario, tz)
     assert with_c == without
 
@@ -68,7 +66,8 @@ def _mutations(tup: bytes, rnd: random.Random) -> list[bytes]:
         b = bytearray(tup)
         for _ in range(rnd.randint(1, 4)):
             i = rnd.randrange(len(b))
-            b[i] = rnd.choice((0, 1, 2, 3, 0xFF, 0x80, rnd.randrange(256), b[i] ^ 1 << rnd.randrange(8)))
+            b[i] = rnd.choice((0, 1, 2, 3, 0xFF, 0x80, rnd.randrange(256),
+                               b[i] ^ 1 << rnd.randrange(8)))
         out.append(bytes(b))
     return out
 
@@ -78,15 +77,12 @@ def test_mutated_tuples_c_declines_or_agrees(scenario: dict[str, Any],  # noqa: 
     seen: list[tuple[bytes, Any]] = []
     real = tuples._C
 
-    class Recording:
-        @staticmethod
-        def deform_render(tup: bytes, plan: Any, missing: Any) -> Any:
-            seen.append((bytes(tup), plan))
-            return real.deform_render(tup, plan, missing)
+    def recording(tup: bytes, plan: Any, missing: Any) -> Any:
+        seen.append((bytes(tup), plan))
+        return real.deform_render(tup, plan, missing)
 
-    monkeypatch.setattr(tuples, "_C", Recording)
+    monkeypatch.setattr(api, "_C_DEFORM", recording)
     _rows(scenario, "UTC")
-    monkeypatch.setattr(tuples, "_C", real)
     assert seen
     cat = scenario["cat"]
     rel = cat.find_table("t_edge")[0]

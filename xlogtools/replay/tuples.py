@@ -247,11 +247,11 @@ def _layout(columns: list["Column"]) -> list[tuple[int, int, int]]:
 _C_KINDS = {T.BOOL: (1, 1), T.INT2: (2, 2), T.INT4: (4, 3), T.INT8: (8, 4), T.OID: (4, 5),
             T.XID: (4, 5), T.CID: (4, 5), T.TIMESTAMP: (8, 7)}
 _C_TEXT = (T.TEXT, T.VARCHAR, T.BPCHAR)
-_C_PLANS: dict[tuple[int, bool, bool], tuple[list["Column"], tuple[tuple[int, int, int], ...]]] = {}
+CPlan = tuple[tuple[int, int, int], ...]
+_C_PLANS: dict[tuple[int, bool, bool], tuple[list["Column"], CPlan]] = {}
 
 
-def c_plan(columns: list["Column"], utf8: bool, utc: bool
-           ) -> tuple[tuple[int, int, int], ...]:
+def c_plan(columns: list["Column"], utf8: bool, utc: bool) -> CPlan:
     """_deform.c's plan of a column list: (attlen, alignment mask, kind) per column."""
     key = (id(columns), utf8, utc)
     entry = _C_PLANS.get(key)
@@ -273,17 +273,6 @@ def c_plan(columns: list["Column"], utf8: bool, utc: bool
             _C_PLANS.clear()
         _C_PLANS[key] = entry
     return entry[1]
-
-
-def deform_render(tup: bytes, columns: list["Column"], utf8: bool, utc: bool
-                  ) -> tuple[list[Datum], list[str | None]] | None:
-    """With the C extension, a tuple whose bytes are all known: deform()'s datums and, per
-    column, the text of a plain value of bool, int2/4/8, oid/xid/cid, (UTF8) text/varchar/
-    bpchar, timestamp or (time zone UTC) timestamptz (None for the others). None when there is no C path or the tuple holds anything
-    unusual (TOAST pointers, compressed values, bytes that do not add up): use deform()."""
-    if _C is None:
-        return None
-    return _C.deform_render(tup, c_plan(columns, utf8, utc), MISSING)  # type: ignore[no-any-return]
 
 
 def _deform_known(tup: bytes, layout: list[tuple[int, int, int]], natts: int, hoff: int,
