@@ -129,3 +129,18 @@ def test_odd_arguments_do_not_crash() -> None:
     assert C.deform_render(bytes(hdr) + b"\1\0\0", ((4, 3, 3),), None) is None
     assert C.deform_render(bytes(hdr) + b"\1\0\0\0", ((4, 9, 3),), None) is None
     assert C.deform_render(bytes(hdr) + b"\1\0\0\0", ((4, 3),), None) is None
+
+
+def test_commit_time_text_equals_the_python_output() -> None:
+    rnd = random.Random(7)
+    vals = [T.INT64_MIN, T.INT64_MAX, T.MIN_TIMESTAMP, T.MIN_TIMESTAMP - 1, T.END_TIMESTAMP - 1,
+            T.END_TIMESTAMP, 0, -1, 1, 2**64, -2**70]
+    vals += [rnd.randrange(T.MIN_TIMESTAMP - 10**15, T.END_TIMESTAMP + 10**15)
+             for _ in range(20000)]
+    vals += [rnd.randrange(-10**13, 10**13) for _ in range(20000)]
+    for v in vals:
+        try:
+            want = T.timestamptz_usecs_out(v)
+        except T.BadDatum:
+            want = None
+        assert tuples._C.timestamptz_utc(v) == want, v

@@ -268,7 +268,22 @@ error:
     return NULL;
 }
 
+/* timestamptz_out in UTC of microseconds since 2000-01-01 (types.timestamptz_usecs_out
+ * without a context); None when out of PostgreSQL's range */
+static PyObject *timestamptz_utc(PyObject *self, PyObject *arg)
+{
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(arg, &overflow);
+    if (v == -1 && PyErr_Occurred()) return NULL;
+    if (overflow) Py_RETURN_NONE;
+    PyObject *s = timestamp_text((int64_t)v, 1);
+    if (s == NULL && !PyErr_Occurred()) Py_RETURN_NONE;
+    return s;
+}
+
 static PyMethodDef methods[] = {
+    {"timestamptz_utc", timestamptz_utc, METH_O,
+     "timestamptz_utc(usecs) -> its text in UTC, or None when out of range"},
     {"deform_render", deform_render, METH_VARARGS,
      "deform_render(tup, plan, missing) -> (datums, texts) or None (use the Python path)"},
     {NULL, NULL, 0, NULL}};
