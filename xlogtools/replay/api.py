@@ -33,9 +33,13 @@ from .catalog import Catalog, Relation
 from .heap import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
 from .pages import PageCache
 from .toast import ToastStore
-from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, deform
+from . import tuples as _tuples
+from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, c_plan, deform
 from .types import OutputContext, bytea_out
 from .xact import RM_XACT_ID, XactEnd, parse_xact
+
+# the C deformer's deform_render (tuples.deform_render without its wrapper), or None
+_C_DEFORM = _tuples._C.deform_render if _tuples._C is not None else None
 
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory
@@ -151,6 +155,9 @@ class Replay:
                 self.tables.update(r.locator for r in found)
                 self.table_oids.update(r.oid for r in found)
         self.ctx = OutputContext(timezone, catalog.encoding, catalog.major)
+        # _deform.c renders text only in UTF8, timestamptz only in UTC
+        self._utf8 = self.ctx.codec == "utf-8"
+        self._utc = self.ctx._zone is None
         self.cache = PageCache()
         self.toast = ToastStore(catalog.major)
         self.toast.scan = self._scan_toast
@@ -402,20 +409,32 @@ class Replay:
                 raw_columns: set[str] | None = None, renderer: Renderer | None = None
                 ) -> tuple[dict[str, str | None], bool, list[Any] | None]:
         renderer = renderer or self.renderer
-        try:
-            datums = deform(tup, r.columns, self.catalog.major, unknown)
-        except (TupleError, IndexError, ValueError) as exc:
-            notes.append(f"{which} tuple is corrupt: {exc}")
-            return {}, False, None
+        texts = None
+        plan, cplan = self._plan(r, key_only)
+        if cplan is not None and not unknown:
+            res = _C_DEFORM(tup, cplan, MISSING)
+            if res is not None:
+                datums, texts = res
+        if texts is None:
+            try:
+                datums = deform(tup, r.columns, self.catalog.major, unknown)
+            except (TupleError, IndexError, ValueError) as exc:
+                notes.append(f"{which} tuple is corrupt: {exc}")
+                return {}, False, None
         out: dict[str, str | None] = {}
         complete = True
         scalar_get = self.renderer._scalar.get  # type oid -> output function, from render()
         ctx = self.renderer.ctx
-        for i, name, type_oid, col in self._plan(r, key_only):
+        for i, name, type_oid, col in plan:
             v = datums[i]
             if v is None:
                 out[name] = None
                 continue
+            if texts is not None:
+                t = texts[i]
+                if t is not None:  # rendered by _deform.c
+                    out[name] = t
+                    continue
             if type(v) is bytes:  # the common case: a plain value of a type seen before
                 fn = scalar_get(type_oid)
                 if fn is not None:
@@ -449,16 +468,21 @@ class Replay:
                 self._internal_error(lsn, exc)
         return out, complete, datums
 
-    def _plan(self, r: Relation, key_only: bool) -> list[tuple[int, str, int, Any]]:
+    def _plan(self, r: Relation, key_only: bool
+              ) -> tuple[list[tuple[int, str, int, Any]], tuple[Any, ...] | None]:
         """The columns _values renders, as (position, name, type oid, column): the dropped
-        ones left out, and with key_only those not in the key; made once per relation."""
+        ones left out, and with key_only those not in the key; and the C deformer's plan of
+        all the columns (None without it); made once per relation."""
         entry = self._plans.get(id(r))
+        # (a catalog being built may still grow)
         if entry is None or entry[0] is not r or entry[1] is not r.key or \
-                entry[2] != len(r.columns):  # (a catalog being built may still grow)
+                entry[2] != len(r.columns) or entry[5] is not r.columns:
             keys = set(r.key)
             every = [(i, c.name, c.type_oid, c) for i, c in enumerate(r.columns)
                      if not c.dropped]
-            entry = (r, r.key, len(r.columns), every, [e for e in every if e[1] in keys])
+            cplan = c_plan(r.columns, self._utf8, self._utc) if _C_DEFORM is not None else None
+            entry = (r, r.key, len(r.columns), (every, cplan),
+                     ([e for e in every if e[1] in keys], cplan), r.columns)
             if len(self._plans) > 4096:
                 self._plans.clear()
             self._plans[id(r)] = entry

@@ -7,6 +7,7 @@ MAXALIGNed, so alignment from the data start equals PostgreSQL's).
 """
 from __future__ import annotations
 
+import os
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,13 @@ _u32 = struct.Struct("<I").unpack_from
 _EXTERNAL = struct.Struct("<iIII").unpack_from  # va_rawsize va_extinfo va_valueid va_toastrelid
 
 _ALIGN = {"c": 1, "s": 2, "i": 4, "d": 8}
+
+try:  # the optional C deformer (_deform.c): same datums, and the text of common types
+    from . import _deform as _C
+except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
+    _C = None
+if os.environ.get("XLOGTOOLS_NO_C"):
+    _C = None
 
 
 class TupleError(ValueError):
@@ -231,6 +239,39 @@ def _layout(columns: list["Column"]) -> list[tuple[int, int, int]]:
         if len(_LAYOUTS) > 4096:
             _LAYOUTS.clear()
         _LAYOUTS[id(columns)] = entry
+    return entry[1]
+
+
+# Column kinds _deform.c renders itself: built-in type oid -> (its attlen, kind); a domain or
+# any other type is kind 0 (datum only, rendered in Python).
+_C_KINDS = {T.BOOL: (1, 1), T.INT2: (2, 2), T.INT4: (4, 3), T.INT8: (8, 4), T.OID: (4, 5),
+            T.XID: (4, 5), T.CID: (4, 5), T.TIMESTAMP: (8, 7)}
+_C_TEXT = (T.TEXT, T.VARCHAR, T.BPCHAR)
+CPlan = tuple[tuple[int, int, int], ...]
+_C_PLANS: dict[tuple[int, bool, bool], tuple[list["Column"], CPlan]] = {}
+
+
+def c_plan(columns: list["Column"], utf8: bool, utc: bool) -> CPlan:
+    """_deform.c's plan of a column list: (attlen, alignment mask, kind) per column."""
+    key = (id(columns), utf8, utc)
+    entry = _C_PLANS.get(key)
+    if entry is None or entry[0] is not columns:
+        plan = []
+        for c in columns:
+            amask = _ALIGN.get(c.attalign, 1) - 1
+            kind = 0
+            k = _C_KINDS.get(c.type_oid)
+            if k is not None and k[0] == c.attlen:
+                kind = k[1]
+            elif c.type_oid in _C_TEXT and c.attlen == -1 and utf8:
+                kind = 6
+            elif c.type_oid == T.TIMESTAMPTZ and c.attlen == 8 and utc:
+                kind = 8
+            plan.append((c.attlen, amask, kind))
+        entry = (columns, tuple(plan))
+        if len(_C_PLANS) > 4096:
+            _C_PLANS.clear()
+        _C_PLANS[key] = entry
     return entry[1]
 
 

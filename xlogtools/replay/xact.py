@@ -17,6 +17,7 @@ from ..errors import RecordDataError
 from ..lsn import Lsn
 from ..parse.record import Record
 from .types import BadDatum, timestamptz_usecs_out
+from .tuples import _C  # the optional C deformer, for the commit time in UTC
 
 RM_XACT_ID = 1
 # The record codes and xinfo flags are access/xact.h's, declared once in the rmgr module.
@@ -47,6 +48,8 @@ class XactEnd:
     def time(self) -> str | None:
         """The commit time as text; None when the record's timestamp is outside PostgreSQL's
         range (a damaged record whose CRC was made right). Made once."""
+        if _C is not None:
+            return _C.timestamptz_utc(self.time_usecs)  # type: ignore[no-any-return]
         try:
             return timestamptz_usecs_out(self.time_usecs)
         except BadDatum:
