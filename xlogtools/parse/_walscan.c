@@ -721,23 +721,22 @@ typedef struct {
     int has_a, has_b, has_c, has_d;
 } Part;
 
-/* join_rows' output: the bytes object it returns, grown in place (no copy at the end). */
-typedef struct { uint8_t *p; size_t len, cap; PyObject *ob; } JBuf;
+/* join_rows' output: a scratch buffer kept from call to call (join_rows holds the GIL), so
+ * that each batch's text is not written to freshly mapped pages; copied into the bytes
+ * returned. */
+typedef struct { uint8_t *p; size_t len, cap; } JBuf;
+
+static uint8_t *jb_scratch = NULL;
+static size_t jb_scratch_cap = 0;
 
 static int jb_grow(JBuf *o, size_t more) {
     size_t cap = o->cap ? o->cap : 4096;
     while (cap < o->len + more)
         cap += cap / 2 + 4096;
-    if (cap > (size_t)PY_SSIZE_T_MAX)
+    uint8_t *p = realloc(o->p, cap);
+    if (p == NULL)
         return -1;
-    if (o->ob == NULL) {
-        o->ob = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)cap);
-        if (o->ob == NULL) { PyErr_Clear(); return -1; }
-    } else if (_PyBytes_Resize(&o->ob, (Py_ssize_t)cap) < 0) {
-        PyErr_Clear();
-        return -1;  /* o->ob is gone (NULL) */
-    }
-    o->p = (uint8_t *)PyBytes_AS_STRING(o->ob);
+    o->p = p;
     o->cap = cap;
     return 0;
 }
@@ -900,7 +899,9 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     if (parts == NULL)
         return PyErr_NoMemory();
     PyObject *result = NULL;
-    JBuf out = {0};
+    JBuf out = {jb_scratch, 0, jb_scratch_cap};
+    jb_scratch = NULL;
+    jb_scratch_cap = 0;
     PyObject *offsobj = NULL;
     if (n < 0 || n > (PY_SSIZE_T_MAX / 4) - 1) {
         PyErr_SetString(PyExc_ValueError, "bad row count");
@@ -972,7 +973,7 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
         }
     }
     offsobj = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
-    if (offsobj == NULL || jb_grow(&out, est)) {
+    if (offsobj == NULL || jb_reserve(&out, est)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
@@ -1041,13 +1042,20 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     if (rc == -2) { PyErr_SetString(PyExc_UnicodeError, "not UTF-8"); goto done; }
     if (rc == -3) { PyErr_SetString(PyExc_ValueError, "offsets out of range"); goto done; }
     if (rc == -4) { PyErr_SetString(PyExc_OverflowError, "more than 2 GB of text"); goto done; }
-    if (_PyBytes_Resize(&out.ob, (Py_ssize_t)out.len) < 0)
-        goto done;
-    result = PyTuple_Pack(2, offsobj, out.ob);
+    PyObject *dataobj = PyBytes_FromStringAndSize((const char *)out.p, (Py_ssize_t)out.len);
+    if (dataobj != NULL) {
+        result = PyTuple_Pack(2, offsobj, dataobj);
+        Py_DECREF(dataobj);
+    }
 done:
     parts_release(parts, np);
     free(parts);
-    Py_XDECREF(out.ob);
+    if (out.cap <= ((size_t)256 << 20) && jb_scratch == NULL) {  /* kept for the next call */
+        jb_scratch = out.p;
+        jb_scratch_cap = out.cap;
+    } else {
+        free(out.p);
+    }
     Py_XDECREF(offsobj);
     return result;
 }
