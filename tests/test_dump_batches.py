@@ -155,6 +155,34 @@ def test_c_text_helpers_write_what_python_writes() -> None:
     assert got_t == [rows.time_text(t) for t in times]
 
 
+
+def test_c_json_strings_past_eight_bytes_and_repeated_times() -> None:
+    """join_rows' 8-bytes-at-a-time JSON copy (an odd character at every position of long
+    strings) and time_texts' reuse of a repeated value's text, against Python."""
+    from xlogtools.export import columns as C
+    from xlogtools.export import rows
+
+    if C._c_join_rows is None:
+        pytest.skip("no C extension")
+    rng = random.Random(11)
+    odd = ['"', "\\", "\n", "\x00", "\x1f", "\x7f", "\x80", "é", "€", "😀", "\u2028", " ", "~"]
+    vals = []
+    for n in range(40):
+        for c in odd:
+            for at in range(0, n + 1, 3):
+                vals.append("x" * at + c + "y" * (n - at))
+    vals += ["".join(rng.choice("ab~ " + "".join(odd)) for _ in range(rng.randrange(40)))
+             for _ in range(2000)] + [None, ""]  # type: ignore[list-item]
+    a = pa.array(vals, pa.string())
+    _o, d = C._c_join_rows(len(a), [C._S(a, 1), (0, b"\x01")])
+    assert d.decode().split("\x01")[:-1] == [json.dumps(v) if v is not None else "null"
+                                             for v in vals]
+    base = [rng.randrange(-10**17, 10**17) for _ in range(50)]
+    times = [t for t in base for _ in range(rng.randrange(1, 4))]
+    times += [None, times[0], 0, 0, None, 0, -63113904000000000, -63113904000000000, 1, 1]
+    got = C.Columns._time_texts(None, pa.array(times, pa.int64())).to_pylist()  # type: ignore[arg-type]
+    assert got == [rows.time_text(t) for t in times]
+
 @pytest.mark.pg
 def test_pgbench_exports_from_batches_equal_the_record_path(pg_major: int, cluster_factory,
                                                             tmp_path: Path) -> None:

@@ -287,7 +287,11 @@ def _times(batch: WalBatch, times: CommitIndex | None) -> tuple[Any, Any]:
     xact_time = pa.nulls(batch.n, pa.int64())
     if idx:
         when, _xinfo = _xact_time_and_xinfo(batch, idx)
-        mask = pc.is_in(pa.array(range(batch.n), pa.int64()), value_set=pa.array(idx, pa.int64()))
+        flags = bytearray(batch.n)
+        for i in idx:
+            flags[i] = 1
+        mask = pc.cast(pa.Array.from_buffers(pa.uint8(), batch.n, [None, pa.py_buffer(flags)]),
+                       pa.bool_())
         xact_time = pc.replace_with_mask(xact_time, mask, when)
     if not times:
         return xact_time, pa.nulls(batch.n, pa.int64())
@@ -328,6 +332,8 @@ def batch_descriptions(batch: WalBatch, select: Sequence[int] | None = None) -> 
                                                               pa.py_buffer(data)])
         if select is not None:
             native = native.take(pa.array(select, pa.int64()))
+        if not fallback.count(1):
+            return native
         redo = [k for k, i in enumerate(idx) if fallback[i]]
         if not redo:
             return native

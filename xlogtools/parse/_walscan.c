@@ -721,32 +721,75 @@ typedef struct {
     int has_a, has_b, has_c, has_d;
 } Part;
 
-static int out_put(Buf *o, const void *p, size_t n) {
-    if (buf_reserve(o, n))
+/* join_rows' output: a scratch buffer kept from call to call (join_rows holds the GIL), so
+ * that each batch's text is not written to freshly mapped pages; copied into the bytes
+ * returned. */
+typedef struct { uint8_t *p; size_t len, cap; } JBuf;
+
+static uint8_t *jb_scratch = NULL;
+static size_t jb_scratch_cap = 0;
+
+static int jb_grow(JBuf *o, size_t more) {
+    size_t cap = o->cap ? o->cap : 4096;
+    while (cap < o->len + more)
+        cap += cap / 2 + 4096;
+    uint8_t *p = realloc(o->p, cap);
+    if (p == NULL)
+        return -1;
+    o->p = p;
+    o->cap = cap;
+    return 0;
+}
+
+static inline int jb_reserve(JBuf *o, size_t more) {
+    if (o->len + more <= o->cap)
+        return 0;
+    return jb_grow(o, more);
+}
+
+static inline int out_put(JBuf *o, const void *p, size_t n) {
+    if (jb_reserve(o, n))
         return -1;
     memcpy(o->p + o->len, p, n);
     o->len += n;
     return 0;
 }
 
-static int out_u64(Buf *o, uint64_t v) {
+static inline int out_u64(JBuf *o, uint64_t v) {
     char t[24];
     int k = 0;
     do { t[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-    if (buf_reserve(o, (size_t)k))
+    if (jb_reserve(o, (size_t)k))
         return -1;
     while (k)
         o->p[o->len++] = (uint8_t)t[--k];
     return 0;
 }
 
-static int out_json_str(Buf *o, const uint8_t *s, size_t n) {
+static int out_json_str(JBuf *o, const uint8_t *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    if (buf_reserve(o, 2 + n * 12))  /* a 4-byte character becomes 12 bytes (two \uXXXX) */
+    if (jb_reserve(o, 2 + n * 12))  /* a 4-byte character becomes 12 bytes (two \uXXXX) */
         return -1;
     uint8_t *w = o->p + o->len;
     *w++ = '"';
     for (size_t i = 0; i < n;) {
+        /* 8 bytes at a time while none needs escaping: no control character, quote,
+         * backslash, DEL or non-ASCII byte */
+        while (i + 8 <= n) {
+            uint64_t x;
+            memcpy(&x, s + i, 8);
+            const uint64_t ones = 0x0101010101010101ULL, highs = 0x8080808080808080ULL;
+            uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\'), d = x ^ (ones * 0x7F);
+            uint64_t bad = ((x - ones * 0x20) & ~x) | ((q - ones) & ~q) | ((b - ones) & ~b) |
+                           ((d - ones) & ~d) | x;
+            if (bad & highs)
+                break;
+            memcpy(w, &x, 8);
+            w += 8;
+            i += 8;
+        }
+        if (i >= n)
+            break;
         uint8_t ch = s[i];
         if (ch >= 0x20 && ch < 0x7F) {
             if (ch == '"' || ch == '\\')
@@ -807,7 +850,7 @@ static int out_json_str(Buf *o, const uint8_t *s, size_t n) {
     return 0;
 }
 
-static int out_csv_field(Buf *o, const uint8_t *s, size_t n) {
+static int out_csv_field(JBuf *o, const uint8_t *s, size_t n) {
     int quote = 0;
     for (size_t i = 0; i < n; i++)
         if (s[i] == ',' || s[i] == '"' || s[i] == '\n') {
@@ -816,7 +859,7 @@ static int out_csv_field(Buf *o, const uint8_t *s, size_t n) {
         }
     if (!quote)
         return out_put(o, s, n);
-    if (buf_reserve(o, 2 + 2 * n))
+    if (jb_reserve(o, 2 + 2 * n))
         return -1;
     uint8_t *w = o->p + o->len;
     *w++ = '"';
@@ -856,8 +899,14 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     if (parts == NULL)
         return PyErr_NoMemory();
     PyObject *result = NULL;
-    Buf out = {0};
-    Buf offs = {0};
+    JBuf out = {jb_scratch, 0, jb_scratch_cap};
+    jb_scratch = NULL;
+    jb_scratch_cap = 0;
+    PyObject *offsobj = NULL;
+    if (n < 0 || n > (PY_SSIZE_T_MAX / 4) - 1) {
+        PyErr_SetString(PyExc_ValueError, "bad row count");
+        goto done;
+    }
     for (Py_ssize_t k = 0; k < np; k++) {
         PyObject *t = PyList_GET_ITEM(plist, k);
         Part *q = &parts[k];
@@ -911,8 +960,25 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
             goto done;
         }
     }
-    int32_t zero = 0;
-    if (out_put(&offs, &zero, 4)) { PyErr_NoMemory(); goto done; }
+    /* the output's likely size, so that it is rarely grown: each part's share */
+    size_t est = 64;
+    for (Py_ssize_t k = 0; k < np; k++) {
+        Part *q = &parts[k];
+        size_t per = q->kind == 0 ? (size_t)q->a.len : q->kind == 1 ? 8
+                   : q->kind == 3 ? (size_t)(q->b.len > q->c.len ? q->b.len : q->c.len) : 4;
+        est += per * (size_t)n;
+        if (q->kind == 2 || q->kind == 4) {
+            size_t data = (size_t)(q->kind == 2 ? q->b.len : q->c.len);
+            est += data + data / 8;
+        }
+    }
+    offsobj = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
+    if (offsobj == NULL || jb_reserve(&out, est)) {
+        if (!PyErr_Occurred()) PyErr_NoMemory();
+        goto done;
+    }
+    int32_t *offs = (int32_t *)PyBytes_AS_STRING(offsobj);
+    offs[0] = 0;
     int rc = 0;
     for (Py_ssize_t i = 0; i < n && rc == 0; i++) {
         for (Py_ssize_t k = 0; k < np && rc == 0; k++) {
@@ -950,6 +1016,7 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
             case 4: {
                 int32_t lo = (int32_t)rd32(a + 4 * i), hi = (int32_t)rd32(a + 4 * (i + 1));
                 const uint8_t *eo = q->b.buf;
+                if (lo < 0 || hi < lo) { rc = -3; break; }
                 rc = out_put(&out, "[", 1);
                 for (int32_t e = lo; e < hi && rc == 0; e++) {
                     if ((e + 2) * 4 > q->b.len) { rc = -3; break; }
@@ -968,21 +1035,28 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
         }
         if (rc == 0) {
             if (out.len > INT32_MAX) { rc = -4; break; }
-            int32_t end = (int32_t)out.len;
-            rc = out_put(&offs, &end, 4);
+            offs[i + 1] = (int32_t)out.len;
         }
     }
     if (rc == -1) { PyErr_NoMemory(); goto done; }
     if (rc == -2) { PyErr_SetString(PyExc_UnicodeError, "not UTF-8"); goto done; }
     if (rc == -3) { PyErr_SetString(PyExc_ValueError, "offsets out of range"); goto done; }
     if (rc == -4) { PyErr_SetString(PyExc_OverflowError, "more than 2 GB of text"); goto done; }
-    result = Py_BuildValue("y#y#", offs.p, (Py_ssize_t)offs.len, out.p ? (const char *)out.p : "",
-                           (Py_ssize_t)out.len);
+    PyObject *dataobj = PyBytes_FromStringAndSize((const char *)out.p, (Py_ssize_t)out.len);
+    if (dataobj != NULL) {
+        result = PyTuple_Pack(2, offsobj, dataobj);
+        Py_DECREF(dataobj);
+    }
 done:
     parts_release(parts, np);
     free(parts);
-    free(out.p);
-    free(offs.p);
+    if (out.cap <= ((size_t)256 << 20) && jb_scratch == NULL) {  /* kept for the next call */
+        jb_scratch = out.p;
+        jb_scratch_cap = out.cap;
+    } else {
+        free(out.p);
+    }
+    Py_XDECREF(offsobj);
     return result;
 }
 
@@ -1021,6 +1095,9 @@ static PyObject *time_texts(PyObject *self, PyObject *args) {
     uint8_t *od = (uint8_t *)PyBytes_AS_STRING(odd);
     const int64_t lo = -30610224000000000LL - 946684800000000LL;   /* 1000-01-01 */
     const int64_t hi = 253402300799999999LL - 946684800000000LL;   /* 9999-12-31 23:59:59.999999 */
+    /* the text of the last value written (records of a transaction share a commit time) */
+    int64_t last = 0;
+    const char *last_p = NULL;
     o[0] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
         int64_t v;
@@ -1031,7 +1108,11 @@ static PyObject *time_texts(PyObject *self, PyObject *args) {
             od[i] = 1;
             ok = 0;
         }
-        if (ok) {
+        if (ok && last_p != NULL && v == last) {
+            memcpy(p, last_p, 29);
+            last_p = p;
+            p += 29;
+        } else if (ok) {
             int64_t us = v + 946684800000000LL;  /* Unix microseconds */
             int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
             int64_t frac = us - secs * 1000000;
@@ -1049,8 +1130,25 @@ static PyObject *time_texts(PyObject *self, PyObject *args) {
             int64_t mm = mp < 10 ? mp + 3 : mp - 9;
             if (mm <= 2)
                 y++;
-            p += sprintf(p, "%04d-%02d-%02d %02d:%02d:%02d.%06d+00", (int)y, (int)mm, (int)dd,
-                         (int)(sod / 3600), (int)(sod / 60 % 60), (int)(sod % 60), (int)frac);
+            /* "%04d-%02d-%02d %02d:%02d:%02d.%06d+00": 29 bytes, y in 1000..9999 */
+            int hh = (int)(sod / 3600), mi = (int)(sod / 60 % 60), ss = (int)(sod % 60);
+            int f = (int)frac, yy = (int)y;
+            char *w = p;
+            w[0] = (char)('0' + yy / 1000); w[1] = (char)('0' + yy / 100 % 10);
+            w[2] = (char)('0' + yy / 10 % 10); w[3] = (char)('0' + yy % 10); w[4] = '-';
+            w[5] = (char)('0' + mm / 10); w[6] = (char)('0' + mm % 10); w[7] = '-';
+            w[8] = (char)('0' + dd / 10); w[9] = (char)('0' + dd % 10); w[10] = ' ';
+            w[11] = (char)('0' + hh / 10); w[12] = (char)('0' + hh % 10); w[13] = ':';
+            w[14] = (char)('0' + mi / 10); w[15] = (char)('0' + mi % 10); w[16] = ':';
+            w[17] = (char)('0' + ss / 10); w[18] = (char)('0' + ss % 10); w[19] = '.';
+            for (int j = 25; j >= 20; j--) {
+                w[j] = (char)('0' + f % 10);
+                f /= 10;
+            }
+            w[26] = '+'; w[27] = '0'; w[28] = '0';
+            last = v;
+            last_p = p;
+            p += 29;
         }
         o[i + 1] = (int32_t)(p - d);
     }
