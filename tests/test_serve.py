@@ -340,6 +340,18 @@ def set_conninfo(standby, port: int, name: str, extra: str = "") -> None:  # typ
     auto.write_text("\n".join(lines) + "\n")
 
 
+def flushed_record_end(c) -> str:  # type: ignore[no-untyped-def]
+    """The end of the last record inserted so far, once it is on disk: a target a standby can
+    replay to from a copy of pg_wal taken now. (The flush position itself can lie inside a
+    record, when the WAL writer flushed whole pages of one still being written, e.g. a
+    background record: a copy taken then holds only part of it, and no standby of that copy
+    replays to there.)"""
+    lsn = c.sql("SELECT pg_current_wal_insert_lsn()")[0][0]
+    wait_until(lambda: Lsn(c.sql("SELECT pg_current_wal_flush_lsn()")[0][0]) >= Lsn(lsn), 30,
+               0.05, what=f"the WAL up to {lsn} to be flushed")
+    return str(lsn)
+
+
 def make_archive(src: Path, arch: Path) -> list[str]:
     """Copy pg_wal as an archive: some segments gzip/zstd-compressed, the last one .partial.
     Every file appears whole (written aside, then renamed, as an archiver does), and a
@@ -463,7 +475,7 @@ def test_stopped_standby_is_dropped_other_keeps_streaming(pg_major: int, cluster
     sb1 = cluster_factory.standby(primary, name="sb1", start=False)
     sb2 = cluster_factory.standby(primary, name="sb2", start=False)
     primary.execute("INSERT INTO t1 SELECT g, 'a', 'b' FROM generate_series(1, 5000) g")
-    lsn1 = primary.sql("SELECT pg_current_wal_flush_lsn()")[0][0]
+    lsn1 = flushed_record_end(primary)
     work = primary.base.parent / f"{primary.base.name}-serve"
     arch = work / "arch"
     make_archive(primary.pg_wal, arch)  # a live primary's pg_wal: the last one is growing
@@ -480,12 +492,24 @@ def test_stopped_standby_is_dropped_other_keeps_streaming(pg_major: int, cluster
             os.kill(pid, signal.SIGSTOP)
         try:
             primary.execute(WORKLOAD.replace("generate_series(1,", "generate_series(50001,"))
-            lsn2 = primary.sql("SELECT pg_current_wal_flush_lsn()")[0][0]
+            lsn2 = flushed_record_end(primary)
             make_archive(primary.pg_wal, arch)  # new WAL arrives: the server polls it
             try:
                 wait_until(lambda: replayed(sb1, lsn2), 60, 0.2, what="sb1 to keep streaming")
             except TimeoutError:
                 print(f"--- sb1 log tail ---\n" + "\n".join(sb1.log_text().splitlines()[-40:]))
+                print(f"--- waiting for {lsn2}; sb1: " + repr(sb1.sql(
+                    "SELECT pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), status, "
+                    "written_lsn, flushed_lsn, latest_end_lsn FROM pg_stat_wal_receiver")))
+                print("--- status file ---\n" + (status.read_text() if status.exists() else ""))
+                print("--- archive ---\n" + " ".join(sorted(p.name for p in arch.iterdir())))
+                from xlogtools.stream.sendable import Archive
+                a = Archive(arch)
+                a.refresh()
+                assert a.source is not None
+                for (t, sn), f in sorted(a.source.files.items()):
+                    _d, n, complete = a.segment_data(f, sn)
+                    print(f"  {f.path.name}: sendable {n:#x} complete {complete}")
                 raise
             assert digest(sb1) == digest(primary)
 
