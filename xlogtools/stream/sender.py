@@ -708,10 +708,12 @@ class _Session:
                 data: bytes | None = None
                 if end is None:
                     data, n, complete = self.archive.segment_data(f, segno)
-                    if n < seg_size and self._later_exists(plan, segno):
+                    if n < seg_size and len(data) >= seg_size and \
+                            self._later_exists(plan, segno):
                         # WAL went on after this segment: the rest of this one is final
                         # (zeros after a WAL switch, or a tail of zeros), send it as walsender
-                        # would.
+                        # would. Not for a file shorter than a segment (being copied in, or
+                        # gone since the last scan): only bytes that are there are sent.
                         n = seg_size
                     end = seg_start + n
                 if plan.valid_upto is not None:
