@@ -246,69 +246,12 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     times = _WORKER_TIMES
     reader = open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
                       timeline=timeline, until=until)
+    if _BATCHES and opts.format in BATCH_FORMATS:
+        return _work_batches(reader, opts, times)
     chunks: list[Any] = []
     chunk: list[Record] = []
     n = 0
     first_lsn = first_prev = last_lsn = None
-    if _BATCHES and opts.format in BATCH_FORMATS:
-        # The range's output goes to a part file (text, or an Arrow IPC stream) that the main
-        # process copies into the sink: neither process holds a range's output in memory.
-        import tempfile
-
-        fd, part = tempfile.mkstemp(prefix="xlogtools-part-", dir=_WORKER_DIR)
-        if opts.format == "parquet":
-            # a Parquet file of its own, encoded here (the main process stitches the parts)
-            os.close(fd)
-            try:
-                psink = Sink("parquet", part, with_relation=opts.relation_names is not None)
-                try:
-                    for batch in reader.batches():
-                        lsn = batch.column("lsn")
-                        if first_lsn is None:
-                            first_lsn, first_prev = lsn[0], batch.column("prev")[0]
-                        last_lsn = lsn[batch.n - 1]
-                        select = _selection(batch, opts.filter)
-                        if select is not None and not select:
-                            continue
-                        psink.write(format_batch(batch, opts.format, times, opts.relation_names,
-                                                 select, opts.bkp_details))
-                        n += batch.n if select is None else len(select)
-                finally:
-                    psink.close()
-            except BaseException:
-                os.unlink(part)
-                raise
-            return _Part([("parquet-file", part)], n, first_lsn, first_prev, last_lsn,
-                         reader.end_of_wal)
-        writer = None
-        try:
-            with os.fdopen(fd, "wb") as f:
-                for batch in reader.batches():
-                    lsn = batch.column("lsn")
-                    if first_lsn is None:
-                        first_lsn, first_prev = lsn[0], batch.column("prev")[0]
-                    last_lsn = lsn[batch.n - 1]
-                    select = _selection(batch, opts.filter)
-                    if select is not None and not select:
-                        continue
-                    out = format_batch(batch, opts.format, times, opts.relation_names, select,
-                                       opts.bkp_details)
-                    n += batch.n if select is None else len(select)
-                    if isinstance(out, bytes):
-                        f.write(out)
-                        continue
-                    if writer is None:
-                        import pyarrow as pa
-
-                        writer = pa.ipc.new_stream(f, out.schema)
-                    writer.write_batch(out)
-                if writer is not None:
-                    writer.close()
-        except BaseException:
-            os.unlink(part)
-            raise
-        kind = "arrow-file" if opts.format == "parquet" else "text-file"
-        return _Part([(kind, part)], n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
     for rec in reader:
         if first_lsn is None:
             first_lsn, first_prev = int(rec.lsn), int(rec.prev)
@@ -323,6 +266,49 @@ def _work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Part:
     if chunk:
         chunks.append(_portable(_chunk(chunk, opts, times)))
     return _Part(chunks, n, first_lsn, first_prev, last_lsn, reader.end_of_wal)
+
+
+def _work_batches(reader: WalReader, opts: DumpOptions, times: Any) -> _Part:
+    """A range from the reader's batches into a part file that the main process copies into
+    the sink (text) or stitches into the output (a Parquet file of its own, encoded here):
+    neither process holds a range's output in memory."""
+    import tempfile
+
+    fd, part = tempfile.mkstemp(prefix="xlogtools-part-", dir=_WORKER_DIR)
+    span = _Part([("parquet-file" if opts.format == "parquet" else "text-file", part)], 0,
+                 None, None, None, None)
+
+    def outputs() -> Iterator[Any]:
+        for batch in reader.batches():
+            lsn = batch.column("lsn")
+            if span.first_lsn is None:
+                span.first_lsn, span.first_prev = lsn[0], batch.column("prev")[0]
+            span.last_lsn = lsn[batch.n - 1]
+            select = _selection(batch, opts.filter)
+            if select is not None and not select:
+                continue
+            span.records += batch.n if select is None else len(select)
+            yield format_batch(batch, opts.format, times, opts.relation_names, select,
+                               opts.bkp_details)
+
+    try:
+        if opts.format == "parquet":
+            os.close(fd)
+            psink = Sink("parquet", part, with_relation=opts.relation_names is not None)
+            try:
+                for out in outputs():
+                    psink.write(out)
+            finally:
+                psink.close()
+        else:
+            with os.fdopen(fd, "wb") as f:
+                for out in outputs():
+                    f.write(out)
+    except BaseException:
+        os.unlink(part)
+        raise
+    span.end_of_wal = reader.end_of_wal
+    return span
 
 
 @dataclass
@@ -399,25 +385,18 @@ def _part_root() -> str | None:
 
 
 def _write_part(sink: Sink, chunk: Any) -> None:
-    """Write a worker's chunk: text, IPC bytes, or a part file (removed once copied)."""
+    """Write a worker's chunk: text, IPC bytes, or a text part file (removed once copied)."""
     kind, payload = chunk
-    if kind not in ("text-file", "arrow-file"):
+    if kind != "text-file":
         sink.write(_unportable(chunk))
         return
     try:
-        if kind == "text-file":
-            with open(payload, "rb") as f:
-                while True:
-                    piece = f.read(8 << 20)
-                    if not piece:
-                        break
-                    sink.write(_whole_lines(f, piece))
-        elif os.path.getsize(payload):
-            import pyarrow as pa
-
-            with pa.memory_map(payload) as m:
-                for batch in pa.ipc.open_stream(m):
-                    sink.write(batch)
+        with open(payload, "rb") as f:
+            while True:
+                piece = f.read(8 << 20)
+                if not piece:
+                    break
+                sink.write(_whole_lines(f, piece))
     finally:
         os.unlink(payload)
 
