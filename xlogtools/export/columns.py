@@ -129,24 +129,27 @@ def _xact_time_and_xinfo(batch: WalBatch, idx: list[int]) -> tuple[Any, Any]:
     return when, xinfo
 
 
-def xact_ends(batch: WalBatch) -> tuple[list[int], list[int], list[int], list[bool],
-                                         dict[int, list[int]]]:
-    """The commit and abort records of the batch (also of prepared transactions), in record
-    order, as rows.xact_end reads them (a record it cannot parse is left out), as columns:
-    (record index, top-level xid, xact_time, is_commit, {position: subtransactions} for those
-    that have any). A plain commit or abort without xinfo (nearly all of them) is read from
-    the columns; the others are made as Records."""
-    idx = _xact_records(batch, _XACT_OPS)
+def xact_ends(batch: WalBatch, ops: Sequence[int] = _XACT_OPS
+              ) -> tuple[list[int], list[int], list[int], list[bool], dict[int, list[int]]]:
+    """The commit and abort records of the batch (of `ops`: also of prepared transactions),
+    in record order, as rows.xact_end reads them (a record it cannot parse is left out), as
+    columns: (record index, top-level xid, xact_time, is_commit, {position: subtransactions}
+    for those that have any). One without subtransactions or a two-phase xid (nearly all) is
+    read from the columns; the others are made as Records."""
+    idx = _xact_records(batch, ops)
     if not idx:
         return [], [], [], [], {}
-    when, _xinfo = _xact_time_and_xinfo(batch, idx)
+    when, xinfo = _xact_time_and_xinfo(batch, idx)
     sel = pa.array(idx, pa.int64())
     info = batch.arrow("info").take(sel)
     op = pc.bit_wise_and(info, pa.scalar(X.OPMASK, pa.uint8()))
-    plain = pc.and_(pc.and_(pc.is_in(op, value_set=pa.array([X.COMMIT, X.ABORT], pa.uint8())),
-                            pc.equal(pc.bit_wise_and(info, pa.scalar(X.HAS_INFO, pa.uint8())),
-                                     pa.scalar(0, pa.uint8()))),
-                    pc.greater_equal(batch.arrow("main_len").take(sel), pa.scalar(8, pa.uint32())))
+    has_info = pc.not_equal(pc.bit_wise_and(info, pa.scalar(X.HAS_INFO, pa.uint8())),
+                            pa.scalar(0, pa.uint8()))
+    need = pc.if_else(has_info, pa.scalar(12, pa.uint32()), pa.scalar(8, pa.uint32()))
+    plain = pc.and_(
+        pc.greater_equal(batch.arrow("main_len").take(sel), need),
+        pc.equal(pc.bit_wise_and(xinfo, pa.scalar(X.XINFO_HAS_SUBXACTS | X.XINFO_HAS_TWOPHASE,
+                                                  pa.uint64())), pa.scalar(0, pa.uint64())))
     top = batch.arrow("xid").take(sel).to_pylist()
     times = when.to_pylist()
     commit = pc.is_in(op, value_set=pa.array(_COMMIT_OPS, pa.uint8())).to_pylist()
@@ -184,29 +187,15 @@ class CommitIndex:
 
     def add_batch(self, batch: WalBatch) -> None:
         """The commit records of the batch, in record order (batch_commit_times)."""
-        idx = _xact_records(batch, _COMMIT_OPS)
-        if not idx:
+        _idx, tops, whens, _commits, subs = xact_ends(batch, _COMMIT_OPS)
+        if not subs:
+            self._xids.extend(tops)
+            self._times.extend(whens)
             return
-        when, xinfo = _xact_time_and_xinfo(batch, idx)
-        slow = pc.not_equal(pc.bit_wise_and(xinfo, pa.scalar(
-            X.XINFO_HAS_SUBXACTS | X.XINFO_HAS_TWOPHASE, pa.uint64())), pa.scalar(0, pa.uint64()))
-        xid = batch.arrow("xid").take(pa.array(idx, pa.int64()))
-        if not pc.any(slow).as_py():
-            # a commit without subtransactions or two-phase xid is its xid's, at its time
-            self._xids.frombytes(xid.buffers()[1].to_pybytes()[xid.offset * 4:(xid.offset + len(xid)) * 4])
-            self._times.extend(when.to_pylist())
-            return
-        for i, x, w, s in zip(idx, xid.to_pylist(), when.to_pylist(), slow.to_pylist()):
-            if not s:
+        for j, (top, when) in enumerate(zip(tops, whens)):
+            for x in (top, *subs.get(j, ())):
                 self._xids.append(x)
-                self._times.append(w)
-                continue
-            end = rows.xact_end(batch.record(i))
-            if end is not None and end[3]:
-                top, subs, t, _ = end
-                for x2 in [top, *subs]:
-                    self._xids.append(x2)
-                    self._times.append(t)
+                self._times.append(when)
 
     def finish(self) -> "CommitIndex":
         """Sort by xid, keeping the last time of each (stable sort: record order within)."""
