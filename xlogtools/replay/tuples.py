@@ -248,31 +248,23 @@ _C_KINDS = {T.BOOL: (1, 1), T.INT2: (2, 2), T.INT4: (4, 3), T.INT8: (8, 4), T.OI
             T.XID: (4, 5), T.CID: (4, 5), T.TIMESTAMP: (8, 7)}
 _C_TEXT = (T.TEXT, T.VARCHAR, T.BPCHAR)
 CPlan = tuple[tuple[int, int, int], ...]
-_C_PLANS: dict[tuple[int, bool, bool], tuple[list["Column"], CPlan]] = {}
 
 
 def c_plan(columns: list["Column"], utf8: bool, utc: bool) -> CPlan:
-    """_deform.c's plan of a column list: (attlen, alignment mask, kind) per column."""
-    key = (id(columns), utf8, utc)
-    entry = _C_PLANS.get(key)
-    if entry is None or entry[0] is not columns:
-        plan = []
-        for c in columns:
-            amask = _ALIGN.get(c.attalign, 1) - 1
-            kind = 0
-            k = _C_KINDS.get(c.type_oid)
-            if k is not None and k[0] == c.attlen:
-                kind = k[1]
-            elif c.type_oid in _C_TEXT and c.attlen == -1 and utf8:
-                kind = 6
-            elif c.type_oid == T.TIMESTAMPTZ and c.attlen == 8 and utc:
-                kind = 8
-            plan.append((c.attlen, amask, kind))
-        entry = (columns, tuple(plan))
-        if len(_C_PLANS) > 4096:
-            _C_PLANS.clear()
-        _C_PLANS[key] = entry
-    return entry[1]
+    """_deform.c's plan of a column list: (attlen, alignment mask, kind) per column (made
+    once per relation by Replay._plan)."""
+    plan = []
+    for c in columns:
+        kind = 0
+        k = _C_KINDS.get(c.type_oid)
+        if k is not None and k[0] == c.attlen:
+            kind = k[1]
+        elif c.type_oid in _C_TEXT and c.attlen == -1 and utf8:
+            kind = 6
+        elif c.type_oid == T.TIMESTAMPTZ and c.attlen == 8 and utc:
+            kind = 8
+        plan.append((c.attlen, _ALIGN.get(c.attalign, 1) - 1, kind))
+    return tuple(plan)
 
 
 def _deform_known(tup: bytes, layout: list[tuple[int, int, int]], natts: int, hoff: int,
