@@ -368,9 +368,7 @@ static PyObject *scan(PyObject *self, PyObject *args) {
  * unusual ones scan stops before).  take() hands the columns out as bytes and starts over. */
 typedef struct { uint8_t *p; size_t len, cap; } Buf;
 
-static int buf_reserve(Buf *b, size_t more) {
-    if (b->len + more <= b->cap)
-        return 0;
+static int buf_grow(Buf *b, size_t more) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + more)
         cap *= 2;
@@ -380,6 +378,12 @@ static int buf_reserve(Buf *b, size_t more) {
     b->p = p;
     b->cap = cap;
     return 0;
+}
+
+static inline int buf_reserve(Buf *b, size_t more) {
+    if (b->len + more <= b->cap)
+        return 0;
+    return buf_grow(b, more);
 }
 
 #define PUT(b, type, v) do { type v_ = (type)(v); memcpy((b)->p + (b)->len, &v_, sizeof v_); \
@@ -724,51 +728,31 @@ typedef struct {
 /* join_rows' output: a scratch buffer kept from call to call (join_rows holds the GIL), so
  * that each batch's text is not written to freshly mapped pages; copied into the bytes
  * returned. */
-typedef struct { uint8_t *p; size_t len, cap; } JBuf;
-
 static uint8_t *jb_scratch = NULL;
 static size_t jb_scratch_cap = 0;
 
-static int jb_grow(JBuf *o, size_t more) {
-    size_t cap = o->cap ? o->cap : 4096;
-    while (cap < o->len + more)
-        cap += cap / 2 + 4096;
-    uint8_t *p = realloc(o->p, cap);
-    if (p == NULL)
-        return -1;
-    o->p = p;
-    o->cap = cap;
-    return 0;
-}
-
-static inline int jb_reserve(JBuf *o, size_t more) {
-    if (o->len + more <= o->cap)
-        return 0;
-    return jb_grow(o, more);
-}
-
-static inline int out_put(JBuf *o, const void *p, size_t n) {
-    if (jb_reserve(o, n))
+static inline int out_put(Buf *o, const void *p, size_t n) {
+    if (buf_reserve(o, n))
         return -1;
     memcpy(o->p + o->len, p, n);
     o->len += n;
     return 0;
 }
 
-static inline int out_u64(JBuf *o, uint64_t v) {
+static inline int out_u64(Buf *o, uint64_t v) {
     char t[24];
     int k = 0;
     do { t[k++] = (char)('0' + v % 10); v /= 10; } while (v);
-    if (jb_reserve(o, (size_t)k))
+    if (buf_reserve(o, (size_t)k))
         return -1;
     while (k)
         o->p[o->len++] = (uint8_t)t[--k];
     return 0;
 }
 
-static int out_json_str(JBuf *o, const uint8_t *s, size_t n) {
+static int out_json_str(Buf *o, const uint8_t *s, size_t n) {
     static const char hex[] = "0123456789abcdef";
-    if (jb_reserve(o, 2 + n * 12))  /* a 4-byte character becomes 12 bytes (two \uXXXX) */
+    if (buf_reserve(o, 2 + n * 12))  /* a 4-byte character becomes 12 bytes (two \uXXXX) */
         return -1;
     uint8_t *w = o->p + o->len;
     *w++ = '"';
@@ -850,7 +834,7 @@ static int out_json_str(JBuf *o, const uint8_t *s, size_t n) {
     return 0;
 }
 
-static int out_csv_field(JBuf *o, const uint8_t *s, size_t n) {
+static int out_csv_field(Buf *o, const uint8_t *s, size_t n) {
     int quote = 0;
     for (size_t i = 0; i < n; i++)
         if (s[i] == ',' || s[i] == '"' || s[i] == '\n') {
@@ -859,7 +843,7 @@ static int out_csv_field(JBuf *o, const uint8_t *s, size_t n) {
         }
     if (!quote)
         return out_put(o, s, n);
-    if (jb_reserve(o, 2 + 2 * n))
+    if (buf_reserve(o, 2 + 2 * n))
         return -1;
     uint8_t *w = o->p + o->len;
     *w++ = '"';
@@ -899,7 +883,7 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     if (parts == NULL)
         return PyErr_NoMemory();
     PyObject *result = NULL;
-    JBuf out = {jb_scratch, 0, jb_scratch_cap};
+    Buf out = {jb_scratch, 0, jb_scratch_cap};
     jb_scratch = NULL;
     jb_scratch_cap = 0;
     PyObject *offsobj = NULL;
@@ -973,7 +957,7 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
         }
     }
     offsobj = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
-    if (offsobj == NULL || jb_reserve(&out, est)) {
+    if (offsobj == NULL || buf_reserve(&out, est)) {
         if (!PyErr_Occurred()) PyErr_NoMemory();
         goto done;
     }
