@@ -99,8 +99,13 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     # user_properties travel with the reports (also from xdist workers) to the summary.
     for item in items:
         callspec = getattr(item, "callspec", None)
-        if callspec is not None and callspec.params.get("pg_major") is not None:
-            item.user_properties.append(("pg_major", callspec.params["pg_major"]))
+        major = callspec.params.get("pg_major") if callspec is not None else None
+        if major is not None:
+            item.user_properties.append(("pg_major", major))
+        # with `pytest -n N --dist loadgroup` (xdist) a module's tests of one major run in one
+        # worker, so its module-scoped clusters are made once there, not once per worker
+        item.add_marker(pytest.mark.xdist_group(f"{item.module.__name__ if item.module else ''}"
+                                                f":{major}"))
 
 
 class _Summary:

@@ -24,6 +24,9 @@ from xlogtools.testing.cluster import Cluster
 
 from test_replay import column_defs, insert_sql, row_values
 
+# a checkpoint and a crash whose outcome depends on the server's own timing: run alone
+pytestmark = pytest.mark.serial
+
 CONF = {"autovacuum": "off", "checkpoint_timeout": "1h", "max_wal_size": "1GB",
         "max_prepared_transactions": 2, "TimeZone": "Asia/Kolkata"}  # (in an included file)
 

@@ -208,6 +208,7 @@ def fixture_wal(major: int, tmp: Path) -> Wal:
     return _WALS[major]
 
 
+@pytest.mark.serial  # a decode that takes over 2 s counts as a hang: run it on a quiet machine
 @pytest.mark.parametrize("major", MAJORS, ids=[f"pg{m}" for m in MAJORS])
 def test_crc_valid_mutations_end_in_a_result_or_a_typed_error(major: int,
                                                               tmp_path: Path) -> None:

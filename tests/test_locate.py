@@ -558,6 +558,7 @@ def test_flipped_bit_before_the_redo_point(pg_major: int, crashes, tmp_path: Pat
         assert f"error in WAL record at {victim.prev}" in proc.stderr, proc.stderr
 
 
+@pytest.mark.serial  # checkpoints remove segments on their own timing
 def test_missing_segments(pg_major: int, crashes, tmp_path: Path) -> None:
     """A segment missing after the redo point: the end cannot be determined exactly; reading
     stops where pg_waldump does and the WAL after the gap is reported. One missing before the

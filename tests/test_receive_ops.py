@@ -25,6 +25,8 @@ from test_receive import (SEG, Receiver, arch, assert_contiguous, assert_identic
                           conninfo, make_wal, primaries, primary, receivers, repl_row,
                           run_receive, wait_received)
 
+# intervals measured against the wall clock: run alone, not beside other tests
+pytestmark = pytest.mark.serial
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -187,11 +189,24 @@ def test_metrics_and_status_file_agree_with_pg_stat_replication(
     wait_until(lambda: (row := repl_row(c, "xlt_met")) and row[1], 30,
                what="the receiver to connect")
     c.pgbench(["-i", "-s", "1", "-q"])
-    bench = threading.Thread(target=c.pgbench, args=(["-c", "2", "-T", "5"],), daemon=True)
+    # pgbench in rounds of 3 s, for at least 5 s and on until there are enough samples (a
+    # loaded machine scrapes fewer times a second), at most 120 s
+    enough = threading.Event()
+
+    def rounds() -> None:
+        while not enough.is_set():
+            c.pgbench(["-c", "2", "-T", "3"])
+
+    bench = threading.Thread(target=rounds, daemon=True)
     bench.start()
     scraped: list[tuple[float, float, float, float, float]] = []  # t, recv, written, flushed, segs
     pg: list[tuple[float, int, int]] = []
+    t0 = time.monotonic()
     while bench.is_alive():
+        now = time.monotonic()
+        if (now - t0 >= 5 and len(scraped) > 20 and len(pg) > 20
+                and scraped[-1][3] - scraped[0][3] > SEG) or now - t0 >= 120:
+            enough.set()
         text = scrape(port)
         scraped.append((time.monotonic(), metric(text, "received_lsn_bytes"),
                         metric(text, "written_lsn_bytes"), metric(text, "flushed_lsn_bytes"),
