@@ -212,3 +212,29 @@ def test_jobs_equal_one_job_with_damage_at_a_range_boundary(kind: str, tmp_path:
     _segment_start_damage(kind, segs)
     paths = [str(tmp_path / "wal")]
     assert assert_jobs_same(paths, tmp_path, formats=("parquet", "jsonl", "waldump")) > 100
+
+
+def test_jobs_to_a_stream_without_a_file_descriptor(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library caller's text stream (no fileno, no buffer): the workers' parts are decoded
+    and written to it in pieces of whole lines, the same text as one process writes."""
+    import io
+
+    from xlogtools.export import writers
+
+    monkeypatch.setattr(writers, "TEXT_PIECE", 1000)  # pieces cut in lines and characters
+
+    paths = [str(p) for p in unpack_fixture(16, tmp_path / "wal")]
+
+    class Lines(io.StringIO):
+        def write(self, s: str) -> int:
+            assert s.endswith("\n"), s[-80:]  # every write ends a line
+            return super().write(s)
+
+    for fmt in ("jsonl", "waldump", "csv"):
+        got = {}
+        for jobs in (1, 2):
+            out = Lines()
+            res = dump(paths, DumpOptions(format=fmt, jobs=jobs, progress=False), stdout=out)
+            got[jobs] = (res.records, out.getvalue())
+        assert got[1][0] > 10000 and got[1] == got[2], fmt

@@ -318,7 +318,8 @@ class Stitcher:
             self._groups += groups
             rows = get(meta, FMD_NUM_ROWS)
             self._rows += rows
-            _copy(part, self._f, len(MAGIC), body_end - len(MAGIC))
+            if copy_range(part, self._f, len(MAGIC), body_end - len(MAGIC)) < body_end - len(MAGIC):
+                raise ThriftError("a Parquet part shorter than its footer says")
             self._pos += body_end - len(MAGIC)
             return rows
 
@@ -354,8 +355,9 @@ class Stitcher:
             self._f = None
 
 
-def _copy(src: IO[bytes], dst: IO[bytes], offset: int, count: int) -> None:
-    """count bytes of src from offset to dst's position, in the kernel where it can."""
+def copy_range(src: IO[bytes], dst: IO[bytes], offset: int, count: int) -> int:
+    """count bytes of src from offset to dst's position, in the kernel where it can; the bytes
+    copied (fewer: src ended). dst is an unbuffered (or flushed) binary file."""
     out = dst.fileno()
     inp = src.fileno()
     pos = offset
@@ -373,9 +375,10 @@ def _copy(src: IO[bytes], dst: IO[bytes], offset: int, count: int) -> None:
         while pos < end:
             piece = src.read(min(end - pos, 8 << 20))
             if not piece:
-                raise ThriftError("a Parquet part shorter than its footer says")
+                break
             dst.write(piece)
             pos += len(piece)
+    return pos - offset
 
 
 def stitch(parts: list[str], output: str) -> int:

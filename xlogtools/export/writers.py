@@ -23,6 +23,8 @@ from .text import format_record as text_line
 # garbage collector tracks) mostly die young: with 20000, collections of the older generations
 # over the records held cost about a fifth of `dump --format waldump`'s time.
 CHUNK_RECORDS = 1000
+# Bytes of text decoded at a time for a text stream without a binary buffer (Sink.write_utf8)
+TEXT_PIECE = 8 << 20
 # Rows per Parquet row group: Sink gathers chunks to at least this many.
 ROW_GROUP_ROWS = 20000
 FORMATS = ("text", "waldump", "table", "jsonl", "csv", "parquet")
@@ -342,6 +344,44 @@ class Sink:
                     return
                 chunk = chunk.decode("utf-8")
             self._text.write(chunk)
+
+    def binary_stream(self) -> Any:
+        """The text stream's binary file, flushed, when it has a file descriptor (else None):
+        for bytes copied to it by the kernel."""
+        raw = getattr(self._text, "buffer", None)
+        if raw is None:
+            return None
+        try:
+            raw.fileno()
+        except (OSError, ValueError):  # io.UnsupportedOperation is both
+            return None
+        assert self._text is not None
+        self._text.flush()
+        raw.flush()
+        return raw
+
+    def write_utf8(self, data: Any) -> None:
+        """UTF-8 text in a buffer (bytes, a memoryview) of whole lines, on the text stream."""
+        assert self._text is not None
+        raw = getattr(self._text, "buffer", None)
+        if raw is not None:
+            self._text.flush()
+            raw.write(data)
+            return
+        view = memoryview(data)
+        pos = 0
+        while pos < len(view):  # decoded in pieces that end at a newline (never in a character)
+            end = min(len(view), pos + TEXT_PIECE)
+            if end < len(view):
+                piece = bytes(view[pos:end])
+                cut = piece.rfind(b"\n")
+                if cut < 0:  # a line longer than a piece: to its end
+                    nxt = bytes(view[end:]).find(b"\n")
+                    end = len(view) if nxt < 0 else end + nxt + 1
+                else:
+                    end = pos + cut + 1
+            self._text.write(str(view[pos:end], "utf-8"))
+            pos = end
 
     def write_text(self, text: str) -> None:
         """Free text (statistics) on the text stream."""
