@@ -200,3 +200,26 @@ def test_pgbench_exports_from_batches_equal_the_record_path(pg_major: int, clust
     paths = [str(c.pg_wal)]
     assert assert_same(paths, tmp_path) > 5000
     assert assert_same(paths, tmp_path, jobs=2) > 5000
+
+
+def test_the_program_goes_without_pandas(tmp_path: Path) -> None:
+    """pandas (installed with the test extra) is not imported by a dump to Parquet and JSON
+    lines: pyarrow's probe for it is refused (cli._NoPandas), and the files are the same as a
+    process with pandas makes."""
+    import subprocess
+    import sys
+
+    paths = [str(p) for p in unpack_fixture(16, tmp_path / "wal")]
+    probe = ("import atexit, sys; atexit.register(lambda: print('PANDAS', 'pandas' in "
+             "sys.modules)); {pre}from xlogtools import cli; sys.argv = ['xlogtools', 'dump', "
+             "*sys.argv[2:]]; cli.{fn}()")
+    for fmt in ("parquet", "jsonl"):
+        outs = []
+        for pre, fn, loaded in (("", "run", "False"), ("import pandas; ", "main", "True")):
+            out = tmp_path / f"{fn}.{fmt}"
+            proc = subprocess.run([sys.executable, "-c", probe.format(pre=pre, fn=fn), "-",
+                                   *paths, "--format", fmt, "-o", str(out), "--no-progress"],
+                                  capture_output=True, text=True, check=False)
+            assert proc.returncode in (0, 1) and f"PANDAS {loaded}" in proc.stdout, proc.stderr
+            outs.append(out.read_bytes())
+        assert outs[0] == outs[1] and len(outs[0]) > 10000, fmt
