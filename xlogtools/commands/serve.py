@@ -104,7 +104,7 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         raise UsageError(str(exc)) from None
     recv_opts = None
     if upstream:
-        from ..stream.receiver import ReceiveOptions
+        from ..stream.recvopts import ReceiveOptions
 
         recv_opts = ReceiveOptions(directory=directory, conninfo=upstream, slot=slot,
                                    ensure_slot=create_slot, verbose=verbose, status_line=False)

@@ -11,7 +11,7 @@ import hashlib
 from typing import Any, Callable
 
 from ..errors import XlogError
-from .protocol import (AuthenticationCleartextPassword, AuthenticationMD5Password,
+from .messages import (AuthenticationCleartextPassword, AuthenticationMD5Password,
                        AuthenticationOk, AuthenticationRequest, AuthenticationSASL,
                        AuthenticationSASLContinue, AuthenticationSASLFinal,
                        AuthenticationUnsupported, ClientEvent, PasswordMessage,

@@ -25,15 +25,14 @@ from dataclasses import dataclass
 from typing import Union
 
 from ..lsn import Lsn
-from .protocol import _msg as protocol_msg  # noqa: E402
-from .protocol import (NEED_DATA, PROTOCOL_VERSION, SSL_REQUEST_CODE, AuthenticationOk,
+from .messages import (NEED_DATA, PROTOCOL_VERSION, SSL_REQUEST_CODE, AuthenticationOk,
                        AuthenticationSASL, AuthenticationSASLContinue, AuthenticationSASLFinal,
                        BackendKeyData, Column, CommandComplete, ConnectionClosed, CopyBothResponse,
                        CopyData, CopyDone, DataRow, EmptyQueryResponse, ErrorResponse,
-                       NegotiateProtocolVersion, NoticeResponse, ParameterStatus,
-                       PasswordMessage, PrimaryKeepalive, ProtocolError, Query, ReadyForQuery,
-                       RowDescription, SASLInitialResponse, SASLResponse, Sentinel, SSLRequest,
-                       SSLResponse, StandbyStatusUpdate, StartupMessage, Terminate, XLogData)
+                       NegotiateProtocolVersion, NoticeResponse, ParameterStatus, PasswordMessage,
+                       PrimaryKeepalive, ProtocolError, Query, ReadyForQuery, RowDescription,
+                       SASLInitialResponse, SASLResponse, SSLRequest, SSLResponse, Sentinel,
+                       StandbyStatusUpdate, StartupMessage, Terminate, XLogData, msg)
 
 GSSENC_REQUEST_CODE = 80877104
 CANCEL_REQUEST_CODE = 80877102
@@ -374,9 +373,7 @@ class Backend:
 # ---------------------------------------------------------------------------------------------
 # encoding of server messages
 
-
-# Message framing is the protocol's, one definition for both sides.
-_msg = protocol_msg
+# (message framing, `messages.msg`, is one definition for both sides)
 
 
 def _z(s: str) -> bytes:
@@ -394,46 +391,46 @@ def encode_server(ev: object) -> bytes:
     if isinstance(ev, XLogData):
         return encode_xlogdata(ev.start, ev.wal_end, ev.send_time, ev.data)
     if isinstance(ev, PrimaryKeepalive):
-        return _msg(b"d", _KEEPALIVE.pack(b"k", ev.wal_end, ev.send_time, ev.reply_requested))
+        return msg(b"d", _KEEPALIVE.pack(b"k", ev.wal_end, ev.send_time, ev.reply_requested))
     if isinstance(ev, SSLResponse):
         return b"S" if ev.accepted else b"N"
     if isinstance(ev, AuthenticationOk):
-        return _msg(b"R", _I32.pack(0))
+        return msg(b"R", _I32.pack(0))
     if isinstance(ev, AuthenticationSASL):
-        return _msg(b"R", _I32.pack(10) + b"".join(_z(m) for m in ev.mechanisms) + b"\0")
+        return msg(b"R", _I32.pack(10) + b"".join(_z(m) for m in ev.mechanisms) + b"\0")
     if isinstance(ev, AuthenticationSASLContinue):
-        return _msg(b"R", _I32.pack(11) + ev.data)
+        return msg(b"R", _I32.pack(11) + ev.data)
     if isinstance(ev, AuthenticationSASLFinal):
-        return _msg(b"R", _I32.pack(12) + ev.data)
+        return msg(b"R", _I32.pack(12) + ev.data)
     if isinstance(ev, ParameterStatus):
-        return _msg(b"S", _z(ev.name) + _z(ev.value))
+        return msg(b"S", _z(ev.name) + _z(ev.value))
     if isinstance(ev, BackendKeyData):
-        return _msg(b"K", _I32.pack(ev.pid) + ev.key)
+        return msg(b"K", _I32.pack(ev.pid) + ev.key)
     if isinstance(ev, ReadyForQuery):
-        return _msg(b"Z", ev.status.encode())
+        return msg(b"Z", ev.status.encode())
     if isinstance(ev, (ErrorResponse, NoticeResponse)):
         body = b"".join(k.encode() + _z(v) for k, v in ev.fields.items()) + b"\0"
-        return _msg(b"E" if isinstance(ev, ErrorResponse) else b"N", body)
+        return msg(b"E" if isinstance(ev, ErrorResponse) else b"N", body)
     if isinstance(ev, RowDescription):
         body = _I16.pack(len(ev.columns)) + b"".join(
             _z(c.name) + _FIELD.pack(0, 0, c.type_oid, _TYPLEN.get(c.type_oid, -1), -1, c.format)
             for c in ev.columns)
-        return _msg(b"T", body)
+        return msg(b"T", body)
     if isinstance(ev, DataRow):
         parts = [_I16.pack(len(ev.values))]
         for v in ev.values:
             parts.append(_I32.pack(-1) if v is None else _I32.pack(len(v)) + v)
-        return _msg(b"D", b"".join(parts))
+        return msg(b"D", b"".join(parts))
     if isinstance(ev, CommandComplete):
-        return _msg(b"C", _z(ev.tag))
+        return msg(b"C", _z(ev.tag))
     if isinstance(ev, EmptyQueryResponse):
-        return _msg(b"I", b"")
+        return msg(b"I", b"")
     if isinstance(ev, CopyBothResponse):
-        return _msg(b"W", bytes([ev.format]) + _I16.pack(0))
+        return msg(b"W", bytes([ev.format]) + _I16.pack(0))
     if isinstance(ev, CopyDone):
         return b"c\0\0\0\4"
     if isinstance(ev, NegotiateProtocolVersion):
-        return _msg(b"v", _I32.pack(ev.newest_minor) + _I32.pack(len(ev.unrecognized))
+        return msg(b"v", _I32.pack(ev.newest_minor) + _I32.pack(len(ev.unrecognized))
                     + b"".join(_z(n) for n in ev.unrecognized))
     raise ServerProtocolError(f"not a server event: {ev!r}")
 

@@ -17,15 +17,15 @@ from typing import Any, Callable
 from ..errors import XlogError
 from .auth import AuthError, Authenticator
 from .conninfo import ConnParams, Host
-from .protocol import (NEED_DATA, AuthenticationOk, AuthenticationSASL,
-                       AuthenticationSASLContinue, AuthenticationSASLFinal,
-                       AuthenticationCleartextPassword, AuthenticationMD5Password,
-                       AuthenticationUnsupported, BackendKeyData, ClientEvent, CommandComplete,
-                       ConnectionClosed, CopyBothResponse, CopyDone, DataRow,
-                       ErrorResponse, Frontend, NegotiateProtocolVersion,
-                       NoticeResponse, ParameterStatus, PrimaryKeepalive, ProtocolError, Query,
-                       QueryResult, ReadyForQuery, RowDescription, Sentinel, ServerEvent,
-                       SSLRequest, SSLResponse, StartupMessage, State, Terminate, XLogData)
+from .messages import (NEED_DATA, AuthenticationCleartextPassword, AuthenticationMD5Password,
+                       AuthenticationOk, AuthenticationSASL, AuthenticationSASLContinue,
+                       AuthenticationSASLFinal, AuthenticationUnsupported, BackendKeyData,
+                       ClientEvent, CommandComplete, ConnectionClosed, CopyBothResponse, CopyDone,
+                       DataRow, ErrorResponse, NegotiateProtocolVersion, NoticeResponse,
+                       ParameterStatus, PrimaryKeepalive, ProtocolError, Query, ReadyForQuery,
+                       RowDescription, SSLRequest, SSLResponse, Sentinel, ServerEvent,
+                       StartupMessage, Terminate, XLogData)
+from .protocol import Frontend, QueryResult, State
 
 _READ_PAUSE = 64 << 20  # stop reading the socket when this much is buffered but unparsed
 

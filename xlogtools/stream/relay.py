@@ -28,7 +28,8 @@ import time
 from dataclasses import replace
 from typing import Callable
 
-from .receiver import ReceiveOptions, ReceiveResult, Receiver, ReceiverProgress
+from .receiver import Receiver
+from .recvopts import ReceiveOptions, ReceiveResult, ReceiverProgress
 from .sender import ServeError, ServeOptions, WalSender
 from .status import UpstreamStatus
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Callable
 
-from .receiver import ReceiveOptions
+from .recvopts import ReceiveOptions
 from .relay import relay
 from .sender import ServeOptions, WalSender
 

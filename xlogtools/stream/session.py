@@ -15,11 +15,11 @@ from .backend import (FEATURE_NOT_SUPPORTED, INT8OID, INVALID_AUTHORIZATION, INV
                       ScramError, ScramExchange, ScramVerifier, Show, StartReplication,
                       TimelineHistory, error_response, parse_command, result_set,
                       server_parameters)
-from .protocol import (AuthenticationOk, AuthenticationSASL, AuthenticationSASLContinue,
+from .messages import (AuthenticationOk, AuthenticationSASL, AuthenticationSASLContinue,
                        AuthenticationSASLFinal, BackendKeyData, ConnectionClosed,
                        EmptyQueryResponse, NegotiateProtocolVersion, Query, ReadyForQuery,
-                       SASLInitialResponse, SASLResponse, SSLRequest, SSLResponse,
-                       StartupMessage, Terminate)
+                       SASLInitialResponse, SASLResponse, SSLRequest, SSLResponse, StartupMessage,
+                       Terminate)
 from .sessionio import Drop, SessionIO, log, peer_is_loopback
 from .walstream import WalStreamer
 

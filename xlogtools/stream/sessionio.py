@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from .backend import Backend
-from .protocol import NEED_DATA
+from .messages import NEED_DATA
 from .status import ClientStatus
 
 log = logging.getLogger("xlogtools.serve")
