@@ -25,9 +25,10 @@ from xlogtools.parse.api import open_wal
 from xlogtools.parse.source import parse_long_header
 from xlogtools.stream import messages as M
 from xlogtools.stream import protocol as P
-from xlogtools.stream.backend import (Backend, BState, ClientProtocolError, CommandError,
-                                      IdentifySystem, ScramExchange, ScramVerifier, Show,
-                                      StartReplication, TimelineHistory, parse_command)
+from xlogtools.stream.backend import Backend, BState, ClientProtocolError
+from xlogtools.stream.replcommands import (CommandError, IdentifySystem, Show, StartReplication,
+                                           TimelineHistory, parse_command)
+from xlogtools.stream.scram import ScramExchange, ScramVerifier
 from xlogtools.stream.sender import valid_length
 from xlogtools.stream.users import add_user, load_users, make_verifier
 from xlogtools.testing import pgbin

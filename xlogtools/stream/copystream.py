@@ -10,8 +10,9 @@ import time
 from typing import Any
 
 from ..lsn import Lsn
-from .archive import VerifyError
-from .connection import Connection, ConnectionLost, ServerError
+from .verifier import VerifyError
+from .connection import Connection
+from .connerrors import ConnectionLost, ServerError
 from .fastpath import FastPath
 from .messages import (NEED_DATA, CommandComplete, ConnectionClosed, CopyDone, ErrorResponse,
                        PrimaryKeepalive, ProtocolError, XLogData)

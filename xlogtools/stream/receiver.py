@@ -23,7 +23,8 @@ from ..errors import ClusterMismatch
 from ..lsn import Lsn
 from .archive import ArchiveError, WalArchive
 from .conninfo import ConnParams, resolve
-from .connection import Connection, ConnectError, ConnectionLost, ServerError
+from .connection import Connection
+from .connerrors import ConnectError, ConnectionLost, ServerError
 from .copystream import CopyStream
 from .messages import ProtocolError
 from .protocol import NextTimeline, SystemIdentity, parse_size_setting, start_replication_command

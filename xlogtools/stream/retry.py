@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from .connection import ConnectError, ServerError
+from .connerrors import ConnectError, ServerError
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 10.0

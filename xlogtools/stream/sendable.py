@@ -23,7 +23,8 @@ from ..lsn import Lsn
 from ..parse import layout as L
 from ..parse.reader import complete_records_end
 from ..parse.source import ClusterInfo, SegmentFile, WalSource, read_file_bytes
-from .backend import INTERNAL_ERROR, CommandError
+from .backend import INTERNAL_ERROR
+from .replcommands import CommandError
 
 log = logging.getLogger("xlogtools.serve")
 

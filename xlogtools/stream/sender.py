@@ -32,8 +32,8 @@ from typing import Any
 from ..errors import XlogError
 from ..lsn import Lsn
 from ..parse.source import SegmentFile
-from .backend import (ADMIN_SHUTDOWN, INTERNAL_ERROR, ClientProtocolError, ScramVerifier,
-                      error_response)
+from .backend import ADMIN_SHUTDOWN, INTERNAL_ERROR, ClientProtocolError, error_response
+from .scram import ScramVerifier
 from .sendable import Archive, TimelinePlan, valid_length
 from .session import Session
 from .sessionio import Drop, is_loopback

@@ -9,12 +9,12 @@ import secrets
 import ssl
 from typing import Any
 
-from .backend import (FEATURE_NOT_SUPPORTED, INT8OID, INVALID_AUTHORIZATION, INVALID_PASSWORD,
-                      TEXTOID, BYTEAOID, UNDEFINED_FILE, CancelRequest, CommandError,
-                      EmptyCommand, GSSENCRequest, IdentifySystem, ReadReplicationSlot,
-                      ScramError, ScramExchange, ScramVerifier, Show, StartReplication,
-                      TimelineHistory, error_response, parse_command, result_set,
-                      server_parameters)
+from .backend import (BYTEAOID, FEATURE_NOT_SUPPORTED, INT8OID, INVALID_AUTHORIZATION,
+                      INVALID_PASSWORD, TEXTOID, UNDEFINED_FILE, CancelRequest, GSSENCRequest,
+                      error_response, result_set, server_parameters)
+from .replcommands import (CommandError, EmptyCommand, IdentifySystem, ReadReplicationSlot, Show,
+                           StartReplication, TimelineHistory, parse_command)
+from .scram import ScramError, ScramExchange, ScramVerifier
 from .messages import (AuthenticationOk, AuthenticationSASL, AuthenticationSASLContinue,
                        AuthenticationSASLFinal, BackendKeyData, ConnectionClosed,
                        EmptyQueryResponse, NegotiateProtocolVersion, Query, ReadyForQuery,

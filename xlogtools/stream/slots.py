@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import logging
 
-from .connection import Connection, ServerError
+from .connection import Connection
+from .connerrors import ServerError
 from .protocol import SlotInfo, create_slot_command, drop_slot_command
 from .recvopts import ReceiveError, ReceiveOptions
 

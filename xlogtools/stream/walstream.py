@@ -12,9 +12,10 @@ from typing import Any
 
 from ..lsn import Lsn
 from ..parse.source import SegmentFile
-from .backend import (INT8OID, MAX_SEND_SIZE, OBJECT_NOT_IN_STATE, TEXTOID, UNDEFINED_FILE,
-                      BState, CommandError, HotStandbyFeedback, StartReplication,
-                      encode_xlogdata, error_response, notice_response, result_set)
+from .backend import (INT8OID, MAX_SEND_SIZE, OBJECT_NOT_IN_STATE, TEXTOID, UNDEFINED_FILE, BState,
+                      HotStandbyFeedback, encode_xlogdata, error_response, notice_response,
+                      result_set)
+from .replcommands import CommandError, StartReplication
 from .messages import (NEED_DATA, CommandComplete, ConnectionClosed, CopyBothResponse, CopyDone,
                        PrimaryKeepalive, StandbyStatusUpdate, Terminate, pg_now)
 from .sendable import TimelinePlan
