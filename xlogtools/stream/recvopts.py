@@ -1,5 +1,6 @@
 """What a receiver takes (ReceiveOptions), returns (ReceiveResult), tells its progress hook
-(ReceiverProgress), and the error it stops on (ReceiveError).
+(ReceiverProgress), the error it stops on (ReceiveError), and how often it verifies
+(VERIFY_*).
 """
 from __future__ import annotations
 

@@ -4,6 +4,7 @@ trust), then the replication commands, whose START_REPLICATION `walstream.WalStr
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import secrets
 import ssl
@@ -20,8 +21,10 @@ from .messages import (AuthenticationOk, AuthenticationSASL, AuthenticationSASLC
                        EmptyQueryResponse, NegotiateProtocolVersion, Query, ReadyForQuery,
                        SASLInitialResponse, SASLResponse, SSLRequest, SSLResponse, StartupMessage,
                        Terminate)
-from .sessionio import Drop, SessionIO, log, peer_is_loopback
+from .sessionio import Drop, SessionIO, peer_is_loopback
 from .walstream import WalStreamer
+
+log = logging.getLogger("xlogtools.serve")
 
 _TRUE = {"true", "on", "yes", "1"}
 
