@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from xlogtools.lsn import Lsn
+from xlogtools.stream import messages as M
 from xlogtools.stream import protocol as P
 from xlogtools.stream.auth import AuthError, Authenticator, md5_password
 from xlogtools.stream.conninfo import (ConnInfoError, parse_conninfo, pgpass_lookup, redact,
@@ -83,16 +84,16 @@ def events(fe: P.Frontend, data: bytes, *, bytewise: bool = False) -> list[objec
     chunks = [data[i:i + 1] for i in range(len(data))] if bytewise else [data]
     for c in chunks:
         fe.receive_data(c)
-        while (ev := fe.next_event()) is not P.NEED_DATA:
+        while (ev := fe.next_event()) is not M.NEED_DATA:
             out.append(ev)
-            if isinstance(ev, P.ConnectionClosed):
+            if isinstance(ev, M.ConnectionClosed):
                 return out
     return out
 
 
 def started(fe: P.Frontend | None = None) -> P.Frontend:
     fe = fe or P.Frontend()
-    fe.send(P.StartupMessage((("user", "rep"), ("database", "replication"),
+    fe.send(M.StartupMessage((("user", "rep"), ("database", "replication"),
                               ("replication", "true"))))
     events(fe, auth(0) + param("server_version", "17.2") + msg(b"K", b"\0\0\0\7" + b"key!")
            + ready())
@@ -106,7 +107,7 @@ def started(fe: P.Frontend | None = None) -> P.Frontend:
 
 def test_startup_message_is_what_libpq_sends() -> None:
     fe = P.Frontend()
-    wire = fe.send(P.StartupMessage((("user", "rep"), ("replication", "true"))))
+    wire = fe.send(M.StartupMessage((("user", "rep"), ("replication", "true"))))
     length, version = struct.unpack("!ii", wire[:8])
     assert length == len(wire) and version == 3 << 16
     assert wire[8:] == b"user\0rep\0replication\0true\0\0"
@@ -115,11 +116,11 @@ def test_startup_message_is_what_libpq_sends() -> None:
 
 def test_trust_startup_byte_by_byte_reaches_idle() -> None:
     fe = P.Frontend()
-    fe.send(P.StartupMessage((("user", "rep"),)))
+    fe.send(M.StartupMessage((("user", "rep"),)))
     evs = events(fe, auth(0) + param("server_version", "13.4") + param("in_hot_standby", "off")
                  + msg(b"K", struct.pack("!i", 42) + b"abcd") + ready(), bytewise=True)
-    assert [type(e) for e in evs] == [P.AuthenticationOk, P.ParameterStatus, P.ParameterStatus,
-                                      P.BackendKeyData, P.ReadyForQuery]
+    assert [type(e) for e in evs] == [M.AuthenticationOk, M.ParameterStatus, M.ParameterStatus,
+                                      M.BackendKeyData, M.ReadyForQuery]
     assert fe.state is P.State.IDLE
     assert fe.parameters == {"server_version": "13.4", "in_hot_standby": "off"}
     assert fe.backend_pid == 42
@@ -131,7 +132,7 @@ def test_md5_answer_is_postgres_double_md5() -> None:
     assert md5_password("rep", "secret", salt) == \
         b"md5" + hashlib.md5(inner.encode() + salt).hexdigest().encode()
     fe = P.Frontend()
-    fe.send(P.StartupMessage((("user", "rep"),)))
+    fe.send(M.StartupMessage((("user", "rep"),)))
     (req,) = events(fe, auth(5, salt))
     a = Authenticator("rep", lambda: "secret")
     reply = a.respond(req)  # type: ignore[arg-type]
@@ -147,18 +148,18 @@ def test_scram_against_scramp_server() -> None:
     salt, stored, server_key, it = mech.make_auth_info("pa ss:wörd", iteration_count=4096)
     server = mech.make_server(lambda user: (salt, stored, server_key, it))
     fe = P.Frontend()
-    fe.send(P.StartupMessage((("user", "rep"),)))
+    fe.send(M.StartupMessage((("user", "rep"),)))
     a = Authenticator("rep", lambda: "pa ss:wörd")
     (req,) = events(fe, auth(10, z("SCRAM-SHA-256") + b"\0"))
     first = a.respond(req)  # type: ignore[arg-type]
-    assert isinstance(first, P.SASLInitialResponse) and first.mechanism == "SCRAM-SHA-256"
+    assert isinstance(first, M.SASLInitialResponse) and first.mechanism == "SCRAM-SHA-256"
     wire = fe.send(first)
     # SASLInitialResponse: mechanism, int32 length, client-first-message
     assert wire[5:].startswith(z("SCRAM-SHA-256"))
     server.set_client_first(first.data.decode())
     (req,) = events(fe, auth(11, server.get_server_first().encode()))
     final = a.respond(req)  # type: ignore[arg-type]
-    assert isinstance(final, P.SASLResponse)
+    assert isinstance(final, M.SASLResponse)
     fe.send(final)
     server.set_client_final(final.data.decode())
     (req,) = events(fe, auth(12, server.get_server_final().encode()))
@@ -174,61 +175,61 @@ def test_scram_server_that_does_not_know_the_password_is_refused() -> None:
     mech = scramp.ScramMechanism("SCRAM-SHA-256")
     server = mech.make_server(lambda u: mech.make_auth_info("other", iteration_count=4096))
     a = Authenticator("rep", lambda: "mine")
-    first = a.respond(P.AuthenticationSASL(("SCRAM-SHA-256",)))
+    first = a.respond(M.AuthenticationSASL(("SCRAM-SHA-256",)))
     server.set_client_first(first.data.decode())  # type: ignore[union-attr]
-    a.respond(P.AuthenticationSASLContinue(server.get_server_first().encode()))
+    a.respond(M.AuthenticationSASLContinue(server.get_server_first().encode()))
     fake = "v=" + "A" * 43 + "="  # a server signature it could not compute
     with pytest.raises(AuthError, match="could not prove"):
-        a.respond(P.AuthenticationSASLFinal(fake.encode()))
+        a.respond(M.AuthenticationSASLFinal(fake.encode()))
 
 
 def test_auth_ok_before_scram_finished_is_refused() -> None:
     a = Authenticator("rep", lambda: "pw")
-    a.respond(P.AuthenticationSASL(("SCRAM-SHA-256",)))
+    a.respond(M.AuthenticationSASL(("SCRAM-SHA-256",)))
     with pytest.raises(AuthError, match="before the SCRAM exchange"):
-        a.respond(P.AuthenticationOk())
+        a.respond(M.AuthenticationOk())
 
 
 def test_password_is_asked_for_only_when_needed_and_never_shown() -> None:
     asked = []
     a = Authenticator("rep", lambda: asked.append(1) or None)  # type: ignore[func-returns-value]
-    a.respond(P.AuthenticationOk())
+    a.respond(M.AuthenticationOk())
     assert not asked
     with pytest.raises(AuthError, match="no password supplied"):
-        a.respond(P.AuthenticationCleartextPassword())
+        a.respond(M.AuthenticationCleartextPassword())
     assert asked == [1]
-    assert "hunter2" not in repr(P.PasswordMessage(b"hunter2"))
+    assert "hunter2" not in repr(M.PasswordMessage(b"hunter2"))
 
 
 def test_channel_binding_require_without_tls_fails() -> None:
     a = Authenticator("rep", lambda: "pw", channel_binding="require")
     with pytest.raises(AuthError, match="channel binding"):
-        a.respond(P.AuthenticationSASL(("SCRAM-SHA-256",)))
+        a.respond(M.AuthenticationSASL(("SCRAM-SHA-256",)))
     with pytest.raises(AuthError, match="channel binding"):
         Authenticator("rep", lambda: "pw", channel_binding="require").respond(
-            P.AuthenticationMD5Password(b"salt"))
+            M.AuthenticationMD5Password(b"salt"))
 
 
 def test_fatal_error_during_startup_closes() -> None:
     fe = P.Frontend()
-    fe.send(P.StartupMessage((("user", "rep"),)))
+    fe.send(M.StartupMessage((("user", "rep"),)))
     ev, closed = events(fe, error("FATAL", "28P01",
                                   "password authentication failed for user \"rep\""))
-    assert isinstance(closed, P.ConnectionClosed)
-    assert isinstance(ev, P.ErrorResponse) and ev.fatal and ev.sqlstate == "28P01"
+    assert isinstance(closed, M.ConnectionClosed)
+    assert isinstance(ev, M.ErrorResponse) and ev.fatal and ev.sqlstate == "28P01"
     assert fe.state is P.State.CLOSED
     assert ev.text() == 'FATAL:  password authentication failed for user "rep"'
 
 
 def test_ssl_negotiation_and_the_cve_2021_23222_check() -> None:
     fe = P.Frontend()
-    assert fe.send(P.SSLRequest()) == struct.pack("!ii", 8, 80877103)
+    assert fe.send(M.SSLRequest()) == struct.pack("!ii", 8, 80877103)
     (ev,) = events(fe, b"N")
-    assert ev == P.SSLResponse(False) and fe.state is P.State.INITIAL
+    assert ev == M.SSLResponse(False) and fe.state is P.State.INITIAL
     fe = P.Frontend()
-    fe.send(P.SSLRequest())
+    fe.send(M.SSLRequest())
     fe.receive_data(b"S" + auth(0))  # plaintext injected after 'S'
-    with pytest.raises(P.RemoteProtocolError, match="unencrypted data after SSL response"):
+    with pytest.raises(M.RemoteProtocolError, match="unencrypted data after SSL response"):
         fe.next_event()
 
 
@@ -238,13 +239,13 @@ def test_ssl_negotiation_and_the_cve_2021_23222_check() -> None:
 
 def test_identify_system_result() -> None:
     fe = started()
-    wire = fe.send(P.Query("IDENTIFY_SYSTEM"))
+    wire = fe.send(M.Query("IDENTIFY_SYSTEM"))
     assert wire == msg(b"Q", z("IDENTIFY_SYSTEM"))
     evs = events(fe, row_description("systemid", "timeline", "xlogpos", "dbname")
                  + data_row(b"7710485039444349862", b"3", b"16/B374D848", None)
                  + complete("IDENTIFY_SYSTEM") + ready())
-    rows = tuple(e.values for e in evs if isinstance(e, P.DataRow))
-    cols = next(e.columns for e in evs if isinstance(e, P.RowDescription))
+    rows = tuple(e.values for e in evs if isinstance(e, M.DataRow))
+    cols = next(e.columns for e in evs if isinstance(e, M.RowDescription))
     ident = P.SystemIdentity.from_result(P.QueryResult(cols, rows, "IDENTIFY_SYSTEM"))
     assert ident == P.SystemIdentity(7710485039444349862, 3, Lsn("16/B374D848"))
     assert fe.state is P.State.IDLE
@@ -252,28 +253,28 @@ def test_identify_system_result() -> None:
 
 def test_sending_out_of_turn_is_a_local_error() -> None:
     fe = P.Frontend()
-    with pytest.raises(P.LocalProtocolError):
-        fe.send(P.Query("IDENTIFY_SYSTEM"))
+    with pytest.raises(M.LocalProtocolError):
+        fe.send(M.Query("IDENTIFY_SYSTEM"))
     fe = started()
-    fe.send(P.Query("SHOW wal_segment_size"))
-    with pytest.raises(P.LocalProtocolError, match="Query in state query"):
-        fe.send(P.Query("IDENTIFY_SYSTEM"))
-    with pytest.raises(P.LocalProtocolError):
-        fe.send(P.StandbyStatusUpdate(1, 1))
+    fe.send(M.Query("SHOW wal_segment_size"))
+    with pytest.raises(M.LocalProtocolError, match="Query in state query"):
+        fe.send(M.Query("IDENTIFY_SYSTEM"))
+    with pytest.raises(M.LocalProtocolError):
+        fe.send(M.StandbyStatusUpdate(1, 1))
 
 
 def test_unexpected_server_message_is_a_remote_error() -> None:
     fe = started()
     fe.receive_data(COPY_BOTH)  # CopyBoth without a query
-    with pytest.raises(P.RemoteProtocolError, match="CopyBothResponse"):
+    with pytest.raises(M.RemoteProtocolError, match="CopyBothResponse"):
         fe.next_event()
     fe = started()
     fe.receive_data(msg(b"?", b"x"))
-    with pytest.raises(P.RemoteProtocolError, match="unexpected message type"):
+    with pytest.raises(M.RemoteProtocolError, match="unexpected message type"):
         fe.next_event()
     fe = started()
     fe.receive_data(b"d" + struct.pack("!i", 2))
-    with pytest.raises(P.RemoteProtocolError, match="invalid message length"):
+    with pytest.raises(M.RemoteProtocolError, match="invalid message length"):
         fe.next_event()
 
 
@@ -281,27 +282,27 @@ def test_stream_then_end_of_timeline_handshake() -> None:
     fe = started()
     cmd = P.start_replication_command(Lsn("0/3000000"), 1, "arch")
     assert cmd == 'START_REPLICATION SLOT "arch" PHYSICAL 0/3000000 TIMELINE 1'
-    fe.send(P.Query(cmd))
+    fe.send(M.Query(cmd))
     wal = bytes(range(256)) * 40
     evs = events(fe, COPY_BOTH + xlogdata(0x3000000, wal, 0x3100000) + keepalive(0x3100000, True),
                  bytewise=True)
-    assert [type(e) for e in evs] == [P.CopyBothResponse, P.XLogData, P.PrimaryKeepalive]
+    assert [type(e) for e in evs] == [M.CopyBothResponse, M.XLogData, M.PrimaryKeepalive]
     x, k = evs[1], evs[2]
     assert x.start == 0x3000000 and x.data == wal and x.end == 0x3000000 + len(wal)  # type: ignore
     assert k.reply_requested and k.wal_end == 0x3100000  # type: ignore[union-attr]
     # the status update: 'r', write, flush, apply, time, reply flag, in one CopyData
-    wire = fe.send(P.StandbyStatusUpdate(write=0x3002800, flush=0x3002800, send_time=5))
+    wire = fe.send(M.StandbyStatusUpdate(write=0x3002800, flush=0x3002800, send_time=5))
     assert wire == msg(b"d", b"r" + struct.pack("!QQQq?", 0x3002800, 0x3002800, 0, 5, False))
     # the server ends the timeline: CopyDone, we answer CopyDone, then next_tli/startpos
     (done,) = events(fe, COPY_DONE)
-    assert isinstance(done, P.CopyDone) and fe.state is P.State.COPY_SERVER_DONE
-    fe.send(P.StandbyStatusUpdate(1, 1))  # still allowed: our side is open
-    assert fe.send(P.CopyDone()) == COPY_DONE and fe.state is P.State.QUERY
+    assert isinstance(done, M.CopyDone) and fe.state is P.State.COPY_SERVER_DONE
+    fe.send(M.StandbyStatusUpdate(1, 1))  # still allowed: our side is open
+    assert fe.send(M.CopyDone()) == COPY_DONE and fe.state is P.State.QUERY
     evs = events(fe, row_description("next_tli", "next_tli_startpos")
                  + data_row(b"2", b"0/3002800") + complete("SELECT 1")
                  + complete("START_STREAMING") + ready())
-    rows = tuple(e.values for e in evs if isinstance(e, P.DataRow))
-    cols = next(e.columns for e in evs if isinstance(e, P.RowDescription))
+    rows = tuple(e.values for e in evs if isinstance(e, M.DataRow))
+    cols = next(e.columns for e in evs if isinstance(e, M.RowDescription))
     nxt = P.NextTimeline.from_result(P.QueryResult(cols, rows))
     assert nxt == P.NextTimeline(2, Lsn("0/3002800"))
     assert fe.state is P.State.IDLE
@@ -309,59 +310,59 @@ def test_stream_then_end_of_timeline_handshake() -> None:
 
 def test_client_stops_first() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
     events(fe, COPY_BOTH)
-    fe.send(P.CopyDone())
+    fe.send(M.CopyDone())
     assert fe.state is P.State.COPY_CLIENT_DONE
-    with pytest.raises(P.LocalProtocolError):
-        fe.send(P.StandbyStatusUpdate(1, 1))  # our side is closed
+    with pytest.raises(M.LocalProtocolError):
+        fe.send(M.StandbyStatusUpdate(1, 1))  # our side is closed
     evs = events(fe, xlogdata(0x1000000, b"x" * 8) + COPY_DONE + complete("START_STREAMING")
                  + ready())
-    assert [type(e) for e in evs] == [P.XLogData, P.CopyDone, P.CommandComplete, P.ReadyForQuery]
+    assert [type(e) for e in evs] == [M.XLogData, M.CopyDone, M.CommandComplete, M.ReadyForQuery]
     assert fe.state is P.State.IDLE
 
 
 def test_walsender_shutdown_ends_copy_with_command_complete_then_eof() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
     evs = events(fe, COPY_BOTH + complete("COPY 0"))
-    assert isinstance(evs[-1], P.CommandComplete) and fe.state is P.State.STREAM_ENDED
+    assert isinstance(evs[-1], M.CommandComplete) and fe.state is P.State.STREAM_ENDED
     fe.receive_data(b"")
-    assert isinstance(fe.next_event(), P.ConnectionClosed)
+    assert isinstance(fe.next_event(), M.ConnectionClosed)
     assert fe.state is P.State.CLOSED
 
 
 def test_error_inside_copy_returns_to_query_then_idle() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 9/0 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 9/0 TIMELINE 1"))
     evs = events(fe, COPY_BOTH + error("ERROR", "XX000", "requested starting point 9/0 is ahead "
                                        "of the WAL flush position of this server 0/3000148")
                  + ready())
-    assert isinstance(evs[1], P.ErrorResponse) and not evs[1].fatal  # type: ignore[union-attr]
+    assert isinstance(evs[1], M.ErrorResponse) and not evs[1].fatal  # type: ignore[union-attr]
     assert fe.state is P.State.IDLE
 
 
 def test_historic_timeline_with_nothing_to_send_answers_without_copy() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/4000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/4000000 TIMELINE 1"))
     evs = events(fe, row_description("next_tli", "next_tli_startpos") + data_row(b"2", b"0/3FFF000")
                  + complete("SELECT 1") + complete("START_STREAMING") + ready())
-    assert not any(isinstance(e, P.CopyBothResponse) for e in evs)
+    assert not any(isinstance(e, M.CopyBothResponse) for e in evs)
     assert fe.state is P.State.IDLE
 
 
 def test_xlogdata_header_too_small_is_refused() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
     events(fe, COPY_BOTH)
     fe.receive_data(msg(b"d", b"w" + b"\0" * 10))
-    with pytest.raises(P.RemoteProtocolError, match="streaming header too small"):
+    with pytest.raises(M.RemoteProtocolError, match="streaming header too small"):
         fe.next_event()
 
 
 def test_large_stream_in_odd_chunks_keeps_every_byte() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
     payloads = [os.urandom(n) for n in (1, 8192, 131072, 7, 65536, 3)]
     stream = COPY_BOTH
     pos = 0x1000000
@@ -371,7 +372,7 @@ def test_large_stream_in_odd_chunks_keeps_every_byte() -> None:
     got = []
     for i in range(0, len(stream), 9973):  # chunk boundaries fall anywhere
         got += events(fe, stream[i:i + 9973])
-    datas = [e.data for e in got if isinstance(e, P.XLogData)]  # type: ignore[union-attr]
+    datas = [e.data for e in got if isinstance(e, M.XLogData)]  # type: ignore[union-attr]
     assert datas == payloads
     assert fe.buffered == 0
 
@@ -469,7 +470,7 @@ def test_reading_straight_into_the_buffer_with_zero_copy_views() -> None:
     """The asyncio layer lets the socket write into the Frontend's buffer (BufferedProtocol);
     with zero_copy each XLogData is a view, good until the next read."""
     fe = started(P.Frontend(zero_copy=True))
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
     payloads = [os.urandom(n) for n in (131072, 5, 131072, 131072, 77, 300_000)]
     stream = COPY_BOTH
     pos = 0x1000000
@@ -485,8 +486,8 @@ def test_reading_straight_into_the_buffer_with_zero_copy_views() -> None:
         del view
         fe.buffer_updated(n)
         i += n
-        while (ev := fe.next_event()) is not P.NEED_DATA:
-            if isinstance(ev, P.XLogData):
+        while (ev := fe.next_event()) is not M.NEED_DATA:
+            if isinstance(ev, M.XLogData):
                 assert isinstance(ev.data, memoryview)
                 got.append(bytes(ev.data))  # consumed before the next read, as required
     assert got == payloads and fe.buffered == 0
@@ -494,12 +495,12 @@ def test_reading_straight_into_the_buffer_with_zero_copy_views() -> None:
 
 def test_standby_status_fast_path_is_the_same_message() -> None:
     fe = started()
-    fe.send(P.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
+    fe.send(M.Query("START_REPLICATION PHYSICAL 0/1000000 TIMELINE 1"))
     events(fe, COPY_BOTH)
     fast = fe.standby_status(0x1000100, 0x1000080)
-    slow = P.encode(P.StandbyStatusUpdate(0x1000100, 0x1000080,
+    slow = M.encode(M.StandbyStatusUpdate(0x1000100, 0x1000080,
                                           send_time=struct.unpack("!q", fast[30:38])[0]))
     assert fast == slow and fe.state is P.State.COPY_BOTH
-    fe.send(P.CopyDone())
-    with pytest.raises(P.LocalProtocolError):
+    fe.send(M.CopyDone())
+    with pytest.raises(M.LocalProtocolError):
         fe.standby_status(1, 1)

@@ -20,7 +20,7 @@ import zstandard
 
 from xlogtools.lsn import Lsn, parse_segment_name
 from xlogtools.parse.api import open_wal
-from xlogtools.stream.archive import StreamVerifier, VerifyError
+from xlogtools.stream.verifier import StreamVerifier, VerifyError
 from xlogtools.testing.cluster import Cluster, wait_until
 
 SEG = 1 << 20  # the test clusters' segment size

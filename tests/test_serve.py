@@ -23,10 +23,12 @@ import zstandard
 from xlogtools.lsn import Lsn
 from xlogtools.parse.api import open_wal
 from xlogtools.parse.source import parse_long_header
+from xlogtools.stream import messages as M
 from xlogtools.stream import protocol as P
-from xlogtools.stream.backend import (Backend, BState, ClientProtocolError, CommandError,
-                                      IdentifySystem, ScramExchange, ScramVerifier, Show,
-                                      StartReplication, TimelineHistory, parse_command)
+from xlogtools.stream.backend import Backend, BState, ClientProtocolError
+from xlogtools.stream.replcommands import (CommandError, IdentifySystem, Show, StartReplication,
+                                           TimelineHistory, parse_command)
+from xlogtools.stream.scram import ScramExchange, ScramVerifier
 from xlogtools.stream.sender import valid_length
 from xlogtools.stream.users import add_user, load_users, make_verifier
 from xlogtools.testing import pgbin
@@ -96,14 +98,14 @@ class Client:
         params = [("user", user), ("application_name", "pytest")]
         if replication is not None:
             params.append(("replication", replication))
-        self.sock.sendall(self.fe.send(P.StartupMessage(tuple(params))))
+        self.sock.sendall(self.fe.send(M.StartupMessage(tuple(params))))
         self.password = password
         self.user = user
 
     def event(self) -> object:
         while True:
             ev = self.fe.next_event()
-            if ev is not P.NEED_DATA:
+            if ev is not M.NEED_DATA:
                 return ev
             self.fe.receive_data(self.sock.recv(65536))
 
@@ -113,27 +115,27 @@ class Client:
         sc = None
         while True:
             ev = self.event()
-            if isinstance(ev, P.AuthenticationSASL):
+            if isinstance(ev, M.AuthenticationSASL):
                 sc = ScramClient(list(ev.mechanisms), self.user, self.password or "")
-                self.sock.sendall(self.fe.send(P.SASLInitialResponse(
+                self.sock.sendall(self.fe.send(M.SASLInitialResponse(
                     "SCRAM-SHA-256", sc.get_client_first().encode())))
-            elif isinstance(ev, P.AuthenticationSASLContinue):
+            elif isinstance(ev, M.AuthenticationSASLContinue):
                 assert sc is not None
                 sc.set_server_first(ev.data.decode())
-                self.sock.sendall(self.fe.send(P.SASLResponse(sc.get_client_final().encode())))
-            elif isinstance(ev, P.AuthenticationSASLFinal):
+                self.sock.sendall(self.fe.send(M.SASLResponse(sc.get_client_final().encode())))
+            elif isinstance(ev, M.AuthenticationSASLFinal):
                 assert sc is not None
                 sc.set_server_final(ev.data.decode())
-            elif isinstance(ev, (P.ReadyForQuery, P.ErrorResponse, P.ConnectionClosed)):
+            elif isinstance(ev, (M.ReadyForQuery, M.ErrorResponse, M.ConnectionClosed)):
                 return ev
 
     def query(self, sql: str) -> list[object]:
-        self.sock.sendall(self.fe.send(P.Query(sql)))
+        self.sock.sendall(self.fe.send(M.Query(sql)))
         out = []
         while True:
             ev = self.event()
             out.append(ev)
-            if isinstance(ev, (P.ReadyForQuery, P.CopyBothResponse, P.ConnectionClosed)):
+            if isinstance(ev, (M.ReadyForQuery, M.CopyBothResponse, M.ConnectionClosed)):
                 return out
 
     def close(self) -> None:
@@ -186,15 +188,15 @@ def test_scram_exchange_with_scramp_client_and_users_file(tmp_path: Path) -> Non
 def test_backend_rejects_garbage_and_parses_standby_messages() -> None:
     be = Backend()
     be.receive_data(struct.pack("!ii", 8, 1234 << 16 | 5679))
-    assert isinstance(be.next_event(), P.SSLRequest)
+    assert isinstance(be.next_event(), M.SSLRequest)
     be.receive_data(struct.pack("!ii", 8, 99 << 16))
     with pytest.raises(ClientProtocolError):
         be.next_event()
     be = Backend()
     be.state = BState.COPY_BOTH
-    be.receive_data(P.encode(P.StandbyStatusUpdate(10, 9, 8, 7, True)))
+    be.receive_data(M.encode(M.StandbyStatusUpdate(10, 9, 8, 7, True)))
     ev = be.next_event()
-    assert isinstance(ev, P.StandbyStatusUpdate) and (ev.write, ev.flush, ev.apply) == (10, 9, 8)
+    assert isinstance(ev, M.StandbyStatusUpdate) and (ev.write, ev.flush, ev.apply) == (10, 9, 8)
     be.receive_data(b"d\0\0\0\x06r\0")
     with pytest.raises(ClientProtocolError):
         be.next_event()
@@ -232,20 +234,20 @@ def test_security_refusals(fixture_server: Server) -> None:
     port = fixture_server.port
     c = Client(port, password="wrong")
     ev = c.login()
-    assert isinstance(ev, P.ErrorResponse) and ev.sqlstate == "28P01", ev
+    assert isinstance(ev, M.ErrorResponse) and ev.sqlstate == "28P01", ev
     c = Client(port, user="nobody", password="x")
     ev = c.login()
-    assert isinstance(ev, P.ErrorResponse) and ev.sqlstate == "28P01"
+    assert isinstance(ev, M.ErrorResponse) and ev.sqlstate == "28P01"
     c = Client(port, replication=None)  # a normal session: an error, not a hang
     ev = c.login()
-    assert isinstance(ev, P.ErrorResponse) and ev.sqlstate == "28000"
+    assert isinstance(ev, M.ErrorResponse) and ev.sqlstate == "28000"
     assert "replication" in ev.message
     c = Client(port)
-    assert isinstance(c.login(), P.ReadyForQuery)
+    assert isinstance(c.login(), M.ReadyForQuery)
     res = c.query("SELECT 1")
-    assert isinstance(res[0], P.ErrorResponse) and res[0].sqlstate == "0A000"
+    assert isinstance(res[0], M.ErrorResponse) and res[0].sqlstate == "0A000"
     res = c.query("IDENTIFY_SYSTEM")
-    row = next(e for e in res if isinstance(e, P.DataRow))
+    row = next(e for e in res if isinstance(e, M.DataRow))
     # xlogpos: the end of the last record as PostgreSQL counts it (MAXALIGNed, EndRecPtr)
     assert row.values[1] == b"1" and row.values[2] == b"0/8DE4A0"
     c.close()
@@ -253,19 +255,19 @@ def test_security_refusals(fixture_server: Server) -> None:
 
 def test_removed_segment_error(fixture_server: Server) -> None:
     c = Client(fixture_server.port)
-    assert isinstance(c.login(), P.ReadyForQuery)
+    assert isinstance(c.login(), M.ReadyForQuery)
     res = c.query("START_REPLICATION 0/100000 TIMELINE 1")
-    assert isinstance(res[-1], P.CopyBothResponse)
+    assert isinstance(res[-1], M.CopyBothResponse)
     ev = c.event()
-    assert isinstance(ev, P.ErrorResponse)
+    assert isinstance(ev, M.ErrorResponse)
     assert ev.message == ("requested WAL segment 000000010000000000000001 has already been "
                           "removed"), ev.message
     assert ev.sqlstate == "58P01"
-    assert isinstance(c.event(), P.ReadyForQuery)
+    assert isinstance(c.event(), M.ReadyForQuery)
     res = c.query("START_REPLICATION 0/800000 TIMELINE 1")  # still usable afterwards
-    assert isinstance(res[-1], P.CopyBothResponse)
+    assert isinstance(res[-1], M.CopyBothResponse)
     data = c.event()
-    assert isinstance(data, P.XLogData) and data.start == 0x800000
+    assert isinstance(data, M.XLogData) and data.start == 0x800000
     c.close()
 
 
@@ -273,8 +275,8 @@ def test_fuzz_never_kills_the_server(fixture_server: Server) -> None:
     port = fixture_server.port
     rng = random.Random(6)
     good = Client(port)
-    assert isinstance(good.login(), P.ReadyForQuery)
-    startup = P.encode(P.StartupMessage((("user", USER), ("replication", "true"))))
+    assert isinstance(good.login(), M.ReadyForQuery)
+    startup = M.encode(M.StartupMessage((("user", USER), ("replication", "true"))))
     frames = [b"", b"\0", os.urandom(3), startup[:7], startup[:-1],
               struct.pack("!ii", 8, 1234 << 16 | 5679) + b"junk", struct.pack("!i", -5),
               struct.pack("!i", 1 << 30), b"Q\0\0\0\x05", b"p\xff\xff\xff\xff"]
@@ -294,13 +296,13 @@ def test_fuzz_never_kills_the_server(fixture_server: Server) -> None:
             assert got[:1] in (b"", b"E", b"R", b"N"), (f, got[:40])
     # inside an established session: garbage while streaming
     bad = Client(port)
-    assert isinstance(bad.login(), P.ReadyForQuery)
+    assert isinstance(bad.login(), M.ReadyForQuery)
     bad.query("START_REPLICATION 0/800000 TIMELINE 1")
     bad.sock.sendall(b"d\0\0\0\x09zgarbage" + os.urandom(50))
     bad.close()
     assert fixture_server.alive()
     res = good.query("IDENTIFY_SYSTEM")  # the other client never noticed
-    assert isinstance(res[-1], P.ReadyForQuery)
+    assert isinstance(res[-1], M.ReadyForQuery)
     good.close()
 
 
@@ -660,8 +662,8 @@ def identify(port: int) -> tuple[str, ...]:
     """(systemid, timeline, xlogpos) of IDENTIFY_SYSTEM."""
     c = Client(port)
     try:
-        assert isinstance(c.login(), P.ReadyForQuery)
-        row = next(e for e in c.query("IDENTIFY_SYSTEM") if isinstance(e, P.DataRow))
+        assert isinstance(c.login(), M.ReadyForQuery)
+        row = next(e for e in c.query("IDENTIFY_SYSTEM") if isinstance(e, M.DataRow))
         return tuple(v.decode() for v in row.values[:3])
     finally:
         c.close()
@@ -823,14 +825,14 @@ def test_relay_without_its_upstream_serves_dir_and_keeps_trying(tmp_path: Path) 
         wait_until(lambda: "serving the WAL already in" in srv.log.read_text(), 20, 0.1,
                    what="the log line saying DIR is served meanwhile")
         c = Client(srv.port)
-        assert isinstance(c.login(), P.ReadyForQuery)
+        assert isinstance(c.login(), M.ReadyForQuery)
         res = c.query("IDENTIFY_SYSTEM")
-        row = next(e for e in res if isinstance(e, P.DataRow))
+        row = next(e for e in res if isinstance(e, M.DataRow))
         assert tuple(row.values[1:3]) == (b"1", b"0/8DE4A0")  # DIR's timeline and end of WAL
         res = c.query("START_REPLICATION 0/800000 TIMELINE 1")
-        assert isinstance(res[-1], P.CopyBothResponse)
+        assert isinstance(res[-1], M.CopyBothResponse)
         ev = c.event()
-        assert isinstance(ev, P.XLogData) and ev.start == 0x800000
+        assert isinstance(ev, M.XLogData) and ev.start == 0x800000
         c.close()
         wait_until(lambda: (read_status(status).get("upstream") or {}).get("disconnects", 0)
                    >= 2, 20, 0.2, what="a second attempt to connect")

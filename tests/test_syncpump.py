@@ -12,7 +12,7 @@ import pytest
 
 from xlogtools.stream import syncpump
 from xlogtools.stream.backend import encode_server, encode_xlogdata
-from xlogtools.stream.protocol import PrimaryKeepalive, StandbyStatusUpdate, encode
+from xlogtools.stream.messages import PrimaryKeepalive, StandbyStatusUpdate, encode
 
 pytestmark = pytest.mark.skipif(not syncpump.AVAILABLE, reason="the C extension is not built "
                                 "(or XLOGTOOLS_NO_C is set)")

@@ -98,7 +98,8 @@ def receive(directory: str, conninfo: str | None, host: str | None, port: str | 
       xlogtools receive -d "host=db1 user=rep application_name=arch1" -D /srv/wal \\
           -S arch1 --synchronous
     """
-    from ..stream.receiver import ReceiveOptions, run_receiver
+    from ..stream.receiving import run_receiver
+    from ..stream.recvopts import ReceiveOptions
 
     if no_password and password_prompt:
         raise UsageError("cannot use --no-password together with --password")

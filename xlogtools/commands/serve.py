@@ -68,7 +68,8 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
     backoff while DIR is served; a refusal (authentication, pg_hba, a missing slot) or
     another cluster's WAL in DIR ends serve with exit 1.
     """
-    from ..stream.sender import ServeError, ServeOptions, serve as run_serve
+    from ..stream.sender import ServeError, ServeOptions
+    from ..stream.serving import serve as run_serve
     from ..stream.users import add_user as add_user_fn, load_users
 
     if add_user:
@@ -103,7 +104,7 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         raise UsageError(str(exc)) from None
     recv_opts = None
     if upstream:
-        from ..stream.receiver import ReceiveOptions
+        from ..stream.recvopts import ReceiveOptions
 
         recv_opts = ReceiveOptions(directory=directory, conninfo=upstream, slot=slot,
                                    ensure_slot=create_slot, verbose=verbose, status_line=False)

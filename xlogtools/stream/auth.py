@@ -11,7 +11,8 @@ import hashlib
 from typing import Any, Callable
 
 from ..errors import XlogError
-from .protocol import (AuthenticationCleartextPassword, AuthenticationMD5Password,
+from .connerrors import ConnectError
+from .messages import (AuthenticationCleartextPassword, AuthenticationMD5Password,
                        AuthenticationOk, AuthenticationRequest, AuthenticationSASL,
                        AuthenticationSASLContinue, AuthenticationSASLFinal,
                        AuthenticationUnsupported, ClientEvent, PasswordMessage,
@@ -161,3 +162,38 @@ class Authenticator:
         if self.channel_binding == "require" and not self.used_channel_binding:
             raise AuthError("channel binding required, but server authenticated client without "
                             "channel binding")
+
+
+def method_name(ev: Any) -> str:
+    if isinstance(ev, AuthenticationOk):
+        return "none"
+    if isinstance(ev, AuthenticationCleartextPassword):
+        return "password"
+    if isinstance(ev, AuthenticationMD5Password):
+        return "md5"
+    if isinstance(ev, AuthenticationSASL):
+        return "scram-sha-256"
+    if isinstance(ev, AuthenticationUnsupported):
+        return {7: "gss", 8: "gss", 9: "sspi"}.get(ev.code, "other")
+    return "other"
+
+
+def check_require_auth(spec: str | None, methods: list[str], where: str) -> None:
+    """libpq 16's require_auth: a list of allowed methods, or of forbidden ones ('!md5')."""
+    if not spec or not methods:
+        return
+    items = [s.strip() for s in spec.split(",") if s.strip()]
+    used = methods[0]
+    negated = [s[1:] for s in items if s.startswith("!")]
+    allowed = [s for s in items if not s.startswith("!")]
+    if negated and allowed:
+        raise ConnectError(f"{where}: negative require_auth method \"!\" cannot be mixed with "
+                           "non-negative methods")
+    ok = used not in negated if negated else used in allowed
+    if not ok:
+        what = {"none": "server did not complete authentication",
+                "password": "server requested a cleartext password",
+                "md5": "server requested a hashed password",
+                "scram-sha-256": "server requested SASL authentication"}.get(used, used)
+        raise ConnectError(f"{where}: authentication method requirement \"{spec}\" failed: "
+                           f"{what}", auth_failed=True)

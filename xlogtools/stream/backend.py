@@ -5,35 +5,29 @@ repl_gram.y, auth-scram.c), for the physical replication clients of PostgreSQL 1
 Nothing here touches a socket: bytes from the client go into `Backend.receive_data()`,
 client events come out of `Backend.next_event()` (or `NEED_DATA`), and what the server says
 is turned into bytes by `Backend.send(event)`. Server events reuse the dataclasses of
-`protocol.py` (the client side); the client events it lacks are defined here. Anything the
-client sends out of turn or malformed raises `ClientProtocolError`, which carries the
-SQLSTATE (08P01) of the ErrorResponse the I/O layer sends before closing.
+`messages.py` (shared with the client side); the client events it lacks are defined here.
+Anything the client sends out of turn or malformed raises `ClientProtocolError`, which
+carries the SQLSTATE (08P01) of the ErrorResponse the I/O layer sends before closing.
 
-Also here, all pure: the replication command parser (`parse_command`), the SCRAM-SHA-256
-server exchange (`ScramExchange`), and builders of the result sets walsender sends.
+Also here, all pure: builders of the result sets walsender sends. The replication command
+parser (`parse_command`) is in `replcommands.py`, the SCRAM-SHA-256 server exchange
+(`ScramExchange`) in `scram.py`.
 """
 from __future__ import annotations
 
-import base64
 import enum
-import hashlib
-import hmac
-import re
-import secrets
 import struct
 from dataclasses import dataclass
 from typing import Union
 
-from ..lsn import Lsn
-from .protocol import _msg as protocol_msg  # noqa: E402
-from .protocol import (NEED_DATA, PROTOCOL_VERSION, SSL_REQUEST_CODE, AuthenticationOk,
+from .messages import (NEED_DATA, PROTOCOL_VERSION, SSL_REQUEST_CODE, AuthenticationOk,
                        AuthenticationSASL, AuthenticationSASLContinue, AuthenticationSASLFinal,
                        BackendKeyData, Column, CommandComplete, ConnectionClosed, CopyBothResponse,
                        CopyData, CopyDone, DataRow, EmptyQueryResponse, ErrorResponse,
-                       NegotiateProtocolVersion, NoticeResponse, ParameterStatus,
-                       PasswordMessage, PrimaryKeepalive, ProtocolError, Query, ReadyForQuery,
-                       RowDescription, SASLInitialResponse, SASLResponse, Sentinel, SSLRequest,
-                       SSLResponse, StandbyStatusUpdate, StartupMessage, Terminate, XLogData)
+                       NegotiateProtocolVersion, NoticeResponse, ParameterStatus, PasswordMessage,
+                       PrimaryKeepalive, ProtocolError, Query, ReadyForQuery, RowDescription,
+                       SASLInitialResponse, SASLResponse, SSLRequest, SSLResponse, Sentinel,
+                       StandbyStatusUpdate, StartupMessage, Terminate, XLogData, msg)
 
 GSSENC_REQUEST_CODE = 80877104
 CANCEL_REQUEST_CODE = 80877102
@@ -374,9 +368,7 @@ class Backend:
 # ---------------------------------------------------------------------------------------------
 # encoding of server messages
 
-
-# Message framing is the protocol's, one definition for both sides.
-_msg = protocol_msg
+# (message framing, `messages.msg`, is one definition for both sides)
 
 
 def _z(s: str) -> bytes:
@@ -394,46 +386,46 @@ def encode_server(ev: object) -> bytes:
     if isinstance(ev, XLogData):
         return encode_xlogdata(ev.start, ev.wal_end, ev.send_time, ev.data)
     if isinstance(ev, PrimaryKeepalive):
-        return _msg(b"d", _KEEPALIVE.pack(b"k", ev.wal_end, ev.send_time, ev.reply_requested))
+        return msg(b"d", _KEEPALIVE.pack(b"k", ev.wal_end, ev.send_time, ev.reply_requested))
     if isinstance(ev, SSLResponse):
         return b"S" if ev.accepted else b"N"
     if isinstance(ev, AuthenticationOk):
-        return _msg(b"R", _I32.pack(0))
+        return msg(b"R", _I32.pack(0))
     if isinstance(ev, AuthenticationSASL):
-        return _msg(b"R", _I32.pack(10) + b"".join(_z(m) for m in ev.mechanisms) + b"\0")
+        return msg(b"R", _I32.pack(10) + b"".join(_z(m) for m in ev.mechanisms) + b"\0")
     if isinstance(ev, AuthenticationSASLContinue):
-        return _msg(b"R", _I32.pack(11) + ev.data)
+        return msg(b"R", _I32.pack(11) + ev.data)
     if isinstance(ev, AuthenticationSASLFinal):
-        return _msg(b"R", _I32.pack(12) + ev.data)
+        return msg(b"R", _I32.pack(12) + ev.data)
     if isinstance(ev, ParameterStatus):
-        return _msg(b"S", _z(ev.name) + _z(ev.value))
+        return msg(b"S", _z(ev.name) + _z(ev.value))
     if isinstance(ev, BackendKeyData):
-        return _msg(b"K", _I32.pack(ev.pid) + ev.key)
+        return msg(b"K", _I32.pack(ev.pid) + ev.key)
     if isinstance(ev, ReadyForQuery):
-        return _msg(b"Z", ev.status.encode())
+        return msg(b"Z", ev.status.encode())
     if isinstance(ev, (ErrorResponse, NoticeResponse)):
         body = b"".join(k.encode() + _z(v) for k, v in ev.fields.items()) + b"\0"
-        return _msg(b"E" if isinstance(ev, ErrorResponse) else b"N", body)
+        return msg(b"E" if isinstance(ev, ErrorResponse) else b"N", body)
     if isinstance(ev, RowDescription):
         body = _I16.pack(len(ev.columns)) + b"".join(
             _z(c.name) + _FIELD.pack(0, 0, c.type_oid, _TYPLEN.get(c.type_oid, -1), -1, c.format)
             for c in ev.columns)
-        return _msg(b"T", body)
+        return msg(b"T", body)
     if isinstance(ev, DataRow):
         parts = [_I16.pack(len(ev.values))]
         for v in ev.values:
             parts.append(_I32.pack(-1) if v is None else _I32.pack(len(v)) + v)
-        return _msg(b"D", b"".join(parts))
+        return msg(b"D", b"".join(parts))
     if isinstance(ev, CommandComplete):
-        return _msg(b"C", _z(ev.tag))
+        return msg(b"C", _z(ev.tag))
     if isinstance(ev, EmptyQueryResponse):
-        return _msg(b"I", b"")
+        return msg(b"I", b"")
     if isinstance(ev, CopyBothResponse):
-        return _msg(b"W", bytes([ev.format]) + _I16.pack(0))
+        return msg(b"W", bytes([ev.format]) + _I16.pack(0))
     if isinstance(ev, CopyDone):
         return b"c\0\0\0\4"
     if isinstance(ev, NegotiateProtocolVersion):
-        return _msg(b"v", _I32.pack(ev.newest_minor) + _I32.pack(len(ev.unrecognized))
+        return msg(b"v", _I32.pack(ev.newest_minor) + _I32.pack(len(ev.unrecognized))
                     + b"".join(_z(n) for n in ev.unrecognized))
     raise ServerProtocolError(f"not a server event: {ev!r}")
 
@@ -445,287 +437,6 @@ def result_set(columns: list[tuple[str, int]], rows: list[tuple[bytes | None, ..
     out += [DataRow(r) for r in rows]
     out.append(CommandComplete(tag))
     return out
-
-
-# ---------------------------------------------------------------------------------------------
-# replication commands (repl_gram.y / repl_scanner.l, the physical subset)
-
-
-@dataclass(frozen=True)
-class IdentifySystem:
-    pass
-
-
-@dataclass(frozen=True)
-class Show:
-    name: str
-
-
-@dataclass(frozen=True)
-class TimelineHistory:
-    timeline: int
-
-
-@dataclass(frozen=True)
-class StartReplication:
-    start: Lsn
-    timeline: int = 0  # 0: the server's current timeline
-    slot: str | None = None
-
-
-@dataclass(frozen=True)
-class ReadReplicationSlot:
-    slot: str
-
-
-@dataclass(frozen=True)
-class EmptyCommand:
-    pass
-
-
-ReplicationCommand = Union[IdentifySystem, Show, TimelineHistory, StartReplication,
-                           ReadReplicationSlot, EmptyCommand]
-
-
-class CommandError(Exception):
-    """A command we refuse: becomes an ErrorResponse (ERROR) with this SQLSTATE."""
-
-    def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.detail = detail
-
-
-_TOKEN = re.compile(r"""\s*(?:(?P<lsn>[0-9A-Fa-f]+/[0-9A-Fa-f]+)|(?P<num>\d+)(?![\w/])
-                         |"(?P<qid>(?:[^"]|"")*)"|(?P<id>[A-Za-z_][A-Za-z0-9_$]*)
-                         |(?P<punct>[;.,()=']))""", re.X)
-
-_UNSUPPORTED = {"BASE_BACKUP", "CREATE_REPLICATION_SLOT", "DROP_REPLICATION_SLOT",
-                "ALTER_REPLICATION_SLOT", "UPLOAD_MANIFEST"}
-
-
-def _tokens(sql: str) -> list[tuple[str, str]]:
-    out: list[tuple[str, str]] = []
-    pos = 0
-    text = sql.rstrip()
-    while pos < len(text):
-        m = _TOKEN.match(text, pos)
-        if not m or m.end() == pos:
-            raise CommandError(SYNTAX_ERROR, "syntax error")
-        kind = m.lastgroup or ""
-        val = m.group(kind)
-        if kind == "qid":
-            val = val.replace('""', '"')
-        out.append((kind, val))
-        pos = m.end()
-    while out and out[-1] == ("punct", ";"):
-        out.pop()
-    return out
-
-
-def parse_command(sql: str) -> ReplicationCommand:
-    """One replication command of a physical walsender; CommandError for the rest."""
-    toks = _tokens(sql)
-    if not toks:
-        return EmptyCommand()
-    kind, word = toks[0]
-    head = word.upper() if kind == "id" else ""
-    rest = toks[1:]
-
-    def ident(i: int) -> str:
-        k, v = rest[i]
-        if k == "qid":
-            return v
-        if k == "id":
-            return v.lower()
-        raise CommandError(SYNTAX_ERROR, f"syntax error at or near \"{v}\"")
-
-    try:
-        if head == "IDENTIFY_SYSTEM" and not rest:
-            return IdentifySystem()
-        if head == "SHOW" and rest:
-            name = ".".join(ident(i) for i in range(0, len(rest), 2))
-            return Show(name)
-        if head == "TIMELINE_HISTORY" and len(rest) == 1 and rest[0][0] == "num":
-            tli = int(rest[0][1])
-            if tli <= 0 or tli > 0xFFFFFFFF:
-                raise CommandError(SYNTAX_ERROR, "invalid timeline %s" % rest[0][1])
-            return TimelineHistory(tli)
-        if head == "READ_REPLICATION_SLOT" and len(rest) == 1:
-            return ReadReplicationSlot(ident(0))
-        if head == "START_REPLICATION":
-            i, slot = 0, None
-            if i < len(rest) and rest[i][0] == "id" and rest[i][1].upper() == "SLOT":
-                slot = ident(i + 1)
-                i += 2
-            if i < len(rest) and rest[i][0] == "id" and rest[i][1].upper() == "LOGICAL":
-                raise CommandError(FEATURE_NOT_SUPPORTED, "logical replication is not supported "
-                                   "by xlogtools serve")
-            if i < len(rest) and rest[i][0] == "id" and rest[i][1].upper() == "PHYSICAL":
-                i += 1
-            if i >= len(rest) or rest[i][0] != "lsn":
-                raise CommandError(SYNTAX_ERROR, "syntax error: START_REPLICATION needs a "
-                                   "starting point X/X")
-            try:
-                start = Lsn(rest[i][1])
-            except ValueError:
-                raise CommandError(SYNTAX_ERROR, f"invalid LSN \"{rest[i][1]}\"") from None
-            i += 1
-            tli = 0
-            if i < len(rest) and rest[i][0] == "id" and rest[i][1].upper() == "TIMELINE":
-                if i + 1 >= len(rest) or rest[i + 1][0] != "num":
-                    raise CommandError(SYNTAX_ERROR, "syntax error: TIMELINE needs a number")
-                tli = int(rest[i + 1][1])
-                if tli <= 0 or tli > 0xFFFFFFFF:
-                    raise CommandError(SYNTAX_ERROR, f"invalid timeline {tli}")
-                i += 2
-            if i != len(rest):
-                raise CommandError(SYNTAX_ERROR, f"syntax error at or near \"{rest[i][1]}\"")
-            return StartReplication(start, tli, slot)
-    except IndexError:
-        raise CommandError(SYNTAX_ERROR, "syntax error at end of input") from None
-    if head in _UNSUPPORTED:
-        raise CommandError(FEATURE_NOT_SUPPORTED, f"{head} is not supported by xlogtools serve "
-                           "(it serves WAL from an archive; there are no slots or data files)")
-    if head in IDENTIFY_LIKE:
-        raise CommandError(SYNTAX_ERROR, f"syntax error in {head} command")
-    raise CommandError(FEATURE_NOT_SUPPORTED, "cannot execute SQL commands in WAL sender for "
-                       "physical replication")
-
-
-IDENTIFY_LIKE = {"IDENTIFY_SYSTEM", "SHOW", "TIMELINE_HISTORY", "START_REPLICATION",
-                 "READ_REPLICATION_SLOT"}
-
-
-# ---------------------------------------------------------------------------------------------
-# SCRAM-SHA-256, server side (RFC 5802/7677 as auth-scram.c speaks it)
-#
-# scramp's ScramServer rejects the empty user name libpq sends in client-first ("n,,n=,r=")
-# (PostgreSQL takes the user from the startup packet), and the name is part of the signed
-# AuthMessage, so it cannot be rewritten: the exchange is done here; verifiers come from
-# scramp (see users.py).
-
-
-@dataclass(frozen=True)
-class ScramVerifier:
-    """SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey> (pg_authid.rolpassword)."""
-
-    iterations: int
-    salt: bytes
-    stored_key: bytes
-    server_key: bytes
-
-    @classmethod
-    def parse(cls, text: str) -> "ScramVerifier":
-        m = re.fullmatch(r"SCRAM-SHA-256\$(\d+):([A-Za-z0-9+/=]+)\$([A-Za-z0-9+/=]+):"
-                         r"([A-Za-z0-9+/=]+)", text.strip())
-        if not m:
-            raise ValueError("not a SCRAM-SHA-256 verifier (SCRAM-SHA-256$iter:salt$stored:server)")
-        it = int(m.group(1))
-        salt, sk, svk = (base64.b64decode(m.group(i), validate=True) for i in (2, 3, 4))
-        if it < 1 or len(sk) != 32 or len(svk) != 32 or not salt:
-            raise ValueError("malformed SCRAM-SHA-256 verifier")
-        return cls(it, salt, sk, svk)
-
-    def text(self) -> str:
-        b = lambda x: base64.b64encode(x).decode()  # noqa: E731
-        return (f"SCRAM-SHA-256${self.iterations}:{b(self.salt)}${b(self.stored_key)}:"
-                f"{b(self.server_key)}")
-
-    @classmethod
-    def mock(cls, user: str, secret: bytes) -> "ScramVerifier":
-        """A stable fake for unknown users (scram_mock_salt), so they cannot be probed."""
-        h = hashlib.sha256(secret + user.encode()).digest()
-        return cls(4096, h[:16], secrets.token_bytes(32), secrets.token_bytes(32))
-
-
-class ScramError(Exception):
-    def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:
-        super().__init__(message)
-        self.sqlstate = sqlstate
-        self.detail = detail
-
-
-class ScramExchange:
-    """Server half of one SCRAM-SHA-256 exchange: `first(data)` -> server-first,
-    `final(data)` -> server-final (raises ScramError on a bad proof or malformed messages)."""
-
-    MECHANISM = "SCRAM-SHA-256"
-
-    def __init__(self, user: str, verifier: ScramVerifier, *, known: bool = True) -> None:
-        self.user = user
-        self.verifier = verifier
-        self.known = known
-        self._client_first_bare = ""
-        self._server_first = ""
-        self._gs2 = ""
-        self._nonce = ""
-
-    def first(self, mechanism: str, data: bytes) -> bytes:
-        if mechanism != self.MECHANISM:
-            raise ScramError(PROTOCOL_VIOLATION, "client selected an invalid SASL "
-                             "authentication mechanism")
-        try:
-            msg = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message") from None
-        if msg.startswith("p="):
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message",
-                             "The client selected SCRAM-SHA-256-PLUS, but the SCRAM message "
-                             "does not include channel binding data.")
-        if not (msg.startswith("n,") or msg.startswith("y,")):
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message",
-                             "Unexpected channel-binding flag.")
-        parts = msg.split(",", 2)
-        if len(parts) != 3 or (parts[1] and not parts[1].startswith("a=")):
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message")
-        self._gs2 = parts[0] + "," + parts[1] + ","
-        bare = parts[2]
-        attrs = bare.split(",")
-        if len(attrs) < 2 or not attrs[0].startswith("n=") or not attrs[1].startswith("r=") \
-                or len(attrs[1]) < 3 or any(c in attrs[1][2:] for c in ",\0"):
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message",
-                             "Expected attribute \"r\" for the client nonce.")
-        self._client_first_bare = bare
-        self._nonce = attrs[1][2:] + base64.b64encode(secrets.token_bytes(18)).decode()
-        self._server_first = (f"r={self._nonce},s={base64.b64encode(self.verifier.salt).decode()}"
-                              f",i={self.verifier.iterations}")
-        return self._server_first.encode()
-
-    def final(self, data: bytes) -> bytes:
-        try:
-            msg = data.decode("utf-8")
-        except UnicodeDecodeError:
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message") from None
-        cut = msg.rfind(",p=")
-        if cut < 0:
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message",
-                             "Could not find proof in client-final-message.")
-        without_proof, proof_b64 = msg[:cut], msg[cut + 3:]
-        attrs = dict(a.split("=", 1) for a in without_proof.split(",") if "=" in a)
-        try:
-            cbind = base64.b64decode(attrs.get("c", ""), validate=True).decode()
-            proof = base64.b64decode(proof_b64, validate=True)
-        except (ValueError, UnicodeDecodeError):
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message") from None
-        if cbind != self._gs2:
-            raise ScramError(PROTOCOL_VIOLATION, "SCRAM channel binding check failed")
-        if attrs.get("r") != self._nonce:
-            raise ScramError(PROTOCOL_VIOLATION, "malformed SCRAM message",
-                             "Nonce does not match.")
-        auth_message = ",".join((self._client_first_bare, self._server_first,
-                                 without_proof)).encode()
-        v = self.verifier
-        client_sig = hmac.new(v.stored_key, auth_message, hashlib.sha256).digest()
-        ok = len(proof) == 32
-        if ok:
-            client_key = bytes(a ^ b for a, b in zip(proof, client_sig))
-            ok = hmac.compare_digest(hashlib.sha256(client_key).digest(), v.stored_key)
-        if not ok or not self.known:
-            raise ScramError(INVALID_PASSWORD, f"password authentication failed for user "
-                             f"\"{self.user}\"")
-        server_sig = hmac.new(v.server_key, auth_message, hashlib.sha256).digest()
-        return b"v=" + base64.b64encode(server_sig)
 
 
 def server_parameters(pg_major: int, user: str, application_name: str) -> list[ParameterStatus]:

@@ -8,56 +8,26 @@ the same socket), authentication, parameter status until ReadyForQuery.
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import os
 import socket
 import ssl
-from typing import Any, Callable
+from typing import Callable
 
-from ..errors import XlogError
-from .auth import AuthError, Authenticator
+from .auth import AuthError, Authenticator, check_require_auth, method_name
 from .conninfo import ConnParams, Host
-from .protocol import (NEED_DATA, AuthenticationOk, AuthenticationSASL,
-                       AuthenticationSASLContinue, AuthenticationSASLFinal,
-                       AuthenticationCleartextPassword, AuthenticationMD5Password,
-                       AuthenticationUnsupported, BackendKeyData, ClientEvent, CommandComplete,
-                       ConnectionClosed, CopyBothResponse, CopyDone, DataRow,
-                       ErrorResponse, Frontend, NegotiateProtocolVersion,
-                       NoticeResponse, ParameterStatus, PrimaryKeepalive, ProtocolError, Query,
-                       QueryResult, ReadyForQuery, RowDescription, Sentinel, ServerEvent,
-                       SSLRequest, SSLResponse, StartupMessage, State, Terminate, XLogData)
+from .connerrors import ConnectError, ConnectionLost, ServerError
+from .messages import (NEED_DATA, AuthenticationCleartextPassword, AuthenticationMD5Password,
+                       AuthenticationOk, AuthenticationSASL, AuthenticationSASLContinue,
+                       AuthenticationSASLFinal, AuthenticationUnsupported, BackendKeyData,
+                       ClientEvent, CommandComplete, ConnectionClosed, CopyBothResponse, CopyDone,
+                       DataRow, ErrorResponse, NegotiateProtocolVersion, NoticeResponse,
+                       ParameterStatus, PrimaryKeepalive, ProtocolError, Query, ReadyForQuery,
+                       RowDescription, SSLRequest, SSLResponse, Sentinel, ServerEvent,
+                       StartupMessage, Terminate, XLogData)
+from .protocol import Frontend, QueryResult, State
+from .tls import is_ip_address, make_ssl_context
 
 _READ_PAUSE = 64 << 20  # stop reading the socket when this much is buffered but unparsed
-
-
-class ConnectError(XlogError):
-    """No connection could be made (every host failed); the message says why for each."""
-
-    def __init__(self, message: str, *, server_error: ErrorResponse | None = None,
-                 auth_failed: bool = False) -> None:
-        super().__init__(message)
-        self.server_error = server_error
-        self.auth_failed = auth_failed
-
-
-class ServerError(XlogError):
-    """The server answered with an ErrorResponse."""
-
-    def __init__(self, context: str, err: ErrorResponse) -> None:
-        super().__init__(f"{context}: {err.text()}")
-        self.error = err
-
-    @property
-    def sqlstate(self) -> str:
-        return self.error.sqlstate
-
-    @property
-    def fatal(self) -> bool:
-        return self.error.fatal
-
-
-class ConnectionLost(XlogError):
-    """The connection broke (EOF, reset) where the protocol did not expect it."""
 
 
 def parse_server_version(text: str) -> int:
@@ -125,60 +95,6 @@ class _Wire(asyncio.BufferedProtocol):
         if w is not None and not w.done():
             w.set_result(None)
 
-
-def _ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-        return True
-    except ValueError:
-        return False
-
-
-_TLS_VERSIONS = {"TLSv1": ssl.TLSVersion.TLSv1, "TLSv1.1": ssl.TLSVersion.TLSv1_1,
-                 "TLSv1.2": ssl.TLSVersion.TLSv1_2, "TLSv1.3": ssl.TLSVersion.TLSv1_3}
-
-
-def make_ssl_context(p: ConnParams) -> ssl.SSLContext:
-    """An SSLContext doing what libpq's sslmode asks (initialize_SSL of fe-secure-openssl.c):
-    verify-ca/-full check the chain (and the name) against sslrootcert; the weaker modes
-    encrypt only, unless a root certificate file exists, which makes them verify-ca."""
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-    for attr, val in (("minimum_version", p.ssl_min_protocol_version),
-                      ("maximum_version", p.ssl_max_protocol_version)):
-        if val:
-            if val not in _TLS_VERSIONS:
-                raise ConnectError(f"invalid {attr.replace('imum_version', '')}_protocol_version "
-                                   f"value: \"{val}\"")
-            setattr(ctx, attr, _TLS_VERSIONS[val])
-    mode = p.sslmode
-    root = p.sslrootcert or ""
-    verify = mode in ("verify-ca", "verify-full")
-    if root == "system":
-        if mode != "verify-full":
-            raise ConnectError(f"weak sslmode \"{mode}\" may not be used with sslrootcert=system "
-                               "(use \"verify-full\")")
-        ctx.load_default_certs()
-    elif root and os.path.isfile(root):
-        ctx.load_verify_locations(cafile=root)
-        verify = True
-        if p.sslcrl and os.path.isfile(p.sslcrl):
-            ctx.load_verify_locations(cafile=p.sslcrl)
-            ctx.verify_flags |= ssl.VERIFY_CRL_CHECK_LEAF
-    elif verify:
-        raise ConnectError(f"root certificate file \"{root}\" does not exist; either provide "
-                           "the file, use the system's trusted roots with sslrootcert=system, "
-                           "or change sslmode to disable server certificate verification")
-    ctx.check_hostname = mode == "verify-full"
-    ctx.verify_mode = ssl.CERT_REQUIRED if verify else ssl.CERT_NONE
-    if p.sslcert and os.path.isfile(p.sslcert):
-        if not (p.sslkey and os.path.isfile(p.sslkey)):
-            raise ConnectError(f"certificate present, but not private key file \"{p.sslkey}\"")
-        try:
-            ctx.load_cert_chain(p.sslcert, p.sslkey, password=p.sslpassword)
-        except (ssl.SSLError, OSError) as exc:
-            raise ConnectError(f"could not load client certificate \"{p.sslcert}\": "
-                               f"{getattr(exc, 'reason', None) or exc}") from None
-    return ctx
 
 
 class Connection:
@@ -287,7 +203,7 @@ class Connection:
         loop = asyncio.get_running_loop()
         name = host.host if not host.is_unix else None
         sni = name if name and (params.sslmode == "verify-full"
-                                or (params.sslsni and not _ip(name))) else None
+                                or (params.sslsni and not is_ip_address(name))) else None
         try:
             new = await loop.start_tls(wire.transport, wire, ctx,  # type: ignore[arg-type]
                                        server_hostname=sni)
@@ -322,8 +238,8 @@ class Connection:
                                AuthenticationSASLFinal, AuthenticationUnsupported,
                                AuthenticationOk)):
                 if not isinstance(ev, (AuthenticationSASLContinue, AuthenticationSASLFinal)):
-                    methods.append(_method_name(ev))
-                _check_require_auth(params.require_auth, methods, where)
+                    methods.append(method_name(ev))
+                check_require_auth(params.require_auth, methods, where)
                 try:
                     reply = auth.respond(ev)
                 except AuthError as exc:
@@ -580,38 +496,3 @@ async def _next(wire: _Wire, where: str) -> ServerEvent:
             detail = f": {wire.lost}" if wire.lost else ""
             raise ConnectError(f"{where}: server closed the connection unexpectedly{detail}")
         return ev  # type: ignore[return-value]
-
-
-def _method_name(ev: Any) -> str:
-    if isinstance(ev, AuthenticationOk):
-        return "none"
-    if isinstance(ev, AuthenticationCleartextPassword):
-        return "password"
-    if isinstance(ev, AuthenticationMD5Password):
-        return "md5"
-    if isinstance(ev, AuthenticationSASL):
-        return "scram-sha-256"
-    if isinstance(ev, AuthenticationUnsupported):
-        return {7: "gss", 8: "gss", 9: "sspi"}.get(ev.code, "other")
-    return "other"
-
-
-def _check_require_auth(spec: str | None, methods: list[str], where: str) -> None:
-    """libpq 16's require_auth: a list of allowed methods, or of forbidden ones ('!md5')."""
-    if not spec or not methods:
-        return
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    used = methods[0]
-    negated = [s[1:] for s in items if s.startswith("!")]
-    allowed = [s for s in items if not s.startswith("!")]
-    if negated and allowed:
-        raise ConnectError(f"{where}: negative require_auth method \"!\" cannot be mixed with "
-                           "non-negative methods")
-    ok = used not in negated if negated else used in allowed
-    if not ok:
-        what = {"none": "server did not complete authentication",
-                "password": "server requested a cleartext password",
-                "md5": "server requested a hashed password",
-                "scram-sha-256": "server requested SASL authentication"}.get(used, used)
-        raise ConnectError(f"{where}: authentication method requirement \"{spec}\" failed: "
-                           f"{what}", auth_failed=True)

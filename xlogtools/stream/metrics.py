@@ -16,11 +16,11 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import UsageError
 from ..lsn import Lsn
+from .status import write_json_atomic
 
 if TYPE_CHECKING:
     from .receiver import Receiver
@@ -165,10 +165,7 @@ def _num(v: float) -> str:
 def write_status_file(path: str | os.PathLike[str], st: ReceiverStatus) -> None:
     """Replace `path` with the snapshot as JSON: written to a temporary file beside it, then
     renamed over it, so a reader sees the old content or the new, never a part."""
-    p = Path(path)
-    tmp = p.with_name(f".{p.name}.tmp")
-    tmp.write_text(json.dumps(st.as_dict(), indent=1) + "\n")
-    os.replace(tmp, p)
+    write_json_atomic(path, st.as_dict(), tmp_prefix=".")
 
 
 def parse_listen(value: str) -> tuple[str, int]:

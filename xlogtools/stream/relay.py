@@ -25,59 +25,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from dataclasses import replace
+from typing import Callable
 
-from ..lsn import Lsn
-from .receiver import ReceiveOptions, ReceiveResult, Receiver, ReceiverProgress
-from .sender import ServeError, ServeOptions, WalSender, _iso
+from .receiver import Receiver
+from .recvopts import ReceiveOptions, ReceiveResult, ReceiverProgress
+from .sender import ServeError, ServeOptions, WalSender
+from .status import UpstreamStatus
 
 log = logging.getLogger("xlogtools.serve")
 STOP_TIMEOUT = 30.0  # seconds the receiver gets to flush and end its stream on a stop
-
-
-@dataclass
-class UpstreamStatus:
-    """The upstream connection as the status view shows it (updated by the receiver's hook)."""
-
-    server: str  # host:port of the connection string (the first one), or the one connected
-    user: str
-    application_name: str
-    slot: str | None
-    # starting | connecting | connected | streaming | disconnected | stopped
-    state: str = "starting"
-    timeline: int = 0
-    received: int = 0
-    flushed: int = 0
-    server_end: int = 0
-    since: float = field(default_factory=time.time)
-    last_error: str = ""
-    disconnects: int = 0
-    ever_streamed: bool = False
-
-    @property
-    def end(self) -> int:
-        """The upstream's WAL position as last known: what the clients' lag is measured to."""
-        return max(self.server_end, self.flushed)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"server": self.server, "user": self.user,
-                "application_name": self.application_name, "slot": self.slot,
-                "state": self.state, "since": _iso(self.since), "timeline": self.timeline,
-                "received_lsn": str(Lsn(self.received)), "flushed_lsn": str(Lsn(self.flushed)),
-                "server_lsn": str(Lsn(self.server_end)) if self.server_end else None,
-                "lag_bytes": max(0, self.server_end - self.flushed) if self.server_end else None,
-                "disconnects": self.disconnects, "last_error": self.last_error or None}
-
-    def text(self) -> str:
-        line = (f"upstream {self.server} {self.state} tli {self.timeline} received "
-                f"{Lsn(self.received)} flushed {Lsn(self.flushed)}")
-        if self.server_end:
-            line += f" (upstream at {Lsn(self.server_end)}, " \
-                    f"{max(0, self.server_end - self.flushed)} B behind)"
-        if self.state != "streaming" and self.last_error:
-            line += f" (last error: {self.last_error})"
-        return line
 
 
 class _UpstreamPrefix(logging.Filter):
@@ -185,4 +142,4 @@ async def relay(serve_options: ServeOptions, receive_options: ReceiveOptions, *,
     return await Relay(serve_options, receive_options).run(ready=ready)
 
 
-__all__ = ["Relay", "UpstreamStatus", "relay"]
+__all__ = ["Relay", "relay"]

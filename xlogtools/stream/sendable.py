@@ -22,8 +22,9 @@ from ..errors import InputError
 from ..lsn import Lsn
 from ..parse import layout as L
 from ..parse.reader import complete_records_end
-from ..parse.source import ClusterInfo, SegmentFile, WalSource
-from .backend import INTERNAL_ERROR, CommandError
+from ..parse.source import ClusterInfo, SegmentFile, WalSource, read_file_bytes
+from .backend import INTERNAL_ERROR
+from .replcommands import CommandError
 
 log = logging.getLogger("xlogtools.serve")
 
@@ -117,6 +118,12 @@ class Archive:
     def history(self, tli: int) -> list[Any]:
         assert self.source is not None
         return self.source.histories.get(tli, [])
+
+    def history_bytes(self, path: Path) -> bytes:
+        """The content of a history file of the scan (`source.history_files`): NNNNNNNN.history,
+        decompressed if its name ends in .gz, .zst, .lz4 or .bz2."""
+        compression = path.name.partition(".history.")[2]
+        return read_file_bytes(path, compression or None)
 
     def segment_data(self, seg: SegmentFile, segno: int) -> tuple[bytes, int, bool]:
         """(bytes, sendable length, complete) of one segment file (complete ones cached by

@@ -14,7 +14,8 @@ import os
 from typing import Callable
 
 from .archive import ArchiveError, WalArchive
-from .connection import Connection, ConnectionLost
+from .connection import Connection
+from .connerrors import ConnectionLost
 
 try:
     from ._syncpump import pump as _c_pump

@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from ..errors import InputError
-from .backend import ScramVerifier
+from .scram import ScramVerifier
 
 DEFAULT_ITERATIONS = 4096  # scram_iterations' default
 
