@@ -170,6 +170,11 @@ class WalStreamer:
                 reader.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await reader
+            elif not reader.cancelled():
+                # the reader failed too (the client went away) while the loop ended on its
+                # own error: its exception is collected, not left to the event loop's
+                # "Task exception was never retrieved"
+                reader.exception()
 
     def _became_historic(self, plan: TimelinePlan) -> TimelinePlan:
         """A newer timeline appeared in DIR (the relay's upstream was promoted, or its files
