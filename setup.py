@@ -10,7 +10,8 @@ installs without them and the same work is done in Python (same results, slower)
 from setuptools import Extension, setup
 
 setup(ext_modules=[Extension("xlogtools.parse._walscan", ["xlogtools/parse/_walscan.c"],
-                             include_dirs=["xlogtools/parse"], depends=["xlogtools/parse/walrec.h"],
+                             include_dirs=["xlogtools/parse"],
+                             depends=["xlogtools/parse/walrec.h", "xlogtools/parse/pgtime.h"],
                              optional=True, extra_compile_args=["-O2"]),
                    Extension("xlogtools.parse._waldesc", ["xlogtools/parse/_waldesc.c"],
                              depends=["xlogtools/parse/walrec.h", "xlogtools/parse/waldesc_util.h",
@@ -21,4 +22,6 @@ setup(ext_modules=[Extension("xlogtools.parse._walscan", ["xlogtools/parse/_wals
                    Extension("xlogtools.stream._syncpump", ["xlogtools/stream/_syncpump.c"],
                              optional=True, extra_compile_args=["-O2"]),
                    Extension("xlogtools.replay._deform", ["xlogtools/replay/_deform.c"],
+                             include_dirs=["xlogtools/parse"],
+                             depends=["xlogtools/parse/pgtime.h"],
                              optional=True, extra_compile_args=["-O2"])])

@@ -5,6 +5,7 @@ speed ratio to pg_waldump's text (> 1: faster) and --jobs 2 over --jobs 1. Text 
 written to /dev/null (as pg_waldump's text is), Parquet to a file.
 
     python bench/bench_dump.py [--major 15] [--mb 200] [--runs 3] [--formats waldump,jsonl,parquet]
+                               [--case pgbench|fpi]
 
 Not a test: nothing is asserted. On a shared machine the numbers are indicative only.
 """
@@ -32,8 +33,10 @@ def main() -> int:
     ap.add_argument("--mb", type=int, default=200)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--formats", default="waldump,jsonl,parquet")
+    ap.add_argument("--case", choices=("pgbench", "fpi"), default="pgbench",
+                    help="fpi: WAL of pgbench right after checkpoints (mostly full-page images)")
     args = ap.parse_args()
-    wal = pgbench_wal(args.major, args.mb)
+    wal = pgbench_wal(args.major, args.mb, kind=args.case)
     segs = sorted(p.name for p in wal.iterdir() if len(p.name) == 24)
     mb = size_mb(wal)
     waldump = str(pgbin.tool(args.major, "pg_waldump"))
@@ -42,7 +45,8 @@ def main() -> int:
         n = sum(1 for _ in proc.stdout)  # type: ignore[union-attr]
     t_ref, rss_ref = median_run([waldump, "-p", str(wal), segs[0], segs[-1]], args.runs)
     print(f"WAL: {mb:.0f} MB, {len(segs)} segments, {n} records (PostgreSQL {args.major} "
-          f"pgbench); medians of {args.runs} runs")
+          f"{'pgbench' if args.case == 'pgbench' else 'pgbench after checkpoints'}); "
+          f"medians of {args.runs} runs")
     print(f"{'tool':44s} {'seconds':>8} {'k rec/s':>8} {'MB/s':>7} {'peak RSS':>9} {'ratio':>6} "
           f"{'j2/j1':>6}")
     print(f"{'pg_waldump > /dev/null':44s} {t_ref:8.2f} {n / t_ref / 1000:8.0f} {mb / t_ref:7.1f} "

@@ -19,10 +19,13 @@ from xlogtools.testing.cluster import Cluster  # noqa: E402
 BENCH_DIR = Path(os.environ.get("XLOGTOOLS_BENCH_DIR", "/var/tmp/xlogtools-bench"))
 
 
-def pgbench_wal(major: int, mb: int, segsize_mb: int = 16) -> Path:
+def pgbench_wal(major: int, mb: int, segsize_mb: int = 16, kind: str = "pgbench") -> Path:
     """A directory of >= `mb` MB of pgbench WAL (complete segments) from a real server,
-    made once and kept in BENCH_DIR."""
-    out = BENCH_DIR / f"pgbench-pg{major}-{mb}mb-seg{segsize_mb}"
+    made once and kept in BENCH_DIR. kind "fpi": the start of a run after each checkpoint,
+    where most records carry a full-page image (scale 50, a CHECKPOINT every 16 MB of WAL:
+    each page's first change after it is logged whole)."""
+    name = "pgbench" if kind == "pgbench" else f"pgbench-{kind}"
+    out = BENCH_DIR / f"{name}-pg{major}-{mb}mb-seg{segsize_mb}"
     done = out / ".complete"
     if done.exists():
         return out
@@ -35,10 +38,16 @@ def pgbench_wal(major: int, mb: int, segsize_mb: int = 16) -> Path:
                       "wal_keep_size": f"{mb * 2}MB", "synchronous_commit": "off"})
     try:
         c.init().start()
-        c.pgbench(["-i", "-s", "10", "-q"])
+        c.pgbench(["-i", "-s", "10" if kind == "pgbench" else "50", "-q"])
         start = Lsn(c.current_lsn())
         while Lsn(c.current_lsn()) - start < (mb + segsize_mb) << 20:
-            c.pgbench(["-c", "4", "-j", "2", "-t", "5000"])
+            if kind == "fpi":
+                c.execute("CHECKPOINT;")
+                mark = Lsn(c.current_lsn())
+                while Lsn(c.current_lsn()) - mark < 16 << 20:
+                    c.pgbench(["-c", "4", "-j", "2", "-t", "500"])
+            else:
+                c.pgbench(["-c", "4", "-j", "2", "-t", "5000"])
         c.execute("SELECT pg_switch_wal();")
         end = Lsn(c.current_lsn())
         c.stop()

@@ -28,6 +28,7 @@
 #include <string.h>
 
 #include "walrec.h"
+#include "pgtime.h"
 
 #define SZ_REC 24          /* SizeOfXLogRecord */
 #define CRC_OFF 20         /* offsetof(XLogRecord, xl_crc) */
@@ -1097,26 +1098,12 @@ static PyObject *time_texts(PyObject *self, PyObject *args) {
             last_p = p;
             p += 29;
         } else if (ok) {
-            int64_t us = v + 946684800000000LL;  /* Unix microseconds */
-            int64_t secs = us >= 0 ? us / 1000000 : -((-us + 999999) / 1000000);
-            int64_t frac = us - secs * 1000000;
-            int64_t days = secs >= 0 ? secs / 86400 : -((-secs + 86399) / 86400);
-            int64_t sod = secs - days * 86400;
-            /* civil_from_days (H. Hinnant) */
-            int64_t z = days + 719468;
-            int64_t era = (z >= 0 ? z : z - 146096) / 146097;
-            int64_t doe = z - era * 146097;
-            int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-            int64_t y = yoe + era * 400;
-            int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            int64_t mp = (5 * doy + 2) / 153;
-            int64_t dd = doy - (153 * mp + 2) / 5 + 1;
-            int64_t mm = mp < 10 ? mp + 3 : mp - 9;
-            if (mm <= 2)
-                y++;
+            PgTm tm;
+            pg_ts2tm(v, &tm);
+            int64_t mm = tm.month, dd = tm.day;
             /* "%04d-%02d-%02d %02d:%02d:%02d.%06d+00": 29 bytes, y in 1000..9999 */
-            int hh = (int)(sod / 3600), mi = (int)(sod / 60 % 60), ss = (int)(sod % 60);
-            int f = (int)frac, yy = (int)y;
+            int hh = tm.hour, mi = tm.minute, ss = tm.second;
+            int f = tm.usec, yy = (int)tm.year;
             char *w = p;
             w[0] = (char)('0' + yy / 1000); w[1] = (char)('0' + yy / 100 % 10);
             w[2] = (char)('0' + yy / 10 % 10); w[3] = (char)('0' + yy % 10); w[4] = '-';

@@ -18,6 +18,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pgtime.h"
+
 #define HDR 23
 #define K_NONE 0
 #define K_BOOL 1
@@ -29,58 +31,26 @@
 #define K_TIMESTAMP 7
 #define K_TIMESTAMPTZ_UTC 8 /* timestamptz printed in UTC: "+00" */
 
-#define USECS_PER_DAY INT64_C(86400000000)
-#define POSTGRES_EPOCH_JDATE 2451545
 #define MIN_TIMESTAMP INT64_C(-211813488000000000)
 #define END_TIMESTAMP INT64_C(9223371331200000000)
-
-static int64_t floordiv(int64_t a, int64_t b, int64_t *rem)
-{
-    int64_t q = a / b, r = a % b;
-    if (r != 0 && ((r < 0) != (b < 0))) {
-        q -= 1;
-        r += b;
-    }
-    *rem = r;
-    return q;
-}
-
-/* j2date() of utils/adt/datetime.c for jd >= 0 (types.py's j2date) */
-static void j2date(int64_t jd, int64_t *year, int *month, int *day)
-{
-    int64_t julian = jd + 32044, quad, extra, y;
-    quad = julian / 146097;
-    extra = (julian - quad * 146097) * 4 + 3;
-    julian += 60 + quad * 3 + extra / 146097;
-    quad = julian / 1461;
-    julian -= quad * 1461;
-    y = julian * 4 / 1461;
-    julian = (y != 0 ? (julian + 305) % 365 : (julian + 306) % 366) + 123;
-    y += quad * 4;
-    quad = julian * 2141 / 65536;
-    *year = y - 4800;
-    *month = (int)((quad + 10) % 12 + 1);
-    *day = (int)(julian - 7834 * quad / 256);
-}
 
 /* timestamp_out (types.py's _timestamp) of a value; NULL for one out of range */
 static PyObject *timestamp_text(int64_t v, int utc)
 {
     char buf[96];
-    int64_t date, t, year, ys;
+    int64_t year, ys;
     int month, day, n, bc;
     if (v == INT64_MIN) return PyUnicode_FromString("-infinity");
     if (v == INT64_MAX) return PyUnicode_FromString("infinity");
     if (v < MIN_TIMESTAMP || v >= END_TIMESTAMP) return NULL;
-    date = floordiv(v, USECS_PER_DAY, &t);
-    j2date(date + POSTGRES_EPOCH_JDATE, &year, &month, &day);
+    PgTm tm;
+    pg_ts2tm(v, &tm);
+    year = tm.year;
+    month = tm.month;
+    day = tm.day;
     bc = year <= 0;
     ys = bc ? -(year - 1) : year;
-    int64_t hour = t / INT64_C(3600000000);
-    t -= hour * INT64_C(3600000000);
-    int64_t minute = t / 60000000;
-    t -= minute * 60000000;
-    int64_t sec = t / 1000000, fsec = t % 1000000;
+    int64_t hour = tm.hour, minute = tm.minute, sec = tm.second, fsec = tm.usec;
     n = snprintf(buf, sizeof buf, "%04lld-%02d-%02d %02lld:%02lld:%02lld", (long long)ys, month,
                  day, (long long)hour, (long long)minute, (long long)sec);
     if (n < 0 || n >= 64) return NULL;
