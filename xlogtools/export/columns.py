@@ -483,15 +483,9 @@ class Columns:
             out = pa.array(texts, pa.string())
         return out
 
-    def jsonl(self) -> bytes:
-        """The lines of `--format jsonl` (json.dumps of rows.record_row, compact), UTF-8."""
-        if self.n == 0:
-            return b""
-        if _c_join_rows is not None:
-            try:
-                return self._jsonl_c()
-            except UnicodeError:  # a string that is not UTF-8: the pyarrow way below
-                pass
+    def _blocks_json(self) -> Any:
+        """Each record's blocks as the JSON list text of jsonl (and of csv's blocks field),
+        with pyarrow's string functions (the way without the C join)."""
         ch = self.block_children
         s = _str
         block = _join(['{"block_id":', s(ch["block_id"]), ',"spc":', s(ch["spc"]), ',"db":',
@@ -501,7 +495,19 @@ class Columns:
                        _json_bool(ch["apply_image"]), ',"compression":',
                        _json_str(ch["compression"]), ',"has_data":', _json_bool(ch["has_data"]),
                        ',"data_len":', s(ch["data_len"]), '}'])
-        blocks = _join(["[", pc.binary_join(self.blocks(block), ","), "]"])
+        return _join(["[", pc.binary_join(self.blocks(block), ","), "]"])
+
+    def jsonl(self) -> bytes:
+        """The lines of `--format jsonl` (json.dumps of rows.record_row, compact), UTF-8."""
+        if self.n == 0:
+            return b""
+        if _c_join_rows is not None:
+            try:
+                return self._jsonl_c()
+            except UnicodeError:  # a string that is not UTF-8: the pyarrow way below
+                pass
+        s = _str
+        blocks = self._blocks_json()
         parts = ['{"lsn":"', self.lsn, '","lsn_int":', s(self.lsn_int), ',"end_lsn":"',
                  self.end_lsn, '","prev_lsn":"', self.prev_lsn, '","timeline":',
                  s(self.timeline), ',"segment":', _json_str(self.segment), ',"xid":', s(self.xid),
@@ -588,16 +594,8 @@ class Columns:
                     return self._csv_c()
                 except UnicodeError:
                     pass
-        ch = self.block_children
         s = _str
-        block = _join(['{"block_id":', s(ch["block_id"]), ',"spc":', s(ch["spc"]), ',"db":',
-                       s(ch["db"]), ',"rel":', s(ch["rel"]), ',"fork":', _json_str(ch["fork"]),
-                       ',"blk":', s(ch["blk"]), ',"has_image":', _json_bool(ch["has_image"]),
-                       ',"image_len":', s(ch["image_len"]), ',"apply_image":',
-                       _json_bool(ch["apply_image"]), ',"compression":',
-                       _json_str(ch["compression"]), ',"has_data":', _json_bool(ch["has_data"]),
-                       ',"data_len":', s(ch["data_len"]), '}'])
-        blocks = _join(["[", pc.binary_join(self.blocks(block), ","), "]"])
+        blocks = self._blocks_json()
         fields = [self.lsn, s(self.lsn_int), self.end_lsn, self.prev_lsn, s(self.timeline),
                   self.segment, s(self.xid), s(self.toplevel_xid), self.rmgr, self.record_type,
                   s(self.info), s(self.rec_len), s(self.tot_len), s(self.fpi_len), self.desc,
