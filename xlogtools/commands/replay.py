@@ -1,7 +1,6 @@
 """`xlogtools replay`: row changes with old and new values, reconstructed from WAL."""
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import click
@@ -68,6 +67,7 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
     """
     from ..errors import UsageError
     from ..replay.api import Replay
+    from ..replay.writers import write_changes
 
     if fmt == "parquet" and not output:
         raise UsageError("--format parquet needs -o/--output")
@@ -94,39 +94,7 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
     for w in rp.warnings:
         click.echo(f"xlogtools: warning: {w}", err=True)
     shown = len(rp.warnings)
-    out: Any = sys.stdout
-    close = False
-    if output and fmt != "parquet":
-        out = open(output, "w", encoding="utf-8")
-        close = True
-    try:
-        if fmt == "jsonl":
-            from ..replay.export import write_jsonl
-
-            n = write_jsonl(rp, out)
-        elif fmt == "csv":
-            from ..replay.export import write_csv
-
-            n = write_csv(rp, out)
-        elif fmt == "table":
-            from ..replay.export import write_table
-
-            n = write_table(rp, out)
-        elif fmt == "sql":
-            from ..replay.sql import write_redo
-
-            n = write_redo(rp, cat, out, timezone)
-        elif fmt == "undo-sql":
-            from ..replay.sql import write_undo
-
-            n = write_undo(rp, cat, out, timezone)
-        else:
-            from ..replay.export import write_parquet
-
-            n = write_parquet(rp, output or "")
-    finally:
-        if close:
-            out.close()
+    n = write_changes(rp, fmt, output, catalog=cat, timezone=timezone)
     for w in rp.warnings[shown:]:
         click.echo(f"xlogtools: warning: {w}", err=True)
     eow = rp.end_of_wal

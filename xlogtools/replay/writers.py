@@ -1,10 +1,19 @@
-"""Writers for row changes: a readable table, JSON lines (DESIGN.md 4.4) and Parquet."""
+"""Writers for row changes: a readable table, JSON lines (DESIGN.md 4.4), CSV, Parquet, and
+redo/undo SQL (replay/sql.py); write_changes() is the one dispatch of them (replay's command,
+library callers).
+
+    from xlogtools.replay.writers import write_changes
+    n = write_changes(Replay(wal, catalog), "undo-sql", "undo.sql", catalog=catalog)
+"""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, TextIO
+import sys
+from typing import Any, Callable, Iterable, TextIO
 
+from ..errors import InputError, UsageError
 from .api import RowChange
+from .catalog import Catalog
 from .display import change_parts, cut, wrap
 
 
@@ -134,3 +143,53 @@ def write_parquet(changes: Iterable[RowChange], path: str, batch: int = 20000) -
                 flush()
         flush()
     return n
+
+
+# format -> how its text is written: (changes, out, catalog, timezone) -> the count written
+def _redo(changes: Iterable[RowChange], out: TextIO, catalog: Catalog | None, tz: str) -> int:
+    from .sql import write_redo
+
+    return write_redo(changes, _needs(catalog), out, tz)
+
+
+def _undo(changes: Iterable[RowChange], out: TextIO, catalog: Catalog | None, tz: str) -> int:
+    from .sql import write_undo
+
+    return write_undo(changes, _needs(catalog), out, tz)
+
+
+def _needs(catalog: Catalog | None) -> Catalog:
+    if catalog is None:
+        raise UsageError("SQL output needs the catalog the changes were decoded with")
+    return catalog
+
+
+_TEXT_WRITERS: dict[str, Callable[[Iterable[RowChange], TextIO, Catalog | None, str], int]] = {
+    "table": lambda ch, out, _c, _tz: write_table(ch, out),
+    "jsonl": lambda ch, out, _c, _tz: write_jsonl(ch, out),
+    "csv": lambda ch, out, _c, _tz: write_csv(ch, out),
+    "sql": _redo,
+    "undo-sql": _undo,
+}
+FORMATS = (*_TEXT_WRITERS, "parquet")
+
+
+def write_changes(changes: Iterable[RowChange], fmt: str, output: str | None = None, *,
+                  catalog: Catalog | None = None, timezone: str = "UTC",
+                  stdout: TextIO | None = None) -> int:
+    """Write row changes in one of FORMATS to the file `output` (None: stdout; Parquet needs a
+    file); SQL needs the catalog. Returns how many changes (SQL: statements) were written."""
+    if fmt == "parquet":
+        if not output:
+            raise UsageError("--format parquet needs -o/--output")
+        return write_parquet(changes, output)
+    if fmt not in _TEXT_WRITERS:
+        raise UsageError(f"unknown format {fmt!r} (one of {', '.join(FORMATS)})")
+    if not output:
+        return _TEXT_WRITERS[fmt](changes, stdout or sys.stdout, catalog, timezone)
+    try:
+        out = open(output, "w", encoding="utf-8")
+    except OSError as exc:
+        raise InputError(f"could not create \"{output}\": {exc.strerror}", file=output) from exc
+    with out:
+        return _TEXT_WRITERS[fmt](changes, out, catalog, timezone)
