@@ -173,9 +173,10 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
 
 def _batch_commit_times(reader: WalReader) -> Any:
     """The commit times of the range, for the batch path (a columns.CommitIndex)."""
+    from ..parse.layout import RM_XACT_ID
     from .columns import commit_index
 
-    return commit_index(reader.batches())
+    return commit_index(reader.batches(rmgr=RM_XACT_ID))
 
 
 def _selection(batch: Any, flt: RecordFilter) -> list[int] | None:

@@ -497,23 +497,24 @@ static void builder_dealloc(Builder *b) {
 }
 
 /* decode(buf, seg_base, nxt, prev, start, until, end, latest_page, latest_tli, blcksz,
- *        seg_size, magic, sysid, major, max_builtin, max_records, max_arena)
- *   -> (records appended, nxt, prev, latest_page, latest_tli)
+ *        seg_size, magic, sysid, major, max_builtin, max_records, max_arena[, only_rmgr])
+ *   -> (records appended, nxt, prev, latest_page, latest_tli, records walked from start)
  * scan() that appends; it also stops (resumably: nxt and prev say where) once the builder
- * holds max_records records or max_arena arena bytes. */
+ * holds max_records records or max_arena arena bytes. only_rmgr >= 0: every record is walked
+ * and checked as before, but only those of that resource manager are appended. */
 static PyObject *builder_decode(Builder *self, PyObject *args) {
     Py_buffer view;
     unsigned long long seg_base, nxt, prev, start, until, end, latest_page, sysid;
     unsigned long long max_records, max_arena;
     unsigned int latest_tli, blcksz, seg_size, magic;
-    int major, max_builtin;
-    if (!PyArg_ParseTuple(args, WALK_ARGS "KK", &view, &seg_base, &nxt, &prev, &start,
+    int major, max_builtin, only_rmgr = -1;
+    if (!PyArg_ParseTuple(args, WALK_ARGS "KK|i", &view, &seg_base, &nxt, &prev, &start,
                           &until, &end, &latest_page, &latest_tli, &blcksz, &seg_size, &magic,
-                          &sysid, &major, &max_builtin, &max_records, &max_arena))
+                          &sysid, &major, &max_builtin, &max_records, &max_arena, &only_rmgr))
         return NULL;
     Walk w = {view.buf, (uint64_t)view.len, seg_base, blcksz, seg_size, (uint16_t)magic, sysid,
               major, max_builtin, latest_page, latest_tli};
-    uint64_t count = 0;
+    uint64_t count = 0, walked = 0;
     uint8_t *tmp = NULL;
     size_t tmp_cap = 0;
     int little = 1;
@@ -525,11 +526,14 @@ static PyObject *builder_decode(Builder *self, PyObject *args) {
     while (ok && self->n < max_records && self->col[C_ARENA].len < max_arena &&
            walk_one(&w, nxt, prev, until, end, &tmp, &tmp_cap, &s)) {
         if (s.rp >= start) {
-            if (builder_append(self, s.rp, s.next, s.rec, &s.r)) {
-                oom = 1;
-                break;
+            if (only_rmgr < 0 || s.rec[17] == only_rmgr) {
+                if (builder_append(self, s.rp, s.next, s.rec, &s.r)) {
+                    oom = 1;
+                    break;
+                }
+                count++;
             }
-            count++;
+            walked++;
         }
         prev = s.rp;
         nxt = s.next;
@@ -540,8 +544,9 @@ static PyObject *builder_decode(Builder *self, PyObject *args) {
     PyBuffer_Release(&view);
     if (oom && count == 0)
         return PyErr_NoMemory();
-    return Py_BuildValue("KKKKI", (unsigned long long)count, nxt, prev,
-                         (unsigned long long)w.latest_page, (unsigned int)w.latest_tli);
+    return Py_BuildValue("KKKKIK", (unsigned long long)count, nxt, prev,
+                         (unsigned long long)w.latest_page, (unsigned int)w.latest_tli,
+                         (unsigned long long)walked);
 }
 
 /* add(data, lsn, end, major, blcksz): append a record read by the Python reader (data: its

@@ -432,16 +432,23 @@ class WalReader:
         self.resume_lsn = Lsn(nxt)
         return n
 
-    def batches(self, max_records: int = 20000, max_arena: int = 64 << 20) -> Iterator[WalBatch]:
+    def batches(self, max_records: int = 20000, max_arena: int = 8 << 20,
+                rmgr: int | None = None) -> Iterator[WalBatch]:
         """The records as WalBatches (parse/batch.py) of at most max_records records (and
         about max_arena bytes of record data): the same records, in the same order, with the
         same checks and end as iterating, and records_read, last_record_lsn, end_of_wal and
         resume_lsn set as iterating and scan() set them. Like scan(), ordinary records are
         decoded by the C extension into the columns; each record it stops before is read by
-        _read() and appended from its Record."""
+        _read() and appended from its Record. rmgr: only the records of that resource manager
+        are in the batches (all are read and checked the same way; e.g. the commit-time pass
+        of the exports, which needs the Transaction records only).
+
+        (max_arena is kept well under glibc's largest mmap threshold, 32 MB: the batches'
+        buffers are then reused from the heap rather than mapped and zeroed afresh.)"""
         major = self._major
+        only = -1 if rmgr is None else rmgr
         if _CBuilder is None or not self.verify_crc or _cscan is None:
-            yield from self._batches_py(max_records, max_arena)
+            yield from self._batches_py(max_records, max_arena, rmgr)
             return
         try:
             nxt = self._find_first(self.start)
@@ -473,13 +480,14 @@ class WalReader:
                 seg_base = self._segno * seg_size
                 run(self._tli, self._seg.name)
                 before = prev
-                got, nxt, prev, self._latest_page, self._latest_tli = builder.decode(
+                _got, nxt, prev, self._latest_page, self._latest_tli, walked = builder.decode(
                     self._buf, seg_base, nxt, prev, start, min(until, self._tli_hi), end,
                     max(self._latest_page, 0), self._latest_tli, blcksz, seg_size,
-                    magic, self.sysid, self._major, _RM_MAX_BUILTIN, max_records, max_arena)
+                    magic, self.sysid, self._major, _RM_MAX_BUILTIN, max_records, max_arena,
+                    only)
                 if prev != before:
                     self.last_record_lsn = Lsn(prev)
-                self.records_read += got
+                self.records_read += walked
                 if runs and runs[-1].first == len(builder):
                     runs.pop()  # nothing appended in this run
                 if len(builder) >= max_records or builder.arena_size >= max_arena:
@@ -498,21 +506,26 @@ class WalReader:
             nxt, prev, rand = int(rec.end), int(rec.lsn), False
             self.last_record_lsn = rec.lsn
             if prev >= start:
+                self.records_read += 1
+                if rmgr is not None and rec.rmid != rmgr:
+                    continue
                 run(rec.timeline, rec.segment)
                 builder.add(rec.data, prev, nxt, rec.pg_major, rec.block_size)
-                self.records_read += 1
                 if len(builder) >= max_records or builder.arena_size >= max_arena:
                     yield take()
         self.resume_lsn = Lsn(nxt)
         if len(builder):
             yield take()
 
-    def _batches_py(self, max_records: int, max_arena: int) -> Iterator[WalBatch]:
+    def _batches_py(self, max_records: int, max_arena: int,
+                    rmgr: int | None = None) -> Iterator[WalBatch]:
         """batches() from the records of iteration (no C extension): the same batches."""
         builder = PyBuilder()
         runs: list[Run] = []
         for rec in self:
             self.resume_lsn = rec.end
+            if rmgr is not None and rec.rmid != rmgr:
+                continue
             if not runs or runs[-1].timeline != rec.timeline or runs[-1].segment != rec.segment:
                 runs.append(Run(len(builder), rec.timeline, rec.segment))
             builder.add_record(rec)
