@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import os
 import sys
 from typing import Any
 
@@ -73,9 +74,12 @@ def main() -> None:
 
 def run() -> None:
     """The program (console script, `python -m xlogtools.cli`): main() without pandas
-    (_NoPandas)."""
+    (_NoPandas), and numpy's BLAS on one thread."""
     if "pandas" not in sys.modules:
         sys.meta_path.insert(0, _NoPandas())
+    # numpy (which pyarrow loads) starts an OpenBLAS thread per core that no command uses and
+    # that spins beside the decoder (about 2% of a dump's CPU)
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     main()
 
 
