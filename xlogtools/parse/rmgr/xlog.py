@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..record import Record
 from ._util import lsn, main, timestamptz_to_str
+from .ids import RM_XLOG_ID
 
 CHECKPOINT_SHUTDOWN = 0x00
 CHECKPOINT_ONLINE = 0x10
@@ -64,10 +65,15 @@ class CheckPoint:
     oldest_active_xid: int
 
 
+def is_checkpoint(rec: Record) -> bool:
+    """A CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE record."""
+    return rec.rmid == RM_XLOG_ID and rec.info & 0xF0 in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE)
+
+
 def checkpoint(rec: Record) -> CheckPoint | None:
     """The CheckPoint of a CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE record; None for any other
     record or one whose main data is too short to hold it."""
-    if rec.rmid != 0 or rec.info & 0xF0 not in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE):
+    if not is_checkpoint(rec):
         return None
     d = rec.main_data
     if len(d) < SIZEOF_CHECKPOINT:
