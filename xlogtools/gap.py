@@ -9,7 +9,6 @@ catalog snapshot, the replay engine adds the rows of each lost transaction.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -19,10 +18,10 @@ from typing import Any, Callable, Iterator, Sequence
 from . import __version__
 from .errors import ClusterMismatch, InputError
 from .lsn import Lsn
+from .parse.pgtime import format_time, pg_timestamp
 from .parse.reader import WalReader
 from .parse.record import Record
 from .parse.rmgr import xact
-from .parse.rmgr._util import PG_EPOCH
 from .parse.rmgr.ids import RM_XACT_ID
 from .parse.source import WalSource
 
@@ -31,16 +30,15 @@ def pg_time(ts: int) -> str:
     """TimestampTz (microseconds since 2000-01-01 UTC) as 'YYYY-MM-DD HH:MM:SS.ffffff+00';
     outside Python's years 1-9999 as PostgreSQL prints it (far years, BC, infinity); a value
     no timestamp can hold (a damaged record whose CRC is right) as 'invalid timestamp N'."""
-    try:
-        t = PG_EPOCH + dt.timedelta(microseconds=ts)
-    except OverflowError:
-        from .replay.types import timestamptz_usecs_out
+    text = format_time(pg_timestamp(ts))
+    if text is not None:
+        return text
+    from .replay.types import timestamptz_usecs_out
 
-        try:
-            return timestamptz_usecs_out(ts)
-        except ValueError:
-            return f"invalid timestamp {ts}"
-    return t.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
+    try:
+        return timestamptz_usecs_out(ts)
+    except ValueError:
+        return f"invalid timestamp {ts}"
 
 
 @dataclass

@@ -7,11 +7,11 @@ import collections
 import mmap
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
 from ..lsn import Lsn, segment_name
 from ..parse import layout as L
+from ..parse.pgtime import unix_time
 from ..parse.reader import EndOfWal, EndReason, WalReader
 from ..parse.record import Record
 from ..parse.rmgr import xact
@@ -338,11 +338,7 @@ class _Timeline:
         if cp is None:
             return None
         kind = "shutdown" if rec.info & 0xF0 == CHECKPOINT_SHUTDOWN else "online"
-        try:
-            when: datetime | None = datetime.fromtimestamp(cp.time, timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            when = None
-        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, when, found_by)
+        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, unix_time(cp.time), found_by)
 
     def commit_of(self, rec: Record) -> Commit:
         """The commit or abort record as a Commit (parse/rmgr/xact's decoder: for COMMIT/ABORT
