@@ -75,3 +75,90 @@ class XactState:
     end: XactEnd | None = None
     subxids: set[int] = field(default_factory=set)
     prepared: XactEnd | None = None
+
+
+@dataclass
+class Transaction:
+    """Outcome of a top-level transaction as far as the WAL read shows."""
+
+    xid: int
+    status: str
+    commit_lsn: Lsn | None = None  # the LSN of its commit (or abort) record
+    commit_time: str | None = None
+    subxids: list[int] = field(default_factory=list)
+    gid: str = ""  # 2PC
+    prepared_lsn: Lsn | None = None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A commit or abort record as the tracker took it in."""
+
+    end: XactEnd
+    top: int  # the top-level transaction it ends, or (`subxact`) the parent of the one it ends
+    status: str  # committed | aborted
+    subxact: bool  # a subtransaction rolled back inside its parent, which goes on
+
+
+class XactTracker:
+    """Transaction outcomes of a WAL read, fed its transaction records: each top-level xid's
+    Transaction (status, commit LSN and time, subxids, gid, prepared LSN) and which
+    transaction each subtransaction belongs to (`top_of`, which callers may also fill from
+    the top-level xid of other records). The replay engine keeps its row changes by it;
+    read_transactions is what it knows after a read."""
+
+    def __init__(self) -> None:
+        self.top_of: dict[int, int] = {}
+        self.transactions: dict[int, Transaction] = {}
+
+    def top(self, xid: int) -> int:
+        """The top-level xid of xid as far as known (xid itself when it is one)."""
+        top = self.top_of.get(xid, xid)
+        while top in self.top_of and self.top_of[top] != top:
+            top = self.top_of[top]
+        return top
+
+    def feed(self, rec: Record) -> Ended | None:
+        """Take a transaction record in: an Ended for a commit or abort, None for the others
+        (assignments and prepares are only noted). A record whose data does not add up
+        raises RecordDataError and changes nothing."""
+        parsed = parse_xact(rec)
+        if parsed is None:
+            return None
+        if isinstance(parsed, tuple):
+            top, subs = parsed
+            for s in subs:
+                self.top_of[s] = top
+            return None
+        end = parsed
+        if rec.toplevel_xid and end.kind == "abort":
+            self.top_of[end.xid] = rec.toplevel_xid
+        if end.kind == "prepare":
+            for s in end.subxacts:
+                self.top_of[s] = end.xid
+            t = self.transactions.setdefault(end.xid, Transaction(end.xid, "in_progress"))
+            t.gid, t.prepared_lsn = end.gid, end.lsn
+            t.subxids = sorted(set(t.subxids) | set(end.subxacts))
+            return None
+        top = end.xid
+        is_sub = end.kind == "abort" and top in self.top_of and not end.gid \
+            and self.top_of[top] != top
+        for s in end.subxacts:
+            self.top_of[s] = self.top_of.get(top, top) if is_sub else top
+        status = "committed" if end.kind == "commit" else "aborted"
+        if is_sub:
+            return Ended(end, self.top_of[top], status, True)
+        t = self.transactions.setdefault(top, Transaction(top, status))
+        t.status = status
+        t.commit_lsn = end.lsn
+        t.commit_time = end.time
+        t.subxids = sorted(set(t.subxids) | set(end.subxacts))
+        return Ended(end, top, status, False)
+
+    def in_progress(self, xid: int) -> int:
+        """The top-level transaction of xid, still open at the end of the read: known as
+        in progress from now on."""
+        top = self.top(xid)
+        self.transactions.setdefault(top, Transaction(top, "in_progress"))
+        return top
+
