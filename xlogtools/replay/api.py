@@ -29,7 +29,7 @@ from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.source import WalSource
 from ..parse.record import Record
-from ..parse.rmgr.xlog import is_checkpoint
+from ..parse.rmgr.xlog import checkpoint
 from .catalog import Catalog, Relation
 from .heap import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
 from .pages import PageCache
@@ -616,8 +616,9 @@ def checkpoint_redo_before(paths: Sequence[PathArg] | PathArg | None, lsn: Lsn |
     for rec in open_wal(paths, end=None, timeline=timeline):
         if rec.lsn > target:
             break
-        if is_checkpoint(rec):  # CheckPoint.redo first (of a short record: what there is)
-            redo = Lsn(int.from_bytes(rec.main_data[:8], "little"))
+        cp = checkpoint(rec, padded=True)
+        if cp is not None:
+            redo = Lsn(cp.redo)
     return redo
 
 

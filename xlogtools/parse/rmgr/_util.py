@@ -15,6 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Iterable, Sequence
 
+from ..layout import FORK_NAMES, maxalign  # noqa: F401 (the rmgr modules import them from here)
 from ..record import Record
 
 _S = {fmt: struct.Struct("<" + fmt) for fmt in ("B", "b", "H", "h", "I", "i", "Q", "q", "d")}
@@ -183,10 +184,6 @@ def block_data(rec: Record, block_id: int) -> Buf:
     return Buf(rec.block_data(b))
 
 
-def maxalign(n: int) -> int:
-    return (n + 7) & ~7
-
-
 def shortalign(n: int) -> int:
     return (n + 1) & ~1
 
@@ -217,7 +214,6 @@ def cmod(a: int, b: int) -> int:
 from ..pgtime import PG_EPOCH, format_time, pg_timestamp, timestamptz_to_str  # noqa: E402,F401
 
 
-FORK_NAMES = ("main", "fsm", "vm", "init")
 GLOBALTABLESPACE_OID = 1664
 DEFAULTTABLESPACE_OID = 1663
 

@@ -70,23 +70,20 @@ def is_checkpoint(rec: Record) -> bool:
     return rec.rmid == RM_XLOG_ID and rec.info & 0xF0 in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE)
 
 
-def checkpoint(rec: Record) -> CheckPoint | None:
+def checkpoint(rec: Record, *, padded: bool = False) -> CheckPoint | None:
     """The CheckPoint of a CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE record; None for any other
-    record or one whose main data is too short to hold it."""
+    record or one whose main data is too short to hold it. padded: what a short record lacks
+    reads as zeros, as pg_waldump's describe reads it (None only for other records)."""
     if not is_checkpoint(rec):
         return None
     d = rec.main_data
     if len(d) < SIZEOF_CHECKPOINT:
-        return None
-    return _checkpoint(d, rec.pg_major)
-
-
-def _checkpoint(d: bytes, major: int) -> CheckPoint:
-    """The CheckPoint at the start of d; what d lacks of it reads as zeros."""
-    if len(d) < SIZEOF_CHECKPOINT:
+        if not padded:
+            return None
         d = d.ljust(SIZEOF_CHECKPOINT, b"\0")
     f = _CHECKPOINT.unpack_from(d)
-    return CheckPoint(f[0], f[1], f[2], bool(f[3]), f[4] if major >= 17 else None, *f[5:])
+    return CheckPoint(f[0], f[1], f[2], bool(f[3]), f[4] if rec.pg_major >= 17 else None,
+                      *f[5:])
 
 
 # wal_level_options: the first entry with the value wins ("replica" over its aliases)
@@ -109,7 +106,8 @@ def describe(rec: Record) -> str:
     d = main(rec)
     major = rec.pg_major
     if info in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE):
-        cp = _checkpoint(rec.main_data, major)  # a short record: zeros, as pg_waldump reads
+        cp = checkpoint(rec, padded=True)
+        assert cp is not None
         wal_level = f"wal_level {wal_level_name(cp.wal_level or 0)}; " if major >= 17 else ""
         return (f"redo {lsn(cp.redo)}; tli {cp.timeline}; prev tli {cp.prev_timeline}; "
                 f"fpw {'true' if cp.full_page_writes else 'false'}; {wal_level}"
