@@ -9,7 +9,6 @@ catalog snapshot, the replay engine adds the rows of each lost transaction.
 """
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -19,29 +18,27 @@ from typing import Any, Callable, Iterator, Sequence
 from . import __version__
 from .errors import ClusterMismatch, InputError
 from .lsn import Lsn
+from .parse.pgtime import format_time, pg_timestamp
 from .parse.reader import WalReader
 from .parse.record import Record
 from .parse.rmgr import xact
-from .parse.rmgr._util import PG_EPOCH
+from .parse.rmgr.ids import RM_XACT_ID
 from .parse.source import WalSource
-
-RM_XACT_ID = 1
 
 
 def pg_time(ts: int) -> str:
     """TimestampTz (microseconds since 2000-01-01 UTC) as 'YYYY-MM-DD HH:MM:SS.ffffff+00';
     outside Python's years 1-9999 as PostgreSQL prints it (far years, BC, infinity); a value
     no timestamp can hold (a damaged record whose CRC is right) as 'invalid timestamp N'."""
-    try:
-        t = PG_EPOCH + dt.timedelta(microseconds=ts)
-    except OverflowError:
-        from .replay.types import timestamptz_usecs_out
+    text = format_time(pg_timestamp(ts))
+    if text is not None:
+        return text
+    from .replay.types import timestamptz_usecs_out
 
-        try:
-            return timestamptz_usecs_out(ts)
-        except ValueError:
-            return f"invalid timestamp {ts}"
-    return t.strftime("%Y-%m-%d %H:%M:%S.%f") + "+00"
+    try:
+        return timestamptz_usecs_out(ts)
+    except ValueError:
+        return f"invalid timestamp {ts}"
 
 
 @dataclass
@@ -299,52 +296,48 @@ class _Tracker:
         return t
 
     def _xact(self, rec: Record) -> None:
-        op = rec.info & xact.OPMASK
-        if op == xact.ASSIGNMENT:
-            d = rec.main_data
-            top = int.from_bytes(d[0:4], "little")
-            n = int.from_bytes(d[4:8], "little", signed=True)
-            for i in range(max(n, 0)):
-                self.parent[int.from_bytes(d[8 + 4 * i:12 + 4 * i], "little")] = top
+        # read as describe reads them: a damaged record's data past its end as zeros
+        r = xact.decode(rec, strict=False)
+        if r is None:
             return
-        if op == xact.PREPARE:
-            p = xact.parse_prepare(rec)
-            top = p.twophase_xid or rec.xid
-            self.prepared[top] = self._merge(top, p.subxacts, int(rec.lsn))
+        if r.kind == "assignment":
+            for sub in r.subxids:
+                self.parent[sub] = r.xid
             return
-        if op in (xact.COMMIT, xact.COMMIT_PREPARED, xact.ABORT, xact.ABORT_PREPARED):
-            commit = op in (xact.COMMIT, xact.COMMIT_PREPARED)
-            p = xact.parse_commit_or_abort(rec, commit)
-            xid = p.twophase_xid if op in (xact.COMMIT_PREPARED, xact.ABORT_PREPARED) else rec.xid
-            if not commit and (rec.xid in self.parent or (rec.toplevel_xid and rec.xid != rec.toplevel_xid)):
-                # a subtransaction rolled back inside its parent: its writes are void
-                for sub in [rec.xid, *p.subxacts]:
-                    self.parent.pop(sub, None)
-                    self.open.pop(sub, None)
-                return
-            if xid in self.prepared:
-                t = self.prepared.pop(xid)
-            else:
-                t = self._merge(xid, p.subxacts, int(rec.lsn))
-            if int(rec.end) <= self.cut:
-                # The whole record lies before the cut: the standby has it. The cut is compared
-                # with the record's end, not its start: a live standby's received position
-                # (pg_last_wal_receive_lsn) is the primary's flush point, which can fall inside
-                # a record (a partly written page); a commit record the standby has only part
-                # of is not committed there. For a cut at a record boundary (the end of the
-                # standby's WAL, a timeline switch point) both tests agree.
-                return
-            if not commit:
-                self.aborted_after.append(xid)
-                return
-            rels = sorted(t.rels)
-            self.lost.append(Transaction(
-                xid=xid, commit_lsn=rec.lsn, commit_time=pg_time(p.xact_time),
-                subxids=sorted(p.subxacts),
-                relations=list(dict.fromkeys(self.rel_name(r) or f"{r[0]}/{r[1]}/{r[2]}"
-                                             for r in rels)),
-                first_lsn=Lsn(t.first_lsn), kind="commit" if op == xact.COMMIT else "commit_prepared",
-                gid=p.twophase_gid or None))
+        if r.kind == "prepare":
+            top = r.twophase_xid or rec.xid
+            self.prepared[top] = self._merge(top, list(r.subxids), int(rec.lsn))
+            return
+        commit = r.is_commit
+        xid = r.twophase_xid if r.kind in ("commit_prepared", "abort_prepared") else rec.xid
+        if not commit and (rec.xid in self.parent or (rec.toplevel_xid and rec.xid != rec.toplevel_xid)):
+            # a subtransaction rolled back inside its parent: its writes are void
+            for sub in [rec.xid, *r.subxids]:
+                self.parent.pop(sub, None)
+                self.open.pop(sub, None)
+            return
+        if xid in self.prepared:
+            t = self.prepared.pop(xid)
+        else:
+            t = self._merge(xid, list(r.subxids), int(rec.lsn))
+        if int(rec.end) <= self.cut:
+            # The whole record lies before the cut: the standby has it. The cut is compared
+            # with the record's end, not its start: a live standby's received position
+            # (pg_last_wal_receive_lsn) is the primary's flush point, which can fall inside
+            # a record (a partly written page); a commit record the standby has only part
+            # of is not committed there. For a cut at a record boundary (the end of the
+            # standby's WAL, a timeline switch point) both tests agree.
+            return
+        if not commit:
+            self.aborted_after.append(xid)
+            return
+        rels = sorted(t.rels)
+        self.lost.append(Transaction(
+            xid=xid, commit_lsn=rec.lsn, commit_time=pg_time(r.time),
+            subxids=sorted(r.subxids),
+            relations=list(dict.fromkeys(self.rel_name(f) or f"{f[0]}/{f[1]}/{f[2]}"
+                                         for f in rels)),
+            first_lsn=Lsn(t.first_lsn), kind=r.kind, gid=r.gid or None))
 
 
 def _merge_into(t: _Open, o: _Open) -> None:

@@ -7,16 +7,17 @@ import collections
 import mmap
 import os
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any
 
-from ..errors import XlogError
 from ..lsn import Lsn, segment_name
 from ..parse import layout as L
+from ..parse.pgtime import unix_time
 from ..parse.reader import EndOfWal, EndReason, WalReader
 from ..parse.record import Record
 from ..parse.rmgr import xact
-from ..parse.rmgr.xlog import SIZEOF_CHECKPOINT, checkpoint as checkpoint_data
+from ..parse.rmgr.ids import RM_XACT_ID, RM_XLOG_ID
+from ..parse.rmgr.xlog import (CHECKPOINT_ONLINE, CHECKPOINT_SHUTDOWN, SIZEOF_CHECKPOINT,
+                               checkpoint as checkpoint_data, is_checkpoint)
 from ..parse.source import SegmentFile, WalSource, map_file, read_file_bytes
 from .results import Beyond, Checkpoint, Commit, Gap, TimelineEnd, pg_timestamp
 
@@ -61,11 +62,6 @@ def _rfind_needle(buf: Any, hi: int) -> int:
         if pos < 0 or pos % 8 == 0:
             return int(pos)
         pos += len(_CKPT_NEEDLE) - 1  # a hit starting before this one
-
-# --- access/xact.h ----------------------------------------------------------------------------
-XACT_KINDS = {xact.COMMIT: "commit", xact.ABORT: "abort", xact.COMMIT_PREPARED: "commit_prepared",
-              xact.ABORT_PREPARED: "abort_prepared"}
-
 
 # --- the work -------------------------------------------------------------------------------
 @dataclass
@@ -191,11 +187,10 @@ class _Timeline:
                 first, first_prev = rec.lsn, rec.prev
             n += 1
             rmid = rec.rmid
-            if rmid == L.RM_XLOG_ID:
-                if rec.info & L.XLR_RMGR_INFO_MASK in (L.XLOG_CHECKPOINT_SHUTDOWN,
-                                                        L.XLOG_CHECKPOINT_ONLINE):
+            if rmid == RM_XLOG_ID:
+                if is_checkpoint(rec):
                     ckpt = rec
-            elif rmid == L.RM_XACT_ID and rec.info & xact.OPMASK in XACT_KINDS:
+            elif rmid == RM_XACT_ID and rec.info & xact.OPMASK in xact.ENDS:
                 commit = rec
         assert reader.end_of_wal is not None
         return _Window(start, first, first_prev, n, reader.last_record_lsn, reader.end_of_wal,
@@ -342,25 +337,17 @@ class _Timeline:
         cp = checkpoint_data(rec)
         if cp is None:
             return None
-        kind = "shutdown" if rec.info & L.XLR_RMGR_INFO_MASK == L.XLOG_CHECKPOINT_SHUTDOWN else "online"
-        try:
-            when: datetime | None = datetime.fromtimestamp(cp.time, timezone.utc)
-        except (OverflowError, OSError, ValueError):
-            when = None
-        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, when, found_by)
+        kind = "shutdown" if rec.info & 0xF0 == CHECKPOINT_SHUTDOWN else "online"
+        return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, unix_time(cp.time), found_by)
 
     def commit_of(self, rec: Record) -> Commit:
         """The commit or abort record as a Commit (parse/rmgr/xact's decoder: for COMMIT/ABORT
         PREPARED the prepared transaction's xid)."""
-        op = rec.info & xact.OPMASK
-        xid = rec.xid
-        try:
-            p = xact.parse_commit_or_abort(rec, op in (xact.COMMIT, xact.COMMIT_PREPARED))
-        except (XlogError, ValueError):  # a record the decoder refuses: no time, its own xid
-            return Commit(xid, rec.lsn, None, XACT_KINDS[op])
-        if op in (xact.COMMIT_PREPARED, xact.ABORT_PREPARED) and p.twophase_xid:
-            xid = p.twophase_xid
-        return Commit(xid, rec.lsn, pg_timestamp(p.xact_time), XACT_KINDS[op])
+        # read as describe reads it: a damaged record's data past its end as zeros
+        r = xact.decode(rec, strict=False)
+        assert r is not None and r.kind != "assignment" and r.kind != "prepare"
+        xid = r.twophase_xid if r.kind.endswith("_prepared") and r.twophase_xid else rec.xid
+        return Commit(xid, rec.lsn, pg_timestamp(r.time), r.kind)
 
     def search_checkpoint(self, segno: int, below: int) -> Checkpoint | None:
         """The last checkpoint record in segment segno that starts before `below`: candidates
@@ -376,8 +363,8 @@ class _Timeline:
             if pos % self.blcksz >= L.SIZE_OF_SHORT_PHD:
                 head = self.peek(buf, pos, 26)
                 # info without XLR flags, rmid XLOG, main data of CheckPoint's size
-                if head is None or (head[17] == L.RM_XLOG_ID and head[16] in (
-                        L.XLOG_CHECKPOINT_SHUTDOWN, L.XLOG_CHECKPOINT_ONLINE)
+                if head is None or (head[17] == RM_XLOG_ID and head[16] in (
+                        CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE)
                         and head[24] == L.XLR_BLOCK_ID_DATA_SHORT
                         and head[25] == SIZEOF_CHECKPOINT):
                     cp = self.confirm_checkpoint(seg_start + pos)
@@ -399,8 +386,7 @@ class _Timeline:
     def confirm_checkpoint(self, lsn: int) -> Checkpoint | None:
         reader = WalReader(self.src, start=Lsn(lsn), timeline=self.tli)
         for rec in reader:
-            if rec.lsn == lsn and rec.rmid == L.RM_XLOG_ID and rec.info & 0xF0 in (
-                    L.XLOG_CHECKPOINT_SHUTDOWN, L.XLOG_CHECKPOINT_ONLINE):
+            if rec.lsn == lsn and is_checkpoint(rec):
                 return self.checkpoint_of(rec, "record_search")
             return None
         return None

@@ -80,38 +80,21 @@ BKPIMAGE_COMPRESS_ZSTD = 0x10
 
 FORK_NAMES = ("main", "fsm", "vm", "init")
 
-# --- resource managers (access/rmgrlist.h; row order = on-disk id) -------------------------
-RMGR_NAMES: tuple[str, ...] = (
-    "XLOG", "Transaction", "Storage", "CLOG", "Database", "Tablespace", "MultiXact",
-    "RelMap", "Standby", "Heap2", "Heap", "Btree", "Hash", "Gin", "Gist", "Sequence",
-    "SPGist", "BRIN", "CommitTs", "ReplicationOrigin", "Generic", "LogicalMessage",
-)
-RM_MAX_BUILTIN_ID = len(RMGR_NAMES) - 1
-RM_MIN_CUSTOM_ID = 128
-RM_MAX_CUSTOM_ID = 255
-
-RM_XLOG_ID = 0
-RM_XACT_ID = 1
-RM_LOGICALMSG_ID = 21
-XLOG_CHECKPOINT_SHUTDOWN = 0x00
-XLOG_CHECKPOINT_ONLINE = 0x10
-XLOG_SWITCH = 0x40
-XLOG_OVERWRITE_CONTRECORD = 0xD0  # 14+
-
-
-def rmgr_name(rmid: int) -> str:
-    if rmid <= RM_MAX_BUILTIN_ID:
-        return RMGR_NAMES[rmid]
-    if rmid >= RM_MIN_CUSTOM_ID:
-        return f"custom{rmid:03d}"
-    return f"unknown{rmid}"
-
-
-def rmgr_id_valid(rmid: int, major: int) -> bool:
-    """RmgrIdIsValid(): builtin ids, and custom ids from 15 on."""
-    if rmid <= RM_MAX_BUILTIN_ID:
-        return True
-    return major >= 15 and rmid >= RM_MIN_CUSTOM_ID
+# --- resource managers ---------------------------------------------------------------------
+# The rmgr table, ids and record codes live in parse/rmgr (ids.py, xlog.py); the names below are
+# theirs, taken on first use (module __getattr__): parse.rmgr's modules import parse.record,
+# which imports this module, so they cannot be imported here up front.
+_FROM_RMGR = {
+    "RMGR_NAMES": ("ids", "RMGR_NAMES"), "RM_MAX_BUILTIN_ID": ("ids", "RM_MAX_BUILTIN_ID"),
+    "RM_MIN_CUSTOM_ID": ("ids", "RM_MIN_CUSTOM_ID"),
+    "RM_MAX_CUSTOM_ID": ("ids", "RM_MAX_CUSTOM_ID"), "RM_XLOG_ID": ("ids", "RM_XLOG_ID"),
+    "RM_XACT_ID": ("ids", "RM_XACT_ID"), "RM_LOGICALMSG_ID": ("ids", "RM_LOGICALMSG_ID"),
+    "rmgr_name": ("ids", "rmgr_name"), "rmgr_id_valid": ("ids", "rmgr_id_valid"),
+    "XLOG_CHECKPOINT_SHUTDOWN": ("xlog", "CHECKPOINT_SHUTDOWN"),
+    "XLOG_CHECKPOINT_ONLINE": ("xlog", "CHECKPOINT_ONLINE"),
+    "XLOG_SWITCH": ("xlog", "SWITCH"),
+    "XLOG_OVERWRITE_CONTRECORD": ("xlog", "OVERWRITE_CONTRECORD"),  # 14+
+}
 
 
 def maxalign(n: int) -> int:
@@ -162,5 +145,12 @@ def _declare() -> dict[str, Any]:
 def __getattr__(name: str) -> Any:
     if name in _DECLARED:
         globals().update(_declare())
+        return globals()[name]
+    if name in _FROM_RMGR:
+        import importlib
+
+        for ours, (module, theirs) in _FROM_RMGR.items():
+            globals()[ours] = getattr(importlib.import_module(f"{__package__}.rmgr.{module}"),
+                                      theirs)
         return globals()[name]
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -29,6 +29,7 @@ from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.source import WalSource
 from ..parse.record import Record
+from ..parse.rmgr.xlog import checkpoint
 from .catalog import Catalog, Relation
 from .heap import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
 from .pages import PageCache
@@ -36,7 +37,7 @@ from .toast import ToastStore
 from . import tuples as _tuples
 from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, c_plan, deform
 from .types import OutputContext, bytea_out
-from .xact import RM_XACT_ID, XactEnd, parse_xact
+from .xact import RM_XACT_ID, Transaction, XactEnd, XactTracker
 
 # the C deformer's deform_render (tuples.deform_render without its wrapper), or None
 _C_DEFORM = _tuples._C.deform_render if _tuples._C is not None else None
@@ -91,19 +92,6 @@ class RowChange:
             "relation": self.relation, "notes": self.notes, "raw": self.raw,
             "schema_uncertain": self.schema_uncertain,
         }
-
-
-@dataclass
-class Transaction:
-    """Outcome of a top-level transaction as far as the WAL read shows."""
-
-    xid: int
-    status: str
-    commit_lsn: Lsn | None = None  # the LSN of its commit (or abort) record
-    commit_time: str | None = None
-    subxids: list[int] = field(default_factory=list)
-    gid: str = ""  # 2PC
-    prepared_lsn: Lsn | None = None
 
 
 class Replay:
@@ -172,8 +160,9 @@ class Replay:
             self._toast_by_oid = {**self.history.toast_by_oid, **self._toast_by_oid}
             self.warnings.extend(self.history.problems)
         self.pending: dict[int, list[RowChange]] = {}
-        self.top_of: dict[int, int] = {}
-        self.transactions: dict[int, Transaction] = {}
+        self.xacts = XactTracker()  # outcomes; top_of: subtransaction -> its parent
+        self.top_of: dict[int, int] = self.xacts.top_of
+        self.transactions: dict[int, Transaction] = self.xacts.transactions
         self.stats: Counter[str] = Counter()
         self.other_db: Counter[int] = Counter()
         self.unknown_rels: Counter[tuple[int, int, int]] = Counter()
@@ -499,47 +488,20 @@ class Replay:
     # -- transactions -----------------------------------------------------------------------------
     def _xact(self, rec: Record) -> Iterator[RowChange]:
         try:
-            parsed = parse_xact(rec)
+            ended = self.xacts.feed(rec)
         except RecordDataError as exc:
             self._bad_record(exc)
             return
-        if parsed is None:
+        if ended is None:
             return
-        if isinstance(parsed, tuple):
-            top, subs = parsed
-            for s in subs:
-                self.top_of[s] = top
-            return
-        end: XactEnd = parsed
-        if rec.toplevel_xid and end.kind == "abort":
-            self.top_of[end.xid] = rec.toplevel_xid
-        if end.kind == "prepare":
-            for s in end.subxacts:
-                self.top_of[s] = end.xid
-            t = self.transactions.setdefault(end.xid, Transaction(end.xid, "in_progress"))
-            t.gid, t.prepared_lsn = end.gid, end.lsn
-            t.subxids = sorted(set(t.subxids) | set(end.subxacts))
-            return
-        top = end.xid
-        is_sub = end.kind == "abort" and top in self.top_of and not end.gid \
-            and self.top_of[top] != top
-        for s in end.subxacts:
-            self.top_of[s] = self.top_of.get(top, top) if is_sub else top
-        status = "committed" if end.kind == "commit" else "aborted"
-        if is_sub:
+        end, top, status = ended.end, ended.top, ended.status
+        if ended.subxact:
             # a subtransaction rolled back: its changes are aborted, its parent goes on
-            members = [top, *end.subxacts]
-            changes = self._take(members)
-            parent = self.top_of[top]
-            self._finish_changes(changes, parent, status, end)
+            changes = self._take([end.xid, *end.subxacts])
+            self._finish_changes(changes, top, status, end)
             if self.include == "all":
                 yield from self._filter(changes)
             return
-        t = self.transactions.setdefault(top, Transaction(top, status))
-        t.status = status
-        t.commit_lsn = end.lsn
-        t.commit_time = end.time
-        t.subxids = sorted(set(t.subxids) | set(end.subxacts))
         members = [top, *end.subxacts]
         members += [x for x, tp in self.top_of.items() if tp == top and x not in members]
         changes = self._take(members)
@@ -578,11 +540,7 @@ class Replay:
         # still open at the end of the WAL read
         groups: dict[int, list[RowChange]] = {}
         for x, lst in self.pending.items():
-            top = self.top_of.get(x, x)
-            while top in self.top_of and self.top_of[top] != top:
-                top = self.top_of[top]
-            groups.setdefault(top, []).extend(lst)
-            self.transactions.setdefault(top, Transaction(top, "in_progress"))
+            groups.setdefault(self.xacts.in_progress(x), []).extend(lst)
         self.pending.clear()
         if self.include == "all":
             for top in sorted(groups, key=lambda t: min(c.lsn for c in groups[t])):
@@ -658,8 +616,9 @@ def checkpoint_redo_before(paths: Sequence[PathArg] | PathArg | None, lsn: Lsn |
     for rec in open_wal(paths, end=None, timeline=timeline):
         if rec.lsn > target:
             break
-        if rec.rmid == 0 and rec.info & 0xF0 in (0x00, 0x10):  # CHECKPOINT_SHUTDOWN/ONLINE
-            redo = Lsn(int.from_bytes(rec.main_data[:8], "little"))
+        cp = checkpoint(rec, padded=True)
+        if cp is not None:
+            redo = Lsn(cp.redo)
     return redo
 
 
@@ -687,35 +646,19 @@ def read_transactions(paths: Sequence[PathArg] | PathArg | None, *,
                       timeline: int | None = None) -> dict[int, Transaction]:
     """Outcome of every top-level transaction whose commit, abort or prepare record is in the
     WAL read (no catalog needed): xid -> Transaction."""
-    txs: dict[int, Transaction] = {}
-    top_of: dict[int, int] = {}
-    for rec in open_wal(paths, start=start, end=end, timeline=timeline):
-        if rec.rmid != RM_XACT_ID:
-            continue
+    xacts = XactTracker()
+    for rec in _transaction_records(open_wal(paths, start=start, end=end, timeline=timeline)):
         try:
-            parsed = parse_xact(rec)
+            ended = xacts.feed(rec)
         except RecordDataError:
             continue  # a damaged commit record: its transaction's outcome stays unknown
-        if parsed is None:
-            continue
-        if isinstance(parsed, tuple):
-            for s in parsed[1]:
-                top_of[s] = parsed[0]
-            continue
-        if parsed.kind == "prepare":
-            t = txs.setdefault(parsed.xid, Transaction(parsed.xid, "in_progress"))
-            t.gid, t.prepared_lsn, t.subxids = parsed.gid, parsed.lsn, sorted(parsed.subxacts)
-            continue
-        if parsed.kind == "abort" and not parsed.gid and (
-                parsed.xid in top_of or rec.toplevel_xid):
-            continue  # a rolled-back subtransaction
-        status = "committed" if parsed.kind == "commit" else "aborted"
-        t = txs.setdefault(parsed.xid, Transaction(parsed.xid, status))
-        t.status, t.commit_lsn, t.commit_time = status, parsed.lsn, parsed.time
-        t.subxids = sorted(set(t.subxids) | set(parsed.subxacts))
-        if parsed.gid:
-            t.gid = parsed.gid
-    return txs
+        if ended is not None and not ended.subxact and ended.end.gid:
+            xacts.transactions[ended.top].gid = ended.end.gid  # COMMIT/ABORT PREPARED's own
+    return xacts.transactions
+
+
+def _transaction_records(records: Iterable[Record]) -> Iterator[Record]:
+    return (rec for rec in records if rec.rmid == RM_XACT_ID)
 
 
 __all__ = ["Replay", "RowChange", "Transaction", "changes_by_xid", "checkpoint_redo_before",

@@ -24,30 +24,24 @@ from ..parse.record import BlockRef, Record
 from ..parse.rmgr import record_type
 from .pages import DEAD, Key, Page, PageCache
 
-RM_SMGR_ID, RM_HEAP2_ID, RM_HEAP_ID = 2, 9, 10
-XLOG_SMGR_TRUNCATE = 0x20
-SMGR_TRUNCATE_HEAP = 0x0001
+# The record codes and flags are access/heapam_xlog.h's and catalog/storage_xlog.h's, declared
+# once in the rmgr modules.
+from ..parse.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID  # noqa: F401
+from ..parse.rmgr.heap import (CONFIRM, DELETE, HOT_UPDATE, INIT_PAGE, INPLACE,  # noqa: F401
+                               INSERT, LOCK, OPMASK, TRUNCATE, UPDATE,
+                               XLH_DELETE_CONTAINS_OLD_KEY, XLH_DELETE_CONTAINS_OLD_TUPLE,
+                               XLH_DELETE_IS_SUPER, XLH_INSERT_IS_SPECULATIVE,
+                               XLH_UPDATE_CONTAINS_OLD_KEY, XLH_UPDATE_CONTAINS_OLD_TUPLE,
+                               XLH_UPDATE_PREFIX_FROM_OLD, XLH_UPDATE_SUFFIX_FROM_OLD)
+from ..parse.rmgr import heap2 as _heap2
+from ..parse.rmgr.heap2 import (MULTI_INSERT, VISIBLE, XLHP_HAS_CONFLICT_HORIZON,  # noqa: F401
+                                XLHP_HAS_DEAD_ITEMS, XLHP_HAS_FREEZE_PLANS,
+                                XLHP_HAS_NOW_UNUSED_ITEMS, XLHP_HAS_REDIRECTIONS)
+from ..parse.rmgr.smgr import SMGR_TRUNCATE_HEAP, TRUNCATE as XLOG_SMGR_TRUNCATE
 
-# heap
-INSERT, DELETE, UPDATE, TRUNCATE, HOT_UPDATE, CONFIRM, LOCK, INPLACE = (
-    0x00, 0x10, 0x20, 0x30, 0x40, 0x50, 0x60, 0x70)
-OPMASK, INIT_PAGE = 0x70, 0x80
-# heap2
-PRUNE_A, PRUNE_B, PRUNE_C, VISIBLE, MULTI_INSERT = 0x10, 0x20, 0x30, 0x40, 0x50
-
-XLH_INSERT_IS_SPECULATIVE = 1 << 2
-XLH_DELETE_CONTAINS_OLD_TUPLE = 1 << 1
-XLH_DELETE_CONTAINS_OLD_KEY = 1 << 2
-XLH_DELETE_IS_SUPER = 1 << 3
-XLH_UPDATE_CONTAINS_OLD_TUPLE = 1 << 2
-XLH_UPDATE_CONTAINS_OLD_KEY = 1 << 3
-XLH_UPDATE_PREFIX_FROM_OLD = 1 << 5
-XLH_UPDATE_SUFFIX_FROM_OLD = 1 << 6
-XLHP_HAS_CONFLICT_HORIZON = 1 << 3
-XLHP_HAS_FREEZE_PLANS = 1 << 4
-XLHP_HAS_REDIRECTIONS = 1 << 5
-XLHP_HAS_DEAD_ITEMS = 1 << 6
-XLHP_HAS_NOW_UNUSED_ITEMS = 1 << 7
+# heap2 0x10-0x30, the pruning records of every era: 13 CLEAN / FREEZE_PAGE / CLEANUP_INFO,
+# 14-16 PRUNE / VACUUM / FREEZE_PAGE, 17+ PRUNE_ON_ACCESS / _VACUUM_SCAN / _VACUUM_CLEANUP
+PRUNE_A, PRUNE_B, PRUNE_C = _heap2.PRUNE, _heap2.VACUUM, _heap2.FREEZE_PAGE
 
 MAIN_FORK = 0
 _HEADER = struct.Struct("<IIIHHHHHB")  # xmin xmax cid ctid(blk hi, blk lo, off) im2 im hoff

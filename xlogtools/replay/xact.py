@@ -10,26 +10,21 @@ subtransaction belongs to before its commit does.
 from __future__ import annotations
 
 import functools
-import struct
 from dataclasses import dataclass, field
 
-from ..errors import RecordDataError
 from ..lsn import Lsn
 from ..parse.record import Record
 from .types import BadDatum, timestamptz_usecs_out
 from .tuples import _C  # the optional C deformer, for the commit time in UTC
 
-RM_XACT_ID = 1
+from ..parse.rmgr import xact as _xact
+from ..parse.rmgr.ids import RM_XACT_ID  # noqa: F401
 # The record codes and xinfo flags are access/xact.h's, declared once in the rmgr module.
-from ..parse.rmgr.xact import (ABORT, ABORT_PREPARED, ASSIGNMENT, COMMIT,  # noqa: E402,F401
+from ..parse.rmgr.xact import (ABORT, ABORT_PREPARED, ASSIGNMENT, COMMIT,  # noqa: F401
                                COMMIT_PREPARED, HAS_INFO, OPMASK, PREPARE, XINFO_HAS_AE_LOCKS,
                                XINFO_HAS_DBINFO, XINFO_HAS_DROPPED_STATS, XINFO_HAS_GID,
                                XINFO_HAS_INVALS, XINFO_HAS_ORIGIN, XINFO_HAS_RELFILENODES,
                                XINFO_HAS_SUBXACTS, XINFO_HAS_TWOPHASE)
-
-_u32 = struct.Struct("<I").unpack_from
-_i32 = struct.Struct("<i").unpack_from
-_i64 = struct.Struct("<q").unpack_from
 
 
 @dataclass
@@ -56,81 +51,19 @@ class XactEnd:
             return None
 
 
-def _parse_commit_abort(rec: Record, kind: str) -> XactEnd:
-    d = rec.main_data
-    major = rec.pg_major
-    t = _i64(d, 0)[0]
-    pos = 8
-    xinfo = 0
-    if rec.info & HAS_INFO:
-        xinfo = _u32(d, pos)[0]
-        pos += 4
-    db_id = 0
-    if xinfo & XINFO_HAS_DBINFO:
-        db_id = _u32(d, pos)[0]
-        pos += 8
-    subxacts: list[int] = []
-    if xinfo & XINFO_HAS_SUBXACTS:
-        n = max(_i32(d, pos)[0], 0)
-        subxacts = list(struct.unpack_from(f"<{n}I", d, pos + 4))
-        pos += 4 + 4 * n
-    if xinfo & XINFO_HAS_RELFILENODES:
-        n = max(_i32(d, pos)[0], 0)
-        pos += 4 + 12 * n
-    if major >= 15 and xinfo & XINFO_HAS_DROPPED_STATS:
-        n = max(_i32(d, pos)[0], 0)
-        pos += 4 + n * (16 if major >= 18 else 12)
-    if kind == "commit" and xinfo & XINFO_HAS_INVALS:
-        n = max(_i32(d, pos)[0], 0)
-        pos += 4 + 16 * n
-    xid = rec.xid
-    gid = ""
-    if xinfo & XINFO_HAS_TWOPHASE:
-        xid = _u32(d, pos)[0]
-        pos += 4
-        if xinfo & XINFO_HAS_GID:
-            end = d.find(b"\0", pos)
-            gid = d[pos:end if end >= 0 else len(d)].decode("utf-8", "replace")
-    return XactEnd(kind, xid, subxacts, t, rec.lsn, gid, db_id)
-
-
-def _parse_prepare(rec: Record) -> XactEnd:
-    """xl_xact_prepare: magic, total_len, xid, database, prepared_at, owner, nsubxacts, ...,
-    then the MAXALIGNed gid and subxact arrays (15 added two stats counts)."""
-    d = rec.main_data
-    major = rec.pg_major
-    xid, db = _u32(d, 8)[0], _u32(d, 12)[0]
-    t = _i64(d, 16)[0]
-    nsub = max(_i32(d, 28)[0], 0)
-    if major >= 15:
-        gidlen, pos = struct.unpack_from("<H", d, 54)[0], 72
-    else:
-        gidlen, pos = struct.unpack_from("<H", d, 46)[0], 64
-    gid = d[pos:pos + gidlen].split(b"\0", 1)[0].decode("utf-8", "replace")
-    pos += (gidlen + 7) & ~7
-    subxacts = list(struct.unpack_from(f"<{nsub}I", d, pos)) if nsub else []
-    return XactEnd("prepare", xid, subxacts, t, rec.lsn, gid, db)
-
-
 def parse_xact(rec: Record) -> XactEnd | tuple[int, list[int]] | None:
     """An XactEnd, an assignment (top xid, subxids), or None for other xact records. A
-    record whose counts run past its data raises RecordDataError (naming its LSN)."""
-    op = rec.info & OPMASK
-    try:
-        if op in (COMMIT, COMMIT_PREPARED):
-            return _parse_commit_abort(rec, "commit")
-        if op in (ABORT, ABORT_PREPARED):
-            return _parse_commit_abort(rec, "abort")
-        if op == PREPARE:
-            return _parse_prepare(rec)
-        if op == ASSIGNMENT:
-            d = rec.main_data
-            n = max(_i32(d, 4)[0], 0)
-            return _u32(d, 0)[0], list(struct.unpack_from(f"<{n}I", d, 8))
-    except (struct.error, IndexError) as exc:
-        raise RecordDataError(f"Transaction record at {rec.lsn} (info {rec.info:#04x}): its "
-                              f"data does not add up ({exc})", lsn=rec.lsn) from None
-    return None
+    record whose counts run past its data raises RecordDataError (naming its LSN).
+    (parse.rmgr.xact.decode read as the replay engine keeps it.)"""
+    r = _xact.decode(rec)
+    if r is None:
+        return None
+    if r.kind == "assignment":
+        return r.xid, list(r.subxids)
+    kind = "commit" if r.is_commit else "abort" if r.is_abort else "prepare"
+    # the gid as replay has always shown it: undecodable bytes replaced
+    gid = r.gid.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if r.gid else ""
+    return XactEnd(kind, r.xid, list(r.subxids), r.time, r.lsn, gid, r.db_id)
 
 
 @dataclass
@@ -142,3 +75,90 @@ class XactState:
     end: XactEnd | None = None
     subxids: set[int] = field(default_factory=set)
     prepared: XactEnd | None = None
+
+
+@dataclass
+class Transaction:
+    """Outcome of a top-level transaction as far as the WAL read shows."""
+
+    xid: int
+    status: str
+    commit_lsn: Lsn | None = None  # the LSN of its commit (or abort) record
+    commit_time: str | None = None
+    subxids: list[int] = field(default_factory=list)
+    gid: str = ""  # 2PC
+    prepared_lsn: Lsn | None = None
+
+
+@dataclass(frozen=True)
+class Ended:
+    """A commit or abort record as the tracker took it in."""
+
+    end: XactEnd
+    top: int  # the top-level transaction it ends, or (`subxact`) the parent of the one it ends
+    status: str  # committed | aborted
+    subxact: bool  # a subtransaction rolled back inside its parent, which goes on
+
+
+class XactTracker:
+    """Transaction outcomes of a WAL read, fed its transaction records: each top-level xid's
+    Transaction (status, commit LSN and time, subxids, gid, prepared LSN) and which
+    transaction each subtransaction belongs to (`top_of`, which callers may also fill from
+    the top-level xid of other records). The replay engine keeps its row changes by it;
+    read_transactions is what it knows after a read."""
+
+    def __init__(self) -> None:
+        self.top_of: dict[int, int] = {}
+        self.transactions: dict[int, Transaction] = {}
+
+    def top(self, xid: int) -> int:
+        """The top-level xid of xid as far as known (xid itself when it is one)."""
+        top = self.top_of.get(xid, xid)
+        while top in self.top_of and self.top_of[top] != top:
+            top = self.top_of[top]
+        return top
+
+    def feed(self, rec: Record) -> Ended | None:
+        """Take a transaction record in: an Ended for a commit or abort, None for the others
+        (assignments and prepares are only noted). A record whose data does not add up
+        raises RecordDataError and changes nothing."""
+        parsed = parse_xact(rec)
+        if parsed is None:
+            return None
+        if isinstance(parsed, tuple):
+            top, subs = parsed
+            for s in subs:
+                self.top_of[s] = top
+            return None
+        end = parsed
+        if rec.toplevel_xid and end.kind == "abort":
+            self.top_of[end.xid] = rec.toplevel_xid
+        if end.kind == "prepare":
+            for s in end.subxacts:
+                self.top_of[s] = end.xid
+            t = self.transactions.setdefault(end.xid, Transaction(end.xid, "in_progress"))
+            t.gid, t.prepared_lsn = end.gid, end.lsn
+            t.subxids = sorted(set(t.subxids) | set(end.subxacts))
+            return None
+        top = end.xid
+        is_sub = end.kind == "abort" and top in self.top_of and not end.gid \
+            and self.top_of[top] != top
+        for s in end.subxacts:
+            self.top_of[s] = self.top_of.get(top, top) if is_sub else top
+        status = "committed" if end.kind == "commit" else "aborted"
+        if is_sub:
+            return Ended(end, self.top_of[top], status, True)
+        t = self.transactions.setdefault(top, Transaction(top, status))
+        t.status = status
+        t.commit_lsn = end.lsn
+        t.commit_time = end.time
+        t.subxids = sorted(set(t.subxids) | set(end.subxacts))
+        return Ended(end, top, status, False)
+
+    def in_progress(self, xid: int) -> int:
+        """The top-level transaction of xid, still open at the end of the read: known as
+        in progress from now on."""
+        top = self.top(xid)
+        self.transactions.setdefault(top, Transaction(top, "in_progress"))
+        return top
+

@@ -16,6 +16,8 @@ from types import ModuleType
 from typing import Callable
 
 from ..record import Record
+from .ids import (RM_MAX_BUILTIN_ID, RM_MAX_CUSTOM_ID, RM_MIN_CUSTOM_ID, RMGR_NAMES,  # noqa: F401
+                  rmgr_name)
 from . import (brin, clog, committs, dbase, generic, gin, gist, hash, heap, heap2, logicalmsg,
                mxact, nbtree, relmap, replorigin, seq, smgr, spgist, standby, tblspc, xact, xlog)
 
@@ -27,44 +29,11 @@ class Rmgr:
     module: ModuleType
 
 
-# Row order = resource manager id (RM_XLOG_ID = 0 ... RM_LOGICALMSG_ID = 21).
-RMGRS: tuple[Rmgr, ...] = tuple(Rmgr(i, name, mod) for i, (name, mod) in enumerate((
-    ("XLOG", xlog),
-    ("Transaction", xact),
-    ("Storage", smgr),
-    ("CLOG", clog),
-    ("Database", dbase),
-    ("Tablespace", tblspc),
-    ("MultiXact", mxact),
-    ("RelMap", relmap),
-    ("Standby", standby),
-    ("Heap2", heap2),
-    ("Heap", heap),
-    ("Btree", nbtree),
-    ("Hash", hash),
-    ("Gin", gin),
-    ("Gist", gist),
-    ("Sequence", seq),
-    ("SPGist", spgist),
-    ("BRIN", brin),
-    ("CommitTs", committs),
-    ("ReplicationOrigin", replorigin),
-    ("Generic", generic),
-    ("LogicalMessage", logicalmsg),
-)))
-
-RM_MAX_BUILTIN_ID = len(RMGRS) - 1
-RM_MIN_CUSTOM_ID = 128
-RM_MAX_CUSTOM_ID = 255
-
-
-def rmgr_name(rmid: int) -> str:
-    """The name pg_waldump prints: built-in names, 'custom###' for 128-255."""
-    if 0 <= rmid <= RM_MAX_BUILTIN_ID:
-        return RMGRS[rmid].name
-    if RM_MIN_CUSTOM_ID <= rmid <= RM_MAX_CUSTOM_ID:
-        return f"custom{rmid:03d}"
-    return f"unknown{rmid}"
+# Row order = resource manager id (ids.RMGR_NAMES, with the ids RM_XLOG_ID ... RM_LOGICALMSG_ID).
+RMGRS: tuple[Rmgr, ...] = tuple(Rmgr(i, name, mod) for i, (name, mod) in enumerate(zip(
+    RMGR_NAMES, (xlog, xact, smgr, clog, dbase, tblspc, mxact, relmap, standby, heap2, heap,
+                 nbtree, hash, gin, gist, seq, spgist, brin, committs, replorigin, generic,
+                 logicalmsg), strict=True)))
 
 
 def identify_info(rmid: int, info: int, major: int) -> str | None:

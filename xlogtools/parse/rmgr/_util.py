@@ -1,6 +1,6 @@
 """Helpers shared by the resource manager modules: reading C structs out of a record's main
 data and block data, and the small formatting routines pg_waldump's desc functions share
-(timestamptz_to_str of its frontend compat code, relpathperm of common/relpath.c,
+(timestamptz_to_str of its frontend compat code, in parse/pgtime.py; relpathperm of common/relpath.c,
 standby_desc_invalidations of standbydesc.c, array_desc of rmgrdesc_utils.c (16+)).
 
 Struct offsets are spelled out where they are read; each module's docstring names the header
@@ -12,11 +12,10 @@ pg_waldump would print memory beyond the record.  Real WAL never shows that mark
 """
 from __future__ import annotations
 
-import datetime as _dt
 import struct
-import time
 from typing import Any, Callable, Iterable, Sequence
 
+from ..layout import FORK_NAMES, maxalign  # noqa: F401 (the rmgr modules import them from here)
 from ..record import Record
 
 _S = {fmt: struct.Struct("<" + fmt) for fmt in ("B", "b", "H", "h", "I", "i", "Q", "q", "d")}
@@ -185,10 +184,6 @@ def block_data(rec: Record, block_id: int) -> Buf:
     return Buf(rec.block_data(b))
 
 
-def maxalign(n: int) -> int:
-    return (n + 7) & ~7
-
-
 def shortalign(n: int) -> int:
     return (n + 1) & ~1
 
@@ -214,57 +209,11 @@ def cmod(a: int, b: int) -> int:
     return a - b * cdiv(a, b)
 
 
-# Seconds between 1970-01-01 and 2000-01-01, PostgreSQL's timestamp epoch.
-_PG_EPOCH_UNIX = 946684800
-PG_EPOCH = _dt.datetime(2000, 1, 1, tzinfo=_dt.timezone.utc)
+# PostgreSQL's timestamps and their texts: parse/pgtime.py (these names are kept here for the
+# modules that import them from here).
+from ..pgtime import PG_EPOCH, format_time, pg_timestamp, timestamptz_to_str  # noqa: E402,F401
 
 
-def pg_timestamp(usec: int | None) -> _dt.datetime | None:
-    """A TimestampTz (microseconds since 2000-01-01 UTC) as a datetime; None for None or out
-    of Python's years 1-9999."""
-    if usec is None:
-        return None
-    try:
-        return PG_EPOCH + _dt.timedelta(microseconds=usec)
-    except OverflowError:
-        return None
-
-
-def format_time(t: _dt.datetime | None) -> str | None:
-    """As psql prints a timestamptz with TimeZone UTC, always with microseconds:
-    2025-01-31 12:00:00.123456+00."""
-    return None if t is None else t.strftime("%Y-%m-%d %H:%M:%S.%f+00")
-
-
-# (seconds, time.tzname when computed, "stamp" ... "zone" text) of the last timestamp: the
-# commit records of a stretch of WAL share their second, and localtime + strftime cost more
-# than the rest of a COMMIT's description. time.tzset() makes a new tzname tuple.
-_ts_last: tuple[int | None, object, str, str] = (None, None, "", "")
-
-
-def timestamptz_to_str(ts: int) -> str:
-    """pg_waldump's frontend timestamptz_to_str(): local time of the process, '%Z' zone."""
-    global _ts_last
-    if ts >= 0:
-        secs, frac = divmod(ts, 1_000_000)
-    else:
-        secs, frac = cdiv(ts, 1_000_000), cmod(ts, 1_000_000)
-    secs += _PG_EPOCH_UNIX
-    last = _ts_last
-    if last[0] == secs and last[1] is time.tzname:
-        return "%s.%06d %s" % (last[2], frac, last[3])
-    tzname = time.tzname
-    try:
-        lt = time.localtime(secs)
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", lt)
-        zone = time.strftime("%Z", lt)
-    except (OverflowError, ValueError, OSError):
-        stamp, zone = "", ""
-    _ts_last = (secs, tzname, stamp, zone)
-    return f"{stamp}.{frac:06d} {zone}"  # C's %06d: a negative fraction keeps its sign
-
-
-FORK_NAMES = ("main", "fsm", "vm", "init")
 GLOBALTABLESPACE_OID = 1664
 DEFAULTTABLESPACE_OID = 1663
 

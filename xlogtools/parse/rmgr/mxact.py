@@ -5,6 +5,7 @@ from __future__ import annotations
 import struct
 
 from ..record import Record
+from .ids import RM_MULTIXACT_ID  # noqa: F401 (schema_history imports it from here)
 from ._util import main, table_identify
 
 ZERO_OFF_PAGE = 0x00
@@ -20,7 +21,6 @@ _STATUS = {0: "(keysh) ", 1: "(sh) ", 2: "(fornokeyupd) ", 3: "(forupd) ", 4: "(
            5: "(upd) "}
 
 
-RM_MULTIXACT_ID = 6
 MULTIXACT_UPDATE_STATUSES = (4, 5)  # MultiXactStatusNoKeyUpdate, MultiXactStatusUpdate
 
 

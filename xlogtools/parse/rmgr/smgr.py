@@ -7,6 +7,7 @@ from ._util import main, relpathperm, table_identify
 
 CREATE = 0x10
 TRUNCATE = 0x20
+SMGR_TRUNCATE_HEAP = 0x0001  # xl_smgr_truncate.flags
 
 identify = table_identify({CREATE: "CREATE", TRUNCATE: "TRUNCATE"})
 

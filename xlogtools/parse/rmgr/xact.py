@@ -11,6 +11,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import Callable
 
+from ...errors import RecordDataError
+from ...lsn import Lsn
 from ..record import Record
 from ._util import (Buf, SIZEOF_INVAL_MSG, invalidations_desc, lsn, main, maxalign, relpathperm,
                     timestamptz_to_str, unpack_main)
@@ -24,6 +26,7 @@ ASSIGNMENT = 0x50
 INVALIDATIONS = 0x60  # 14+
 OPMASK = 0x70
 HAS_INFO = 0x80
+ENDS = (COMMIT, ABORT, COMMIT_PREPARED, ABORT_PREPARED)  # the records that end a transaction
 
 XINFO_HAS_DBINFO = 1 << 0
 XINFO_HAS_SUBXACTS = 1 << 1
@@ -71,6 +74,10 @@ class Parsed:
     origin_timestamp: int = 0
     initfileinval: bool = False
     past_end: str = ""  # the marker of counts that run past the record's end
+    # How many bytes of main data reading the fields a transaction's outcome needs takes
+    # (times, xinfo, counts, subxact array, two-phase xid): decode(strict=True) refuses a
+    # record with fewer.
+    need: int = 0
 
 
 def _stats_items(d: Buf, off: int, n: int, major: int) -> tuple[list[tuple[int, int, int]], int]:
@@ -92,37 +99,44 @@ def _rels(d: Buf, off: int, n: int) -> list[tuple[int, int, int]]:
 def parse_commit_or_abort(rec: Record, is_commit: bool) -> Parsed:
     d = main(rec)
     major = rec.pg_major
-    p = Parsed(xact_time=d.i64(0))
+    p = Parsed(xact_time=d.i64(0), need=8)
     pos = 8
     if rec.info & HAS_INFO:
         p.xinfo = d.u32(pos)
         pos += 4
+        p.need = pos
     x = p.xinfo
     if x & XINFO_HAS_DBINFO:
         p.db_id, p.ts_id = d.u32(pos), d.u32(pos + 4)
+        p.need = pos + 4
         pos += 8
     if x & XINFO_HAS_SUBXACTS:
         n = d.i32(pos)
         p.subxacts = d.u32_array(pos + 4, max(n, 0))
         p.past_end += d.past_end(pos + 4, n, 4)
         pos += 4 + 4 * max(n, 0)
+        p.need = pos
     if x & XINFO_HAS_RELFILENODES:
+        p.need = pos + 4
         n = max(d.i32(pos), 0)
         p.rels = _rels(d, pos + 4, n)
         p.past_end += d.past_end(pos + 4, n, 12)
         pos += 4 + 12 * n
     if major >= 15 and x & XINFO_HAS_DROPPED_STATS:
+        p.need = pos + 4
         n = max(d.i32(pos), 0)
         p.stats, size = _stats_items(d, pos + 4, n, major)
         p.past_end += d.past_end(pos + 4, n, 16 if major >= 18 else 12)
         pos += 4 + size
     if is_commit and x & XINFO_HAS_INVALS:
+        p.need = pos + 4
         p.nmsgs = d.i32(pos)
         p.msgs_off = pos + 4
         pos += 4 + SIZEOF_INVAL_MSG * max(p.nmsgs, 0)
     if x & XINFO_HAS_TWOPHASE:
         p.twophase_xid = d.u32(pos)
         pos += 4
+        p.need = pos
         if x & XINFO_HAS_GID:
             p.twophase_gid = d.cstring(pos)
             pos += len(p.twophase_gid.encode("utf-8", "surrogateescape")) + 1
@@ -142,16 +156,18 @@ def parse_prepare(rec: Record) -> Parsed:
         ncstats, nastats = d.i32(40), d.i32(44)
         p.nmsgs, p.initfileinval, gidlen = d.i32(48), d.boolean(52), d.u16(54)
         p.origin_lsn, p.origin_timestamp = d.u64(56), d.i64(64)
-        pos = 72
+        pos, p.need = 72, 56
     else:
         ncstats = nastats = 0
         p.nmsgs, p.initfileinval, gidlen = d.i32(40), d.boolean(44), d.u16(46)
         p.origin_lsn, p.origin_timestamp = d.u64(48), d.i64(56)
-        pos = 64
+        pos, p.need = 64, 48
     p.twophase_gid = d.raw(pos, gidlen).split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
     pos += maxalign(gidlen)
     p.subxacts = d.u32_array(pos, max(nsub, 0))
     p.past_end += d.past_end(pos, nsub, 4)
+    if nsub > 0:
+        p.need = max(p.need, pos + 4 * nsub)
     pos += maxalign(4 * max(nsub, 0))
     p.rels = _rels(d, pos, max(ncommit, 0))
     p.past_end += d.past_end(pos, ncommit, 12)
@@ -165,6 +181,70 @@ def parse_prepare(rec: Record) -> Parsed:
     pos += maxalign(size)
     p.msgs_off = pos
     return p
+
+
+# --- the typed decoder --------------------------------------------------------------------
+_KINDS = {COMMIT: "commit", ABORT: "abort", PREPARE: "prepare",
+          COMMIT_PREPARED: "commit_prepared", ABORT_PREPARED: "abort_prepared",
+          ASSIGNMENT: "assignment"}
+
+
+@dataclass(frozen=True, slots=True)
+class XactRecord:
+    """What a commit, abort, prepare or assignment record says about transaction outcomes."""
+
+    kind: str  # commit | abort | prepare | commit_prepared | abort_prepared | assignment
+    # The transaction it is about: a commit/abort's record xid, or the two-phase xid when it
+    # carries one (COMMIT/ABORT PREPARED); a prepare's prepared xid; an assignment's top xid.
+    xid: int
+    subxids: tuple[int, ...]  # committed/aborted/prepared subtransactions; assigned ones
+    time: int  # TimestampTz (microseconds since 2000-01-01 UTC); 0 for an assignment
+    lsn: Lsn
+    twophase_xid: int = 0  # xl_xact_twophase (COMMIT/ABORT PREPARED) or the prepare's xid
+    gid: str = ""  # as pg_waldump prints it (undecodable bytes kept, surrogateescape)
+    db_id: int = 0
+
+    @property
+    def is_commit(self) -> bool:
+        return self.kind in ("commit", "commit_prepared")
+
+    @property
+    def is_abort(self) -> bool:
+        return self.kind in ("abort", "abort_prepared")
+
+
+def decode(rec: Record, *, strict: bool = True) -> XactRecord | None:
+    """The record as an XactRecord; None for the other transaction records (INVALIDATION).
+
+    strict (the default): a record whose main data is shorter than its counts and fields say
+    raises RecordDataError (naming its LSN). strict=False reads such data as pg_waldump's
+    describe does, zeros past the end (never raises)."""
+    op = rec.info & OPMASK
+    kind = _KINDS.get(op)
+    if kind is None:
+        return None
+    if op == ASSIGNMENT:
+        d = main(rec)
+        n = max(d.i32(4), 0)
+        _check(rec, strict, 8 + 4 * n)
+        return XactRecord(kind, d.u32(0), tuple(d.u32_array(8, n)), 0, rec.lsn)
+    if op == PREPARE:
+        p = parse_prepare(rec)
+        _check(rec, strict, p.need)
+        return XactRecord(kind, p.twophase_xid, tuple(p.subxacts), p.xact_time, rec.lsn,
+                          p.twophase_xid, p.twophase_gid, p.db_id)
+    p = parse_commit_or_abort(rec, op in (COMMIT, COMMIT_PREPARED))
+    _check(rec, strict, p.need)
+    xid = p.twophase_xid if p.xinfo & XINFO_HAS_TWOPHASE else rec.xid
+    return XactRecord(kind, xid, tuple(p.subxacts), p.xact_time, rec.lsn, p.twophase_xid,
+                      p.twophase_gid, p.db_id)
+
+
+def _check(rec: Record, strict: bool, need: int) -> None:
+    if strict and len(rec.main_data) < need:
+        raise RecordDataError(f"Transaction record at {rec.lsn} (info {rec.info:#04x}): its "
+                              f"data does not add up (it needs {need} bytes of main data, "
+                              f"has {len(rec.main_data)})", lsn=rec.lsn)
 
 
 def _relations(label: str, rels: list[tuple[int, int, int]], major: int) -> str:

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from ..record import Record
 from ._util import lsn, main, timestamptz_to_str
+from .ids import RM_XLOG_ID
 
 CHECKPOINT_SHUTDOWN = 0x00
 CHECKPOINT_ONLINE = 0x10
@@ -64,14 +65,22 @@ class CheckPoint:
     oldest_active_xid: int
 
 
-def checkpoint(rec: Record) -> CheckPoint | None:
+def is_checkpoint(rec: Record) -> bool:
+    """A CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE record."""
+    return rec.rmid == RM_XLOG_ID and rec.info & 0xF0 in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE)
+
+
+def checkpoint(rec: Record, *, padded: bool = False) -> CheckPoint | None:
     """The CheckPoint of a CHECKPOINT_SHUTDOWN or CHECKPOINT_ONLINE record; None for any other
-    record or one whose main data is too short to hold it."""
-    if rec.rmid != 0 or rec.info & 0xF0 not in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE):
+    record or one whose main data is too short to hold it. padded: what a short record lacks
+    reads as zeros, as pg_waldump's describe reads it (None only for other records)."""
+    if not is_checkpoint(rec):
         return None
     d = rec.main_data
     if len(d) < SIZEOF_CHECKPOINT:
-        return None
+        if not padded:
+            return None
+        d = d.ljust(SIZEOF_CHECKPOINT, b"\0")
     f = _CHECKPOINT.unpack_from(d)
     return CheckPoint(f[0], f[1], f[2], bool(f[3]), f[4] if rec.pg_major >= 17 else None,
                       *f[5:])
@@ -97,19 +106,18 @@ def describe(rec: Record) -> str:
     d = main(rec)
     major = rec.pg_major
     if info in (CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE):
-        # redo 0, tli 8, prev tli 12, fpw 16, (17+: wal_level 20), nextXid 24, nextOid 32,
-        # nextMulti 36, nextMultiOffset 40, oldestXid 44, oldestXidDB 48, oldestMulti 52,
-        # oldestMultiDB 56, time 64, oldest/newest commit ts xid 72/76, oldestActiveXid 80
-        wal_level = f"wal_level {wal_level_name(d.i32(20))}; " if major >= 17 else ""
-        next_xid = d.u64(24)
-        return (f"redo {lsn(d.u64(0))}; tli {d.u32(8)}; prev tli {d.u32(12)}; "
-                f"fpw {'true' if d.u8(16) else 'false'}; {wal_level}"
-                f"xid {next_xid >> 32}:{next_xid & 0xFFFFFFFF}; oid {d.u32(32)}; "
-                f"multi {d.u32(36)}; offset {d.u32(40)}; "
-                f"oldest xid {d.u32(44)} in DB {d.u32(48)}; "
-                f"oldest multi {d.u32(52)} in DB {d.u32(56)}; "
-                f"oldest/newest commit timestamp xid: {d.u32(72)}/{d.u32(76)}; "
-                f"oldest running xid {d.u32(80)}; "
+        cp = checkpoint(rec, padded=True)
+        assert cp is not None
+        wal_level = f"wal_level {wal_level_name(cp.wal_level or 0)}; " if major >= 17 else ""
+        return (f"redo {lsn(cp.redo)}; tli {cp.timeline}; prev tli {cp.prev_timeline}; "
+                f"fpw {'true' if cp.full_page_writes else 'false'}; {wal_level}"
+                f"xid {cp.next_xid >> 32}:{cp.next_xid & 0xFFFFFFFF}; oid {cp.next_oid}; "
+                f"multi {cp.next_multi}; offset {cp.next_multi_offset}; "
+                f"oldest xid {cp.oldest_xid} in DB {cp.oldest_xid_db}; "
+                f"oldest multi {cp.oldest_multi} in DB {cp.oldest_multi_db}; "
+                f"oldest/newest commit timestamp xid: "
+                f"{cp.oldest_commit_ts_xid}/{cp.newest_commit_ts_xid}; "
+                f"oldest running xid {cp.oldest_active_xid}; "
                 f"{'shutdown' if info == CHECKPOINT_SHUTDOWN else 'online'}")
     if info == NEXTOID:
         return str(d.u32(0))
