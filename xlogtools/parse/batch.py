@@ -20,7 +20,7 @@ import os
 import struct
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from ..lsn import Lsn
 from .record import Record, decode_fragments
@@ -169,6 +169,7 @@ class WalBatch:
 
 
 _BLOCK_NAMES = frozenset(n for n, _c in BLOCK_COLUMNS)
+_c_main_u64: Callable[..., bytes] | None  # the extension's (_walscan.pyi), or None
 try:
     from ._walscan import main_u64 as _c_main_u64
 except ImportError:  # pragma: no cover - without the C extension

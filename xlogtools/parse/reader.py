@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol
 
 from ..lsn import Lsn
 from . import layout as L
@@ -20,6 +20,23 @@ from .record import BlockRef, DecodeError, Record, decode_fragments
 from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
 from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from ._walscan import Builder
+
+
+class _Crc32c(Protocol):
+    """crc32c(data, value=0): the extension's, or the crc32c package's."""
+
+    def __call__(self, data: ReadableBuffer, value: int = 0, /) -> int: ...
+
+
+# the extension's names, or None without it (the stub _walscan.pyi has their signatures)
+_cscan: Callable[..., tuple[int, int, int, int, int]] | None
+_c_crc32c: _Crc32c | None
+_CBuilder: type[Builder] | None
+crc32c: _Crc32c
 try:  # the C walk of ordinary records (setup.py builds it when a compiler is there)
     from ._walscan import Builder as _CBuilder, crc32c as _c_crc32c, scan as _cscan
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from . import types as T
 
@@ -35,6 +35,17 @@ _EXTERNAL = struct.Struct("<iIII").unpack_from  # va_rawsize va_extinfo va_value
 
 _ALIGN = {"c": 1, "s": 2, "i": 4, "d": 8}
 
+
+
+class _Deformer(Protocol):
+    """The extension's functions (its stub: _deform.pyi)."""
+
+    def timestamptz_utc(self, usecs: int, /) -> str | None: ...
+    def deform_render(self, tup: Any, plan: CPlan, missing: object, /
+                      ) -> tuple[list[Datum], list[str | None]] | None: ...
+
+
+_C: _Deformer | None
 try:  # the optional C deformer (_deform.c): same datums, and the text of common types
     from . import _deform as _C
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
