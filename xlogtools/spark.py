@@ -71,7 +71,7 @@ def _arrow_target(columns: list[str]) -> pa.Schema:
     return pa.schema([(c, _convert(schema.field(c).type)[1]) for c in columns])
 
 
-class _Partition(InputPartition):  # type: ignore[misc]
+class _Partition(InputPartition):
     def __init__(self, part: WalPartition) -> None:
         super().__init__(part.index)
         self.part = part
@@ -99,7 +99,7 @@ def _options(options: dict[str, str]) -> tuple[list[str], dict[str, Any], ReadOp
     return paths, plan, ropts, per
 
 
-class XlogtoolsDataSource(DataSource):  # type: ignore[misc]
+class XlogtoolsDataSource(DataSource):
     """spark.read.format("xlogtools"): WAL records of the paths given."""
 
     @classmethod
@@ -114,7 +114,7 @@ class XlogtoolsDataSource(DataSource):  # type: ignore[misc]
         return _WalReader(dict(self.options), schema)
 
 
-class _WalReader(DataSourceReader):  # type: ignore[misc]
+class _WalReader(DataSourceReader):
     def __init__(self, options: dict[str, str], schema: StructType) -> None:
         self.paths, self.plan, ropts, self.per = _options(options)
         names = [f.name for f in schema.fields]

@@ -46,7 +46,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except BrokenPipeError:
             try:
-                sys.stdout = None  # type: ignore[assignment]
+                sys.stdout = None
             finally:
                 sys.exit(0)
         except KeyboardInterrupt:

@@ -316,7 +316,7 @@ class Stitcher:
             for rg in groups:
                 shift_row_group(rg, delta)
             self._groups += groups
-            rows = get(meta, FMD_NUM_ROWS)
+            rows: int = get(meta, FMD_NUM_ROWS)
             self._rows += rows
             if copy_range(part, self._f, len(MAGIC), body_end - len(MAGIC)) < body_end - len(MAGIC):
                 raise ThriftError("a Parquet part shorter than its footer says")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, Iterator, Protocol
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, cast
 
 from ..lsn import Lsn
 from . import layout as L
@@ -317,8 +317,10 @@ class WalReader:
         seg_base = 0
         seg_name = ""
         tli = tli_lo = tli_hi = major = 0
-        cur: Lsn | None = None  # Lsn object of nxt (the last record's end)
-        prev_obj: Lsn | None = None  # Lsn object of prev (the last record's lsn)
+        # None until the slow path read a record (page >= 0), which the fast path waits for
+        cur = cast(Lsn, None)  # Lsn object of nxt (the last record's end)
+        prev_obj = cast(Lsn, None)  # Lsn object of prev (the last record's lsn)
+        rec: Record | int | None
         # Skip records before the requested start, as pg_waldump does.
         while True:
             if nxt >= until_lim:
@@ -402,6 +404,7 @@ class WalReader:
         are walked by the C extension when it is built; each record it stops before (anything
         unusual, and all damage) is read by _read(), so the result and the messages are the
         same either way."""
+        rec: Record | int | None
         if _cscan is None or not self.verify_crc:
             n = 0
             for rec in self:

@@ -212,7 +212,7 @@ class Connection:
             raise ConnectError(f"{where}: SSL error: {reason}") from None
         if new is None:
             raise ConnectError(f"{where}: SSL connection closed during the handshake")
-        wire.transport = new  # type: ignore[assignment]
+        wire.transport = new
         return True
 
     @staticmethod
@@ -362,7 +362,7 @@ class Connection:
                 if isinstance(ev, NoticeResponse):
                     self.notices.append(ev)
                     continue
-                return ev  # type: ignore[return-value]
+                return ev
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 raise asyncio.TimeoutError()
@@ -495,4 +495,4 @@ async def _next(wire: _Wire, where: str) -> ServerEvent:
         if isinstance(ev, ConnectionClosed):
             detail = f": {wire.lost}" if wire.lost else ""
             raise ConnectError(f"{where}: server closed the connection unexpectedly{detail}")
-        return ev  # type: ignore[return-value]
+        return ev

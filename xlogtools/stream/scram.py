@@ -14,6 +14,7 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 
 from .backend import INVALID_PASSWORD, PROTOCOL_VIOLATION
 
@@ -40,7 +41,7 @@ class ScramVerifier:
         return cls(it, salt, sk, svk)
 
     def text(self) -> str:
-        b = lambda x: base64.b64encode(x).decode()  # noqa: E731
+        b: Callable[[bytes], str] = lambda x: base64.b64encode(x).decode()  # noqa: E731
         return (f"SCRAM-SHA-256${self.iterations}:{b(self.salt)}${b(self.stored_key)}:"
                 f"{b(self.server_key)}")
 

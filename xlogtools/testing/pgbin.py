@@ -36,6 +36,7 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
+from typing import Any
 from pathlib import Path
 
 __all__ = [
@@ -97,7 +98,7 @@ def server_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-def _as_server_user() -> dict[str, object]:
+def _as_server_user() -> dict[str, Any]:
     """subprocess keyword arguments that drop root privileges to the server user."""
     user = server_user()
     if user is None:
