@@ -10,10 +10,13 @@ read could not reconstruct) becomes a comment that says so; nothing is guessed.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO
 
 from .api import RowChange
 from .catalog import Catalog, Relation
+
+if TYPE_CHECKING:
+    from .schema_history import SchemaHistory
 
 HEADER = """\
 -- {what} written by xlogtools replay from WAL; database {db}
@@ -44,7 +47,7 @@ class SqlWriter:
     def __init__(self, catalog: Catalog, timezone: str = "UTC", history: Any = None) -> None:
         self.catalog = catalog
         self.timezone = timezone
-        self.history = history
+        self.history: SchemaHistory | None = history
         self.rels = {(r.schema, r.name): r for r in catalog.relations}
 
     def header(self, what: str) -> str:

@@ -411,7 +411,7 @@ def _time_str(t: int) -> str:
 
 def _time_of_day(b: bytes, what: str) -> int:
     need(b, 8, what)
-    t = _i64(b, 0)[0]
+    t: int = _i64(b, 0)[0]
     if not 0 <= t <= USECS_PER_DAY:  # 24:00:00 is allowed
         raise BadDatum(f"{what} {t} outside 00:00:00..24:00:00")
     return t

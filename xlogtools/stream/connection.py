@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket
 import ssl
-from typing import Callable
+from typing import Any, Callable
 
 from .auth import AuthError, Authenticator, check_require_auth, method_name
 from .conninfo import ConnParams, Host
@@ -400,7 +400,7 @@ class Connection:
 
     async def _results_from(self, first: ServerEvent, what: str, timeout: float | None
                             ) -> QueryResult:
-        cols: tuple = ()
+        cols: tuple[Any, ...] = ()
         rows: list[tuple[bytes | None, ...]] = []
         tag = ""
         ev: ServerEvent = first

@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from .backend import (BYTEAOID, FEATURE_NOT_SUPPORTED, INT8OID, INVALID_AUTHORIZATION,
                       INVALID_PASSWORD, TEXTOID, UNDEFINED_FILE, CancelRequest, GSSENCRequest,
@@ -45,7 +45,8 @@ class Session(SessionIO):
                     and not self.st.ssl:
                 # Stop reading before answering: the client's ClientHello follows the 'S' at
                 # once and must reach the TLS layer, not the plain stream's buffer.
-                self.writer.transport.pause_reading()
+                # (typeshed's StreamWriter.transport is a WriteTransport; it is a socket's)
+                cast(asyncio.Transport, self.writer.transport).pause_reading()
                 self.send(SSLResponse(True))  # 'S', then the TLS handshake on this socket
                 await self.drain()
                 try:
@@ -90,7 +91,7 @@ class Session(SessionIO):
             self.fatal("57P03", "the database system is starting up",
                        detail=f"No WAL in {self.opts.directory} yet.")
         await self.authenticate(user)
-        major = self.opts.pg_major or self.archive.source.cluster.pg_major
+        major = self.opts.pg_major or self.archive.source.cluster.pg_major  # type: ignore[union-attr]
         self.send(AuthenticationOk(), *server_parameters(major, user, self.st.application_name),
                   BackendKeyData(os.getpid() & 0x7FFFFFFF, secrets.token_bytes(4)),
                   ReadyForQuery("I"))
@@ -162,7 +163,7 @@ class Session(SessionIO):
             end = self.server.end_lsn(tli)
             self.send(*result_set([("systemid", TEXTOID), ("timeline", INT8OID),
                                    ("xlogpos", TEXTOID), ("dbname", TEXTOID)],
-                                  [(str(src.cluster.sysid).encode(), str(tli).encode(),
+                                  [(str(src.cluster.sysid).encode(), str(tli).encode(),  # type: ignore[union-attr]
                                     str(end).encode(), None)], "IDENTIFY_SYSTEM"))
         elif isinstance(cmd, Show):
             self.send(*result_set([(cmd.name, TEXTOID)], [(self.show(cmd.name).encode(),)],
@@ -193,8 +194,8 @@ class Session(SessionIO):
         values = {
             "wal_segment_size": f"{seg >> 30}GB" if seg >= 1 << 30 else f"{seg >> 20}MB",
             "wal_block_size": str(src.block_size), "block_size": "8192",
-            "data_directory_mode": "0700", "server_version": f"{src.cluster.pg_major}.0",
-            "server_version_num": str(src.cluster.pg_major * 10000),
+            "data_directory_mode": "0700", "server_version": f"{src.cluster.pg_major}.0",  # type: ignore[union-attr]
+            "server_version_num": str(src.cluster.pg_major * 10000),  # type: ignore[union-attr]
             "server_encoding": "UTF8", "client_encoding": "UTF8", "integer_datetimes": "on",
             "max_wal_senders": str(self.opts.max_clients),
             "wal_sender_timeout": f"{int(self.opts.timeout * 1000)}ms",

@@ -9,11 +9,14 @@ import contextlib
 import ipaddress
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .backend import Backend
 from .messages import NEED_DATA
 from .status import ClientStatus
+
+if TYPE_CHECKING:
+    from .sendable import Archive
 
 log = logging.getLogger("xlogtools.serve")
 
@@ -42,7 +45,7 @@ class SessionIO:
                  writer: asyncio.StreamWriter, st: ClientStatus) -> None:
         self.server = server
         self.opts = server.options
-        self.archive = server.archive
+        self.archive: Archive = server.archive
         self.reader = reader
         self.writer = writer
         self.st = st
