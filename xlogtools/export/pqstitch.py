@@ -20,13 +20,15 @@ import os
 import struct
 from typing import IO, Any
 
+from ..errors import XlogError
+
 MAGIC = b"PAR1"
 
 # compact-protocol types
 BOOL_TRUE, BOOL_FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(1, 13)
 
 
-class ThriftError(ValueError):
+class ThriftError(XlogError, ValueError):
     pass
 
 

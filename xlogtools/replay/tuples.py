@@ -12,6 +12,7 @@ import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import XlogError
 from . import types as T
 
 if TYPE_CHECKING:
@@ -54,7 +55,7 @@ if os.environ.get("XLOGTOOLS_NO_C"):
     _C = None
 
 
-class TupleError(ValueError):
+class TupleError(XlogError, ValueError):
     """A tuple whose bytes do not add up to the relation's columns."""
 
 
@@ -336,11 +337,11 @@ def _deform_known(tup: bytes, layout: list[tuple[int, int, int]], natts: int, ho
 
 
 # --- rendering ---------------------------------------------------------------------------------
-class Unresolved(Exception):
+class Unresolved(XlogError):
     """A value that cannot be known from the WAL read (e.g. TOAST chunks before the start)."""
 
 
-class Undecodable(Exception):
+class Undecodable(XlogError):
     """A value that is not shown as PostgreSQL's text: a type without an output function here,
     or bytes that are no value of the type. `text` is the raw bytes (`\\x<hex>`) shown in
     its place, `why` says which."""

@@ -18,6 +18,7 @@ import uuid as _uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from ..errors import XlogError
 from ..parse.rmgr._util import PG_EPOCH
 
 # Built-in type OIDs (catalog/pg_type.dat; stable across 13-18).
@@ -44,7 +45,7 @@ _f32 = struct.Struct("<f").unpack_from
 _f64 = struct.Struct("<d").unpack_from
 
 
-class BadDatum(ValueError):
+class BadDatum(XlogError, ValueError):
     """Bytes that are not a value of the type: a length, count or range that does not fit."""
 
 

@@ -16,6 +16,7 @@ import secrets
 from dataclasses import dataclass
 from typing import Callable
 
+from ..errors import XlogError
 from .backend import INVALID_PASSWORD, PROTOCOL_VIOLATION
 
 
@@ -52,7 +53,7 @@ class ScramVerifier:
         return cls(4096, h[:16], secrets.token_bytes(32), secrets.token_bytes(32))
 
 
-class ScramError(Exception):
+class ScramError(XlogError):
     def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate

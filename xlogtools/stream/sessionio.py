@@ -11,6 +11,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ..errors import XlogError
 from .backend import Backend
 from .messages import NEED_DATA
 from .status import ClientStatus
@@ -34,8 +35,11 @@ def peer_is_loopback(host: str) -> bool:
     return is_loopback(host.split("%")[0]) or host.startswith("::ffff:127.")
 
 
-class Drop(Exception):
+class Drop(XlogError):
     """End this client's connection (the reason was logged / sent)."""
+
+    def __init__(self, message: str = "") -> None:  # raised as Drop()
+        super().__init__(message)
 
 
 class SessionIO:

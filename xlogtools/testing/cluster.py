@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import XlogError
 from . import pgbin
 from .pgbin import Unavailable
 
@@ -46,7 +47,7 @@ _COMPRESSION = ("off", "on", "pglz", "lz4", "zstd")
 _T = TypeVar("_T")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(XlogError, RuntimeError):
     """A cluster operation failed; the message carries stderr and the server log's tail."""
 
     def __init__(self, message: str, returncode: int | None = None, stderr: str = "") -> None:

@@ -36,8 +36,10 @@ import stat
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
-from typing import Any
 from pathlib import Path
+from typing import Any
+
+from ..errors import XlogError
 
 __all__ = [
     "MAJORS",
@@ -67,7 +69,7 @@ _INSTALL_TIMEOUT = 1800
 _RUN_TIMEOUT = 60
 
 
-class Unavailable(Exception):
+class Unavailable(XlogError):
     """The requested binaries (or feature) do not exist here; the message says why."""
 
     @property
