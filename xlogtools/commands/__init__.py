@@ -15,7 +15,7 @@ from ..errors import UsageError, XlogError
 from ..lsn import Lsn
 
 
-class LsnParam(click.ParamType):
+class LsnParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
     name = "LSN"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Lsn:

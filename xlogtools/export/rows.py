@@ -134,7 +134,7 @@ def csv_row(rec: Record, times: CommitTimes | None = None,
     return [row[f] for f in fields(names)]
 
 
-def arrow_schema(with_relation: bool = False):  # -> pyarrow.Schema (pyarrow: Parquet only)
+def arrow_schema(with_relation: bool = False) -> Any:  # a pyarrow.Schema (pyarrow: Parquet only)
     import pyarrow as pa
 
     block = pa.struct([
