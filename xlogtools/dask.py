@@ -72,10 +72,13 @@ def read_wal(paths: Sequence[str | os.PathLike[str]] | str, *,
     parts = plan_partitions(paths, start=start, end=end, timeline=timeline,
                             segments_per_partition=segments_per_partition)
     cols = list(opts.columns or rows.FIELDS)
+    frame: dd.DataFrame
     if not parts:
-        return dd.from_pandas(meta(cols), npartitions=1)
-    return dd.from_map(_read_frame, parts, args=[opts], meta=meta(cols),
-                       label="xlogtools-read-wal", enforce_metadata=False)
+        frame = dd.from_pandas(meta(cols), npartitions=1)
+        return frame
+    frame = dd.from_map(_read_frame, parts, args=[opts], meta=meta(cols),
+                        label="xlogtools-read-wal", enforce_metadata=False)
+    return frame
 
 
 def to_dataset(paths: Sequence[str | os.PathLike[str]] | str, directory: str, *,
@@ -88,7 +91,8 @@ def to_dataset(paths: Sequence[str | os.PathLike[str]] | str, directory: str, *,
     range (each writes its own files, temporary names renamed when complete); `_SUCCESS`
     last, by the client, once every task is done. `directory` must be visible to every worker.
     Returns the DatasetResult."""
-    import dask
+    from dask.base import compute
+    from dask.delayed import delayed
 
     from .scale.dataset import finish_dataset, prepare_directory, write_partition
 
@@ -96,7 +100,6 @@ def to_dataset(paths: Sequence[str | os.PathLike[str]] | str, directory: str, *,
     opts = ReadOptions(filter=record_filter(**filters), on_damage=on_damage)
     parts = plan_partitions(paths, start=start, end=end, timeline=timeline,
                             segments_per_partition=segments_per_partition)
-    tasks = [dask.delayed(write_partition)(p, str(root), tuple(partition_by), opts)
-             for p in parts]
-    done = list(dask.compute(*tasks))
+    tasks = [delayed(write_partition)(p, str(root), tuple(partition_by), opts) for p in parts]
+    done = list(compute(*tasks))
     return finish_dataset(root, len(parts), done, partition_by)

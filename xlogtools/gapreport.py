@@ -80,7 +80,8 @@ def change_head(c: dict[str, Any]) -> str:
 
 
 def _change_lines(c: dict[str, Any], keys: Keys) -> list[str]:
-    parts = change_parts(c, keys.get((c.get("schema"), c.get("table")), []))
+    table: tuple[Any, Any] = (c.get("schema"), c.get("table"))  # (None: not in the change)
+    parts = change_parts(c, keys.get(table, []))
     if c.get("old_complete") is False and c.get("op") in ("update", "delete") and c.get("old"):
         parts.append("[old row incomplete]")
     if c.get("schema_uncertain"):

@@ -46,10 +46,10 @@ class Lsn(int):
     def __repr__(self) -> str:
         return f"Lsn('{self}')"
 
-    def __add__(self, other: int) -> "Lsn":  # type: ignore[override]
+    def __add__(self, other: int) -> "Lsn":
         return Lsn(int(self) + int(other))
 
-    def __sub__(self, other: int) -> int:  # type: ignore[override]
+    def __sub__(self, other: int) -> int:
         # Lsn - Lsn is a byte distance, Lsn - int a position; int covers both.
         return int(self) - int(other)
 

@@ -21,7 +21,7 @@ times are timestamps (UTC instants).
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, cast
 
 import pyarrow as pa
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
@@ -71,7 +71,7 @@ def _arrow_target(columns: list[str]) -> pa.Schema:
     return pa.schema([(c, _convert(schema.field(c).type)[1]) for c in columns])
 
 
-class _Partition(InputPartition):  # type: ignore[misc]
+class _Partition(InputPartition):
     def __init__(self, part: WalPartition) -> None:
         super().__init__(part.index)
         self.part = part
@@ -85,7 +85,8 @@ def _options(options: dict[str, str]) -> tuple[list[str], dict[str, Any], ReadOp
     o = {k.lower(): v for k, v in options.items()}
     paths = [p for p in (o.get("path"),) if p]
     paths += [p for p in (o.get("paths") or "").split(",") if p]
-    intv = (lambda k: int(o[k]) if o.get(k) not in (None, "") else None)
+    intv: Callable[[str], int | None] = \
+        (lambda k: int(o[k]) if o.get(k) not in (None, "") else None)
     flt = record_filter(rmgr=o.get("rmgr") or None, xid=intv("xid"),
                         relation=o.get("relation") or None, block=intv("block"),
                         fork=o.get("fork") or None, fullpage=_bool(o.get("fullpage")))
@@ -99,7 +100,7 @@ def _options(options: dict[str, str]) -> tuple[list[str], dict[str, Any], ReadOp
     return paths, plan, ropts, per
 
 
-class XlogtoolsDataSource(DataSource):  # type: ignore[misc]
+class XlogtoolsDataSource(DataSource):
     """spark.read.format("xlogtools"): WAL records of the paths given."""
 
     @classmethod
@@ -114,7 +115,7 @@ class XlogtoolsDataSource(DataSource):  # type: ignore[misc]
         return _WalReader(dict(self.options), schema)
 
 
-class _WalReader(DataSourceReader):  # type: ignore[misc]
+class _WalReader(DataSourceReader):
     def __init__(self, options: dict[str, str], schema: StructType) -> None:
         self.paths, self.plan, ropts, self.per = _options(options)
         names = [f.name for f in schema.fields]
@@ -135,7 +136,8 @@ class _WalReader(DataSourceReader):  # type: ignore[misc]
 
     def read(self, partition: InputPartition) -> Iterator[pa.RecordBatch]:
         target = _arrow_target(self.columns)
-        for batch in read_partition(partition.part, self.opts):
+        # the partitions are those partitions() made (Spark hands them back)
+        for batch in read_partition(cast(_Partition, partition).part, self.opts):
             yield batch.cast(target)
 
 

@@ -15,7 +15,7 @@ from ..errors import UsageError, XlogError
 from ..lsn import Lsn
 
 
-class LsnParam(click.ParamType):
+class LsnParam(click.ParamType):  # type: ignore[type-arg]  # generic only in click >= 8.2
     name = "LSN"
 
     def convert(self, value: Any, param: Any, ctx: Any) -> Lsn:
@@ -46,7 +46,7 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
             sys.exit(1)
         except BrokenPipeError:
             try:
-                sys.stdout = None  # type: ignore[assignment]
+                sys.stdout = None
             finally:
                 sys.exit(0)
         except KeyboardInterrupt:

@@ -5,10 +5,15 @@ import os
 import re
 import sys
 
+from typing import TYPE_CHECKING, Any, cast
+
 import click
 
 from ..errors import InputError
 from . import handled, load_catalog
+
+if TYPE_CHECKING:
+    from ..gap import Position
 
 _CONN = re.compile(r"^(postgres(ql)?://|.*\w=)")
 
@@ -17,7 +22,7 @@ def _is_conn(s: str) -> bool:
     return bool(_CONN.match(s)) and not os.path.exists(s)
 
 
-def _standby_position(conn: str):  # -> (gap.Position, system identifier)
+def _standby_position(conn: str) -> tuple[Position, int]:  # (its position, system identifier)
     """A live standby's position: pg_last_wal_receive_lsn(), the end of the WAL its
     walreceiver received and flushed to disk (it keeps that value after the walreceiver
     stops); when it never streamed, pg_last_wal_replay_lsn(), the end of the last record it
@@ -58,7 +63,8 @@ def _primary_paths(spec: str) -> list[str]:
         raise InputError("a primary given as a connection string needs psycopg")
     try:
         with psycopg.connect(spec, connect_timeout=10) as c:
-            d = c.execute("SELECT current_setting('data_directory')").fetchone()[0]
+            d = cast("tuple[Any, ...]",
+                     c.execute("SELECT current_setting('data_directory')").fetchone())[0]
     except psycopg.Error as exc:
         raise InputError(f"could not connect to the primary: {str(exc).strip()}") from None
     wal = os.path.join(d, "pg_wal")

@@ -17,7 +17,7 @@ import io
 import json
 import os
 from array import array
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -30,6 +30,10 @@ from ..parse.rmgr._util import PG_EPOCH
 from . import rows
 from .filters import RecordFilter
 
+# the extension's functions (_walscan.pyi), or None without it
+_c_lsn_texts: Callable[[Any], tuple[bytes, bytes]] | None
+_c_join_rows: Callable[[int, list[tuple[Any, ...]]], tuple[bytes, bytes]] | None
+_c_time_texts: Callable[[Any, Any], tuple[bytes, bytes, bytes]] | None
 try:  # LSN texts and text lines in C (the reader's extension)
     from ..parse._walscan import (join_rows as _c_join_rows, lsn_texts as _c_lsn_texts,
                                   time_texts as _c_time_texts)
@@ -103,7 +107,8 @@ def _kinds(batch: WalBatch) -> tuple[Any, Any]:
 
 
 def _indices(mask: Any) -> list[int]:
-    return pc.indices_nonzero(mask).to_pylist()
+    out: list[int] = pc.indices_nonzero(mask).to_pylist()
+    return out
 
 
 def _xact_records(batch: WalBatch, ops: Sequence[int]) -> list[int]:
@@ -391,7 +396,7 @@ class Columns:
                  names: rows.Names | None, select: Sequence[int] | None = None) -> None:
         self.batch = batch
         self.select = select
-        take = (lambda a: a) if select is None else \
+        take: Callable[..., Any] = (lambda a: a) if select is None else \
             (lambda a, _i=pa.array(select, pa.int64()): a.take(_i))
         self.n = batch.n if select is None else len(select)
         b = batch
@@ -525,6 +530,7 @@ class Columns:
 
     def _block_strings(self) -> Any:
         """Each block reference as its JSON object text (a string array, block order)."""
+        assert _c_join_rows is not None  # the C paths of jsonl() and csv() come here
         ch = self.block_children
         nb = self.batch.nblocks
         parts = [_L('{"block_id":'), _U(ch["block_id"]), _L(',"spc":'), _U(ch["spc"]),
@@ -546,6 +552,7 @@ class Columns:
                 values.buffers()[2] or b"")
 
     def _jsonl_c(self) -> bytes:
+        assert _c_join_rows is not None  # jsonl() checked it
         parts = [_L('{"lsn":'), _S(self.lsn, 1), _L(',"lsn_int":'), _U(self.lsn_int),
                  _L(',"end_lsn":'), _S(self.end_lsn, 1), _L(',"prev_lsn":'),
                  _S(self.prev_lsn, 1), _L(',"timeline":'), _U(self.timeline),
@@ -564,6 +571,7 @@ class Columns:
         return _c_join_rows(self.n, parts)[1]
 
     def _csv_c(self) -> bytes:
+        assert _c_join_rows is not None  # csv() checked it
         u = _U
         offs, data = _c_join_rows(self.n, [self._blocks_part()])
         blocks = pa.Array.from_buffers(pa.string(), self.n, [None, pa.py_buffer(offs),
@@ -706,4 +714,5 @@ def _text(lines: Any) -> bytes:
     data = lines.buffers()[2]
     o = memoryview(offs).cast("i")
     lo, hi = o[lines.offset], o[lines.offset + len(lines)]
-    return data.slice(lo, hi - lo).to_pybytes()
+    out: bytes = data.slice(lo, hi - lo).to_pybytes()
+    return out

@@ -20,13 +20,15 @@ import os
 import struct
 from typing import IO, Any
 
+from ..errors import XlogError
+
 MAGIC = b"PAR1"
 
 # compact-protocol types
 BOOL_TRUE, BOOL_FALSE, BYTE, I16, I32, I64, DOUBLE, BINARY, LIST, SET, MAP, STRUCT = range(1, 13)
 
 
-class ThriftError(ValueError):
+class ThriftError(XlogError, ValueError):
     pass
 
 
@@ -316,7 +318,7 @@ class Stitcher:
             for rg in groups:
                 shift_row_group(rg, delta)
             self._groups += groups
-            rows = get(meta, FMD_NUM_ROWS)
+            rows: int = get(meta, FMD_NUM_ROWS)
             self._rows += rows
             if copy_range(part, self._f, len(MAGIC), body_end - len(MAGIC)) < body_end - len(MAGIC):
                 raise ThriftError("a Parquet part shorter than its footer says")

@@ -11,7 +11,9 @@ from typing import Any, Iterable
 from ..parse.record import Record
 from ..parse.rmgr import describe, identify
 from ..parse.rmgr import xact as X
-from ..parse.rmgr._util import format_time, pg_timestamp as pg_time
+from ..parse.rmgr._util import format_time, pg_timestamp
+
+pg_time = pg_timestamp  # (a name of this module: export.writers imports it from here)
 
 RM_XACT_ID = 1
 # xid -> TimestampTz (microseconds since 2000-01-01 UTC) of its top-level commit
@@ -134,7 +136,7 @@ def csv_row(rec: Record, times: CommitTimes | None = None,
     return [row[f] for f in fields(names)]
 
 
-def arrow_schema(with_relation: bool = False):  # -> pyarrow.Schema (pyarrow: Parquet only)
+def arrow_schema(with_relation: bool = False) -> Any:  # a pyarrow.Schema (pyarrow: Parquet only)
     import pyarrow as pa
 
     block = pa.struct([

@@ -105,7 +105,7 @@ def format_records(records: Sequence[Record], bkp_details: bool = False) -> str:
     if bkp_details:
         return "".join([format_record(r, True) + "\n" for r in records])
     kinds = _KINDS
-    out = []
+    out: list[str] = []
     append = out.append
     last = -1
     last_text = ""

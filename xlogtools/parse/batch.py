@@ -20,25 +20,26 @@ import os
 import struct
 from array import array
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Literal, Sequence
 
 from ..lsn import Lsn
 from .record import Record, decode_fragments
 
 # (column, array typecode) in the builder's order; the typecodes are those of memoryview.cast
 # and array.array ('I' is 4 bytes and 'Q' 8 on the platforms we build for).
-RECORD_COLUMNS: tuple[tuple[str, str], ...] = (
+TypeCode = Literal["B", "H", "I", "Q", "i"]
+RECORD_COLUMNS: tuple[tuple[str, TypeCode], ...] = (
     ("lsn", "Q"), ("end", "Q"), ("prev", "Q"), ("xid", "I"), ("toplevel_xid", "I"),
     ("info", "B"), ("rmid", "B"), ("tot_len", "I"), ("fpi_len", "I"), ("origin", "H"),
     ("main_off", "I"), ("main_len", "I"), ("rec_off", "Q"),
 )
-BLOCK_COLUMNS: tuple[tuple[str, str], ...] = (
+BLOCK_COLUMNS: tuple[tuple[str, TypeCode], ...] = (
     ("block_id", "B"), ("fork_flags", "B"), ("spc", "I"), ("db", "I"), ("rel", "I"),
     ("blk", "I"), ("has_image", "B"), ("apply_image", "B"), ("compression", "B"),
     ("image_len", "I"), ("hole_offset", "H"), ("hole_length", "H"), ("bimg_info", "B"),
     ("data_len", "I"), ("image_off", "I"), ("data_off", "I"),
 )
-TYPECODES: dict[str, str] = dict(RECORD_COLUMNS + BLOCK_COLUMNS + (("block_offsets", "i"),))
+TYPECODES: dict[str, TypeCode] = dict(RECORD_COLUMNS + BLOCK_COLUMNS + (("block_offsets", "i"),))
 # BlockRef.compression <-> the compression column's code (walrec.h WALREC_NONE/PGLZ/LZ4/ZSTD)
 COMPRESSIONS: tuple[str | None, ...] = (None, "pglz", "lz4", "zstd")
 _COMPRESSION_CODE = {c: i for i, c in enumerate(COMPRESSIONS)}
@@ -169,6 +170,7 @@ class WalBatch:
 
 
 _BLOCK_NAMES = frozenset(n for n, _c in BLOCK_COLUMNS)
+_c_main_u64: Callable[..., bytes] | None  # the extension's (_walscan.pyi), or None
 try:
     from ._walscan import main_u64 as _c_main_u64
 except ImportError:  # pragma: no cover - without the C extension

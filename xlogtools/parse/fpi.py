@@ -24,7 +24,8 @@ def decompress_image(method: str, src: bytes, rawsize: int) -> bytes:
     if method == "lz4":
         import lz4.block
 
-        return lz4.block.decompress(src, uncompressed_size=rawsize)
+        out: bytes = lz4.block.decompress(src, uncompressed_size=rawsize)
+        return out
     if method == "zstd":
         import zstandard
 

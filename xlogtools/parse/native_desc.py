@@ -23,10 +23,27 @@ import sys
 from array import array
 from itertools import accumulate
 from operator import attrgetter
-from typing import Any, Sequence
+from typing import Any, Protocol, Sequence
 
 from .record import Record
 
+
+
+class _Waldesc(Protocol):
+    """What this module calls of the extension (its stub: _waldesc.pyi)."""
+
+    def describe_batch(self, arena: Any, rec_offsets: Any, n: int, major: int, blcksz: int, /
+                       ) -> tuple[bytes, bytes, bytes]: ...
+    def identify_batch(self, arena: Any, rec_offsets: Any, n: int, major: int, /
+                       ) -> tuple[bytes, bytes, bytes]: ...
+    def waldump_lines(self, arena: Any, rec_offsets: Any, lsns: Any, n: int, major: int,
+                      blcksz: int, bkp_details: bool, desc_offsets: Any, desc_data: Any, /
+                      ) -> bytes: ...
+    def splice(self, desc_offsets: Any, desc_data: Any, n: int, indexes: Sequence[int],
+               texts: Sequence[bytes], /) -> tuple[bytes, bytes]: ...
+
+
+_c: _Waldesc | None
 try:
     from . import _waldesc as _c
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
@@ -60,14 +77,14 @@ def describe_batch(arena: Any, rec_offsets: Any, n: int, major: int, blcksz: int
                    ) -> tuple[bytes, bytes, bytes]:
     """(desc_offsets: n + 1 int32, desc_data: UTF-8, fallback: n uint8; 1 = left to Python)."""
     assert _c is not None
-    return _c.describe_batch(arena, rec_offsets, n, major, blcksz)  # type: ignore[no-any-return]
+    return _c.describe_batch(arena, rec_offsets, n, major, blcksz)
 
 
 def identify_batch(arena: Any, rec_offsets: Any, n: int, major: int
                    ) -> tuple[bytes, bytes, bytes]:
     """The record type texts (record_type(): 'INSERT+INIT', 'UNKNOWN (30)'), same layout."""
     assert _c is not None
-    return _c.identify_batch(arena, rec_offsets, n, major)  # type: ignore[no-any-return]
+    return _c.identify_batch(arena, rec_offsets, n, major)
 
 
 def waldump_lines(arena: Any, rec_offsets: Any, lsns: Any, n: int, major: int, blcksz: int,
@@ -75,7 +92,7 @@ def waldump_lines(arena: Any, rec_offsets: Any, lsns: Any, n: int, major: int, b
     """pg_waldump's lines of the records (each ended by a newline), with the given final
     descriptions; `lsns`: n uint64 record start LSNs."""
     assert _c is not None
-    return _c.waldump_lines(arena, rec_offsets, lsns, n, major, blcksz,  # type: ignore[no-any-return]
+    return _c.waldump_lines(arena, rec_offsets, lsns, n, major, blcksz,
                             bkp_details, desc_offsets, desc_data)
 
 
@@ -83,7 +100,7 @@ def splice(desc_offsets: Any, desc_data: Any, n: int, indexes: Sequence[int],
            texts: Sequence[bytes]) -> tuple[bytes, bytes]:
     """describe_batch's result with the texts of `indexes` put in (the fallbacks)."""
     assert _c is not None
-    return _c.splice(desc_offsets, desc_data, n, list(indexes), list(texts))  # type: ignore[no-any-return]
+    return _c.splice(desc_offsets, desc_data, n, list(indexes), list(texts))
 
 
 def describe_texts(records: Sequence[Record], arena_: bytes, rec_offsets: bytes,
@@ -118,4 +135,4 @@ def describe_records(records: Sequence[Record], bkp_details: bool = False) -> st
     lsns = array("Q", map(_lsn, records)).tobytes()
     out = _c.waldump_lines(arena_, rec_offsets, lsns, len(records), major, blcksz, bkp_details,
                            offs, data)
-    return out.decode("utf-8", "surrogateescape")  # type: ignore[no-any-return]
+    return out.decode("utf-8", "surrogateescape")

@@ -7,8 +7,10 @@ nibble of byte 0 << 8 | byte 1); length 18 means "add byte 2".
 """
 from __future__ import annotations
 
+from ..errors import XlogError
 
-class PglzError(ValueError):
+
+class PglzError(XlogError, ValueError):
     pass
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import os
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Callable, Iterator, Protocol, cast
 
 from ..lsn import Lsn
 from . import layout as L
@@ -20,6 +20,23 @@ from .record import BlockRef, DecodeError, Record, decode_fragments
 from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
 from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
 
+if TYPE_CHECKING:
+    from _typeshed import ReadableBuffer
+
+    from ._walscan import Builder
+
+
+class _Crc32c(Protocol):
+    """crc32c(data, value=0): the extension's, or the crc32c package's."""
+
+    def __call__(self, data: ReadableBuffer, value: int = 0, /) -> int: ...
+
+
+# the extension's names, or None without it (the stub _walscan.pyi has their signatures)
+_cscan: Callable[..., tuple[int, int, int, int, int]] | None
+_c_crc32c: _Crc32c | None
+_CBuilder: type[Builder] | None
+crc32c: _Crc32c
 try:  # the C walk of ordinary records (setup.py builds it when a compiler is there)
     from ._walscan import Builder as _CBuilder, crc32c as _c_crc32c, scan as _cscan
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
@@ -300,8 +317,10 @@ class WalReader:
         seg_base = 0
         seg_name = ""
         tli = tli_lo = tli_hi = major = 0
-        cur: Lsn | None = None  # Lsn object of nxt (the last record's end)
-        prev_obj: Lsn | None = None  # Lsn object of prev (the last record's lsn)
+        # None until the slow path read a record (page >= 0), which the fast path waits for
+        cur = cast(Lsn, None)  # Lsn object of nxt (the last record's end)
+        prev_obj = cast(Lsn, None)  # Lsn object of prev (the last record's lsn)
+        rec: Record | int | None
         # Skip records before the requested start, as pg_waldump does.
         while True:
             if nxt >= until_lim:
@@ -385,6 +404,7 @@ class WalReader:
         are walked by the C extension when it is built; each record it stops before (anything
         unusual, and all damage) is read by _read(), so the result and the messages are the
         same either way."""
+        rec: Record | int | None
         if _cscan is None or not self.verify_crc:
             n = 0
             for rec in self:

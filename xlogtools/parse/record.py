@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass, field
 
+from ..errors import XlogError
 from ..lsn import Lsn
 from . import layout as L
 
@@ -18,7 +19,7 @@ _RELFILE = L.RELFILE.unpack_from
 _IMAGE = L.IMAGE_HEADER.unpack_from
 
 
-class DecodeError(Exception):
+class DecodeError(XlogError):
     """Fragment headers that do not add up; message in PostgreSQL's words (without LSN)."""
 
 

@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..errors import ClusterMismatch, InputError
 from ..lsn import Lsn, parse_segment_name, segment_name
@@ -64,7 +64,15 @@ class ClusterInfo:
     pg_major: int
 
 
-def open_decompressed(path: Path, compression: str | None):  # -> BinaryIO
+class BinaryReader(Protocol):
+    """What open_decompressed() returns: a binary file (plain, gzip, bz2, zstd or lz4)."""
+
+    def read(self, size: int = -1, /) -> bytes: ...
+    def __enter__(self) -> BinaryReader: ...
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any, /) -> Any: ...
+
+
+def open_decompressed(path: Path, compression: str | None) -> BinaryReader:
     if compression is None:
         return open(path, "rb")
     if compression == "gz":
@@ -82,7 +90,8 @@ def open_decompressed(path: Path, compression: str | None):  # -> BinaryIO
     if compression == "lz4":
         import lz4.frame
 
-        return lz4.frame.open(path, "rb")
+        lz4_file: BinaryReader = lz4.frame.open(path, "rb")
+        return lz4_file
     raise InputError(f"unsupported compression .{compression}", file=str(path))
 
 

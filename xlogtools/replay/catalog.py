@@ -376,7 +376,8 @@ def _capture(conn: Any) -> Catalog:
                 "AND c.relkind IN ('r', 't', 'm') AND pg_relation_filenode(c.oid) IS NOT NULL",
                 (FIRST_NORMAL_OBJECT_ID,))
     system = sorted(int(x[0]) for x in cur.fetchall())
-    covered = {(r.tablespace_oid, r.relfilenode) for r in rels.values()}
+    covered: set[tuple[int, int | None]] = {(r.tablespace_oid, r.relfilenode)
+                                            for r in rels.values()}
     covered |= {(r.tablespace_oid, r.toast_relfilenode) for r in rels.values()}
     covered |= {(ix["tablespace_oid"], ix["relfilenode"]) for r in rels.values() for ix in r.indexes}
     cur.execute(_OTHERS)

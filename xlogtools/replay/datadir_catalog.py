@@ -286,14 +286,15 @@ def assemble(dd: DataDir, rows: CatalogRows, settings: dict[str, str] | None = N
                             enum_labels=[x[1] for x in ordered],
                             enum_oids=[x[2] for x in ordered], category=t["typcategory"])
     for r in rels.values():
-        for c in r.columns:
-            ti = types.get(c.type_oid)
+        for col in r.columns:
+            ti = types.get(col.type_oid)
             if ti is not None and ti.element_type_oid and ti.length == -1:
-                c.element_type_oid = ti.element_type_oid
+                col.element_type_oid = ti.element_type_oid
 
     system = sorted(n for c in classes.values() if c["oid"] < FIRST_NORMAL_OBJECT_ID and
                     c["relkind"] in ("r", "t", "m") and (n := filenode(c)) is not None)
-    covered = {(r.tablespace_oid, r.relfilenode) for r in rels.values()}
+    covered: set[tuple[int, int | None]] = {(r.tablespace_oid, r.relfilenode)
+                                            for r in rels.values()}
     covered |= {(r.tablespace_oid, r.toast_relfilenode) for r in rels.values()}
     covered |= {(ix["tablespace_oid"], ix["relfilenode"]) for r in rels.values()
                 for ix in r.indexes}

@@ -13,6 +13,8 @@ from __future__ import annotations
 import struct
 from typing import Iterator
 
+from ..errors import XlogError
+
 LP_UNUSED, LP_NORMAL, LP_REDIRECT, LP_DEAD = 0, 1, 2, 3
 SIZE_OF_PAGE_HEADER = 24
 
@@ -30,7 +32,7 @@ Key = tuple[int, int, int, int]  # spc, db, rel, blk
 Item = bytes | int | _Dead  # tuple, redirect target, dead line pointer
 
 
-class PageFormatError(ValueError):
+class PageFormatError(XlogError, ValueError):
     pass
 
 

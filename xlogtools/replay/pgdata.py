@@ -311,7 +311,7 @@ class DataDir:
             xid_b = self._slru_byte("pg_multixact/members", page, group + 4 + (m % 4) * 4, 4)
             if flag is None or xid_b is None:
                 return None
-            xid = struct.unpack("<I", xid_b)[0]
+            xid: int = struct.unpack("<I", xid_b)[0]
             if xid == 0:
                 return None
             if flag[0] in (4, 5):

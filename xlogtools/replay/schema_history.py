@@ -189,7 +189,7 @@ class SchemaHistory:
     # -- versions ---------------------------------------------------------------------------------
     def _deleter(self, tup: bytes) -> int:
         """The xid that ended a tuple by its header (0: not ended; a lock ends nothing)."""
-        xmax = _II(tup, 0)[1]
+        xmax: int = _II(tup, 0)[1]
         im = _H(tup, 20)[0]
         if im & HEAP_XMAX_INVALID or xmax == 0:
             return 0

@@ -10,10 +10,13 @@ read could not reconstruct) becomes a comment that says so; nothing is guessed.
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any, Iterable, Iterator, TextIO
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, TextIO, cast
 
 from .api import RowChange
 from .catalog import Catalog, Relation
+
+if TYPE_CHECKING:
+    from .schema_history import SchemaHistory
 
 HEADER = """\
 -- {what} written by xlogtools replay from WAL; database {db}
@@ -44,7 +47,7 @@ class SqlWriter:
     def __init__(self, catalog: Catalog, timezone: str = "UTC", history: Any = None) -> None:
         self.catalog = catalog
         self.timezone = timezone
-        self.history = history
+        self.history: SchemaHistory | None = history
         self.rels = {(r.schema, r.name): r for r in catalog.relations}
 
     def header(self, what: str) -> str:
@@ -56,7 +59,7 @@ class SqlWriter:
         if ch.schema is None or ch.table is None:
             return None
         if self.history is not None and ch.relation.count("/") == 2:
-            loc = tuple(int(x) for x in ch.relation.split("/"))
+            loc = cast("tuple[int, int, int]", tuple(int(x) for x in ch.relation.split("/")))
             r, _uncertain = self.history.relation_at(loc, ch.lsn, ch.writer_xid)
             if r is not None and (r.schema, r.name) == (ch.schema, ch.table):
                 return r

@@ -10,8 +10,9 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import XlogError
 from . import types as T
 
 if TYPE_CHECKING:
@@ -35,6 +36,17 @@ _EXTERNAL = struct.Struct("<iIII").unpack_from  # va_rawsize va_extinfo va_value
 
 _ALIGN = {"c": 1, "s": 2, "i": 4, "d": 8}
 
+
+
+class _Deformer(Protocol):
+    """The extension's functions (its stub: _deform.pyi)."""
+
+    def timestamptz_utc(self, usecs: int, /) -> str | None: ...
+    def deform_render(self, tup: Any, plan: CPlan, missing: object, /
+                      ) -> tuple[list[Datum], list[str | None]] | None: ...
+
+
+_C: _Deformer | None
 try:  # the optional C deformer (_deform.c): same datums, and the text of common types
     from . import _deform as _C
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
@@ -43,7 +55,7 @@ if os.environ.get("XLOGTOOLS_NO_C"):
     _C = None
 
 
-class TupleError(ValueError):
+class TupleError(XlogError, ValueError):
     """A tuple whose bytes do not add up to the relation's columns."""
 
 
@@ -325,11 +337,11 @@ def _deform_known(tup: bytes, layout: list[tuple[int, int, int]], natts: int, ho
 
 
 # --- rendering ---------------------------------------------------------------------------------
-class Unresolved(Exception):
+class Unresolved(XlogError):
     """A value that cannot be known from the WAL read (e.g. TOAST chunks before the start)."""
 
 
-class Undecodable(Exception):
+class Undecodable(XlogError):
     """A value that is not shown as PostgreSQL's text: a type without an output function here,
     or bytes that are no value of the type. `text` is the raw bytes (`\\x<hex>`) shown in
     its place, `why` says which."""

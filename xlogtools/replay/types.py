@@ -18,6 +18,7 @@ import uuid as _uuid
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
+from ..errors import XlogError
 from ..parse.rmgr._util import PG_EPOCH
 
 # Built-in type OIDs (catalog/pg_type.dat; stable across 13-18).
@@ -44,7 +45,7 @@ _f32 = struct.Struct("<f").unpack_from
 _f64 = struct.Struct("<d").unpack_from
 
 
-class BadDatum(ValueError):
+class BadDatum(XlogError, ValueError):
     """Bytes that are not a value of the type: a length, count or range that does not fit."""
 
 
@@ -411,7 +412,7 @@ def _time_str(t: int) -> str:
 
 def _time_of_day(b: bytes, what: str) -> int:
     need(b, 8, what)
-    t = _i64(b, 0)[0]
+    t: int = _i64(b, 0)[0]
     if not 0 <= t <= USECS_PER_DAY:  # 24:00:00 is allowed
         raise BadDatum(f"{what} {t} outside 00:00:00..24:00:00")
     return t

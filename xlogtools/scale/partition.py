@@ -363,7 +363,8 @@ def _columns(batches: Iterator[tuple[Any, int]], flt: RecordFilter, index: Any,
 
             from ..export.columns import filter_mask
 
-            select = [i for i in pc.indices_nonzero(filter_mask(batch, flt)).to_pylist() if i < k]
+            select: list[int] | None = [
+                i for i in pc.indices_nonzero(filter_mask(batch, flt)).to_pylist() if i < k]
         else:
             select = None if k == batch.n else list(range(k))
         if select is None or select:

@@ -209,7 +209,7 @@ class Backend:
                 self.state = BState.CLOSED
                 return ConnectionClosed()
             return NEED_DATA
-        self._recv_transition(ev)  # type: ignore[arg-type]
+        self._recv_transition(ev)
         return ev
 
     def _recv_transition(self, ev: ClientMessage) -> None:

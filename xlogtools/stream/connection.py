@@ -11,7 +11,7 @@ import asyncio
 import os
 import socket
 import ssl
-from typing import Callable
+from typing import Any, Callable
 
 from .auth import AuthError, Authenticator, check_require_auth, method_name
 from .conninfo import ConnParams, Host
@@ -212,7 +212,7 @@ class Connection:
             raise ConnectError(f"{where}: SSL error: {reason}") from None
         if new is None:
             raise ConnectError(f"{where}: SSL connection closed during the handshake")
-        wire.transport = new  # type: ignore[assignment]
+        wire.transport = new
         return True
 
     @staticmethod
@@ -362,7 +362,7 @@ class Connection:
                 if isinstance(ev, NoticeResponse):
                     self.notices.append(ev)
                     continue
-                return ev  # type: ignore[return-value]
+                return ev
             left = None if deadline is None else deadline - loop.time()
             if left is not None and left <= 0:
                 raise asyncio.TimeoutError()
@@ -400,7 +400,7 @@ class Connection:
 
     async def _results_from(self, first: ServerEvent, what: str, timeout: float | None
                             ) -> QueryResult:
-        cols: tuple = ()
+        cols: tuple[Any, ...] = ()
         rows: list[tuple[bytes | None, ...]] = []
         tag = ""
         ev: ServerEvent = first
@@ -495,4 +495,4 @@ async def _next(wire: _Wire, where: str) -> ServerEvent:
         if isinstance(ev, ConnectionClosed):
             detail = f": {wire.lost}" if wire.lost else ""
             raise ConnectError(f"{where}: server closed the connection unexpectedly{detail}")
-        return ev  # type: ignore[return-value]
+        return ev

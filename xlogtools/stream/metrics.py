@@ -16,7 +16,7 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import UsageError
 from ..lsn import Lsn
@@ -85,7 +85,7 @@ def snapshot(rec: "Receiver", clock: LagClock) -> ReceiverStatus:
     written = int(a.written) if a is not None else 0
     flushed = int(a.flushed) if a is not None else 0
     r = rec.result
-    lsn = (lambda v: str(Lsn(v)) if v else None)  # noqa: E731
+    lsn: Callable[[int], str | None] = (lambda v: str(Lsn(v)) if v else None)  # noqa: E731
     verified = a.verifier.records if a is not None and a.verifier is not None else 0
     return ReceiverStatus(
         state=rec.state, timeline=a.timeline if a is not None else 0,
@@ -187,7 +187,7 @@ class Publisher:
         self.listen = parse_listen(listen) if listen else None
         self.status_file = status_file
         self.clock = LagClock()
-        self._server: asyncio.AbstractServer | None = None
+        self._server: asyncio.Server | None = None
         self._task: asyncio.Task[None] | None = None
 
     @property

@@ -197,7 +197,7 @@ class Frontend:
                 self.state = State.CLOSED
                 return ConnectionClosed()
             return NEED_DATA
-        self._server_transition(ev)  # type: ignore[arg-type]
+        self._server_transition(ev)
         return ev
 
     def _server_transition(self, ev: ServerEvent) -> None:

@@ -186,14 +186,14 @@ class Receiver:
             self.status_line.clear()
             if self.archive is not None:
                 self.archive.close()
-                r = self.result
-                r.flushed = self.archive.flushed
-                r.segments_completed = self.archive.segments_completed
+                res = self.result
+                res.flushed = self.archive.flushed
+                res.segments_completed = self.archive.segments_completed
                 if self.archive.verifier is not None:
-                    r.records_verified = self.archive.verifier.records
+                    res.records_verified = self.archive.verifier.records
                 log.info("flushed up to %s (timeline %d); %d segments completed, %d records "
-                         "verified", r.flushed, r.timeline, r.segments_completed,
-                         r.records_verified)
+                         "verified", res.flushed, res.timeline, res.segments_completed,
+                         res.records_verified)
             exc = sys.exc_info()[1]
             self.report("stopped", str(exc) if exc is not None else self.result.stop_reason)
 

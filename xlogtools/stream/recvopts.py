@@ -4,6 +4,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,7 +28,7 @@ class ReceiveError(XlogError):
 class ReceiveOptions:
     """What `xlogtools receive` takes (see its --help for each option)."""
 
-    directory: str | Path
+    directory: str | os.PathLike[str]
     conninfo: str | None = None
     host: str | None = None
     port: str | None = None

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass
 from typing import Union
 
+from ..errors import XlogError
 from ..lsn import Lsn
 from .backend import FEATURE_NOT_SUPPORTED, SYNTAX_ERROR
 
@@ -48,7 +49,7 @@ ReplicationCommand = Union[IdentifySystem, Show, TimelineHistory, StartReplicati
                            ReadReplicationSlot, EmptyCommand]
 
 
-class CommandError(Exception):
+class CommandError(XlogError):
     """A command we refuse: becomes an ErrorResponse (ERROR) with this SQLSTATE."""
 
     def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
+from ..errors import XlogError
 from .connerrors import ConnectError, ServerError
 
 BACKOFF_FIRST = 0.5
@@ -12,7 +13,7 @@ BACKOFF_MAX = 10.0
 PERMANENT_SQLSTATES = {"42704", "58P01", "42501", "28000", "28P01", "55000"}
 
 
-class Retry(Exception):
+class Retry(XlogError):
     """The session ended in a way a new connection may fix; `storage`: because the archive's
     storage refused a write or fsync (full, read-only, I/O error), not the connection."""
 

@@ -14,7 +14,9 @@ import hmac
 import re
 import secrets
 from dataclasses import dataclass
+from typing import Callable
 
+from ..errors import XlogError
 from .backend import INVALID_PASSWORD, PROTOCOL_VIOLATION
 
 
@@ -40,7 +42,7 @@ class ScramVerifier:
         return cls(it, salt, sk, svk)
 
     def text(self) -> str:
-        b = lambda x: base64.b64encode(x).decode()  # noqa: E731
+        b: Callable[[bytes], str] = lambda x: base64.b64encode(x).decode()  # noqa: E731
         return (f"SCRAM-SHA-256${self.iterations}:{b(self.salt)}${b(self.stored_key)}:"
                 f"{b(self.server_key)}")
 
@@ -51,7 +53,7 @@ class ScramVerifier:
         return cls(4096, h[:16], secrets.token_bytes(32), secrets.token_bytes(32))
 
 
-class ScramError(Exception):
+class ScramError(XlogError):
     def __init__(self, sqlstate: str, message: str, detail: str | None = None) -> None:
         super().__init__(message)
         self.sqlstate = sqlstate

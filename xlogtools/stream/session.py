@@ -8,7 +8,7 @@ import logging
 import os
 import secrets
 import ssl
-from typing import Any
+from typing import Any, cast
 
 from .backend import (BYTEAOID, FEATURE_NOT_SUPPORTED, INT8OID, INVALID_AUTHORIZATION,
                       INVALID_PASSWORD, TEXTOID, UNDEFINED_FILE, CancelRequest, GSSENCRequest,
@@ -45,7 +45,8 @@ class Session(SessionIO):
                     and not self.st.ssl:
                 # Stop reading before answering: the client's ClientHello follows the 'S' at
                 # once and must reach the TLS layer, not the plain stream's buffer.
-                self.writer.transport.pause_reading()
+                # (typeshed's StreamWriter.transport is a WriteTransport; it is a socket's)
+                cast(asyncio.Transport, self.writer.transport).pause_reading()
                 self.send(SSLResponse(True))  # 'S', then the TLS handshake on this socket
                 await self.drain()
                 try:

@@ -9,11 +9,15 @@ import contextlib
 import ipaddress
 import logging
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from ..errors import XlogError
 from .backend import Backend
 from .messages import NEED_DATA
 from .status import ClientStatus
+
+if TYPE_CHECKING:
+    from .sendable import Archive
 
 log = logging.getLogger("xlogtools.serve")
 
@@ -31,8 +35,11 @@ def peer_is_loopback(host: str) -> bool:
     return is_loopback(host.split("%")[0]) or host.startswith("::ffff:127.")
 
 
-class Drop(Exception):
+class Drop(XlogError):
     """End this client's connection (the reason was logged / sent)."""
+
+    def __init__(self, message: str = "") -> None:  # raised as Drop()
+        super().__init__(message)
 
 
 class SessionIO:
@@ -42,7 +49,7 @@ class SessionIO:
                  writer: asyncio.StreamWriter, st: ClientStatus) -> None:
         self.server = server
         self.opts = server.options
-        self.archive = server.archive
+        self.archive: Archive = server.archive
         self.reader = reader
         self.writer = writer
         self.st = st

@@ -105,8 +105,8 @@ def server_status(directory: Any, timeline: int | None, end: int,
                   upstream: UpstreamStatus | None, clients: list[ClientStatus]) -> dict[str, Any]:
     """The status dict of a walsender over `directory` whose WAL ends at `end` (0: no WAL)."""
     upstream_end = upstream.end if upstream is not None else None
-    out = {"time": iso_time(time.time()), "directory": str(directory),
-           "timeline": timeline, "archive_end_lsn": str(Lsn(end))}
+    out: dict[str, Any] = {"time": iso_time(time.time()), "directory": str(directory),
+                           "timeline": timeline, "archive_end_lsn": str(Lsn(end))}
     if upstream is not None:
         out["upstream"] = upstream.as_json()
     out["clients"] = [c.as_json(end, upstream_end) for c in clients]

@@ -17,6 +17,8 @@ from .archive import ArchiveError, WalArchive
 from .connection import Connection
 from .connerrors import ConnectionLost
 
+# the extension's one function (_syncpump.pyi), or None without it
+_c_pump: Callable[..., tuple[int, int, int, int, bytes, int, str, int, int]] | None
 try:
     from ._syncpump import pump as _c_pump
 except ImportError:  # pragma: no cover - no C compiler at install time

@@ -34,6 +34,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ..errors import XlogError
 from . import pgbin
 from .pgbin import Unavailable
 
@@ -46,7 +47,7 @@ _COMPRESSION = ("off", "on", "pglz", "lz4", "zstd")
 _T = TypeVar("_T")
 
 
-class ClusterError(RuntimeError):
+class ClusterError(XlogError, RuntimeError):
     """A cluster operation failed; the message carries stderr and the server log's tail."""
 
     def __init__(self, message: str, returncode: int | None = None, stderr: str = "") -> None:
@@ -241,8 +242,9 @@ class Cluster:
     def init(self) -> Cluster:
         """initdb with trust auth, C locale, UTF8 and the requested WAL segment size."""
         self._mkdir(self.base)
-        cmd = [self.bindir / "initdb", "-D", self.datadir, "-U", SUPERUSER, "-A", "trust",
-               "-E", "UTF8", "--locale=C", "--no-sync", f"--wal-segsize={self.wal_segsize_mb}"]
+        cmd: list[str | os.PathLike[str]] = [
+            self.bindir / "initdb", "-D", self.datadir, "-U", SUPERUSER, "-A", "trust",
+            "-E", "UTF8", "--locale=C", "--no-sync", f"--wal-segsize={self.wal_segsize_mb}"]
         if self.data_checksums:
             cmd.append("--data-checksums")
         elif self.data_checksums is False and self.major >= 18:
@@ -409,7 +411,8 @@ class Cluster:
     def psql_raw(self, args: Sequence[str], *, db: str = "postgres", input: str | None = None,
                  timeout: float = 120) -> str:
         """psql -X -v ON_ERROR_STOP=1 <connection> ARGS; returns stdout (raises on failure)."""
-        cmd = [self.tool("psql"), "-X", "-v", "ON_ERROR_STOP=1", *self._conn_args(db), *args]
+        cmd: list[str | os.PathLike[str]] = [self.tool("psql"), "-X", "-v", "ON_ERROR_STOP=1",
+                                              *self._conn_args(db), *args]
         return self.run(cmd, input=input, timeout=timeout).stdout
 
     def sql(self, query: str, db: str = "postgres", timeout: float = 120
@@ -431,8 +434,8 @@ class Cluster:
 
     def pgbench(self, args: Sequence[str], db: str = "postgres", timeout: float = 600) -> str:
         """pgbench <connection> ARGS DB (13 borrows another major's pgbench); returns stdout."""
-        cmd = [self.tool("pgbench"), "-h", HOST, "-p", str(self.port), "-U", SUPERUSER,
-               *args, db]
+        cmd: list[str | os.PathLike[str]] = [self.tool("pgbench"), "-h", HOST, "-p",
+                                              str(self.port), "-U", SUPERUSER, *args, db]
         return self.run(cmd, timeout=timeout).stdout
 
     def current_lsn(self) -> str:

@@ -37,6 +37,9 @@ import subprocess
 import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
+
+from ..errors import XlogError
 
 __all__ = [
     "MAJORS",
@@ -66,7 +69,7 @@ _INSTALL_TIMEOUT = 1800
 _RUN_TIMEOUT = 60
 
 
-class Unavailable(Exception):
+class Unavailable(XlogError):
     """The requested binaries (or feature) do not exist here; the message says why."""
 
     @property
@@ -97,7 +100,7 @@ def server_user() -> pwd.struct_passwd | None:
         ) from None
 
 
-def _as_server_user() -> dict[str, object]:
+def _as_server_user() -> dict[str, Any]:
     """subprocess keyword arguments that drop root privileges to the server user."""
     user = server_user()
     if user is None:
