@@ -26,7 +26,7 @@ from ..parse import layout as L
 from ..parse.batch import COMPRESSIONS, WalBatch
 from ..parse.rmgr import describer, identify_info
 from ..parse.rmgr import xact as X
-from ..parse.rmgr._util import PG_EPOCH
+from ..parse.pgtime import PG_EPOCH
 from . import rows
 from .filters import RecordFilter
 

@@ -16,7 +16,7 @@ import sys
 import time
 from collections import deque
 from dataclasses import dataclass, field, replace
-from typing import IO, TYPE_CHECKING, Any, Iterator, Sequence
+from typing import IO, TYPE_CHECKING, Any, Generator, Iterator, Sequence
 
 from ..errors import InputError
 from ..lsn import Lsn
@@ -186,7 +186,8 @@ def _selection(batch: Any, flt: RecordFilter) -> list[int] | None:
     from .columns import filter_mask
     import pyarrow.compute as pc
 
-    return pc.indices_nonzero(filter_mask(batch, flt)).to_pylist()
+    picked: list[int] = pc.indices_nonzero(filter_mask(batch, flt)).to_pylist()
+    return picked
 
 
 def _dump_batches(reader: WalReader, opts: DumpOptions, sink: Sink, times: Any,
@@ -434,7 +435,8 @@ def _unportable(chunk: Any) -> Any:
     return payload
 
 
-def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int) -> Iterator[_Part]:
+def _ordered(pool: ProcessPoolExecutor, args: list[Any], ahead: int
+             ) -> Generator[_Part, None, None]:
     """pool.map, but at most `ahead` ranges in flight: memory stays bounded when the writer
     is slower than the decoders."""
     pending: deque[Any] = deque()
@@ -604,7 +606,7 @@ def _dump_stats(reader: WalReader, opts: DumpOptions, stdout: IO[str] | None) ->
     text = format_stats(counting(), major, per_record=opts.stats == "record")
     out = stdout or sys.stdout
     if opts.output not in (None, "-"):
-        with open(opts.output, "w", encoding="utf-8") as f:  # type: ignore[arg-type]
+        with open(opts.output, "w", encoding="utf-8") as f:
             f.write(text)
     else:
         out.write(text)

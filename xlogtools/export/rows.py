@@ -11,7 +11,7 @@ from typing import Any, Iterable
 from ..parse.record import Record
 from ..parse.rmgr import describe, identify
 from ..parse.rmgr import xact as X
-from ..parse.rmgr._util import format_time, pg_timestamp
+from ..parse.pgtime import format_time, pg_timestamp
 
 pg_time = pg_timestamp  # (a name of this module: export.writers imports it from here)
 

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
 from ..parse.record import BlockRef, Record
-from ..parse.rmgr import (RM_MAX_BUILTIN_ID, RM_MIN_CUSTOM_ID, describer, identify, identify_info,
-                          rmgr_name)
+from ..parse.rmgr import describer, identify, identify_info, rmgr_name
+from ..parse.rmgr.ids import RM_MAX_BUILTIN_ID, RM_MIN_CUSTOM_ID
 
 __all__ = ["format_record", "format_records", "format_stats", "record_line", "block_refs"]
 

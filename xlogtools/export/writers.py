@@ -11,13 +11,16 @@ import csv
 import io
 import json
 import sys
-from typing import IO, Any, Callable, Sequence
+from typing import TYPE_CHECKING, IO, Any, Callable, Sequence
 
 from ..errors import InputError
 from ..parse import layout as L
 from ..parse.record import Record
 from . import rows
 from .text import format_record as text_line
+
+if TYPE_CHECKING:
+    from .columns import CommitIndex
 
 # Records per chunk. Small enough that a chunk's records (three objects each that the cyclic
 # garbage collector tracks) mostly die young: with 20000, collections of the older generations
@@ -209,7 +212,7 @@ def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None
     return pa.RecordBatch.from_arrays(arrays, schema=schema)
 
 
-def format_batch(batch: Any, fmt: str, times: rows.CommitTimes | None = None,
+def format_batch(batch: Any, fmt: str, times: CommitIndex | None = None,
                  names: rows.Names | None = None, select: Sequence[int] | None = None,
                  bkp_details: bool = False) -> Any:
     """format_chunk() of a WalBatch's records (or of those `select` names), for jsonl, csv

@@ -33,10 +33,10 @@ from typing import Iterable, Sequence
 
 from ..errors import InputError, UsageError
 from ..parse.source import HistoryEntry
-from .results import (Beyond, Checkpoint, Commit, Gap, LocateResult, TimelineEnd, format_time,
-                      pg_timestamp)
+from ..parse.pgtime import format_time, pg_timestamp
+from .results import Beyond, Checkpoint, Commit, Gap, LocateResult, TimelineEnd
 from .timeline import (DEFAULT_CHECKPOINT_SEARCH_BYTES, DEFAULT_COMMIT_SEARCH_BYTES,
-                       DEFAULT_TAIL_BYTES, SCANS, _Source, _Timeline, _no_segments)
+                       DEFAULT_TAIL_BYTES, SCANS, LocateSource, TimelineLocator, no_segments)
 
 PathArg = str | os.PathLike[str]
 
@@ -62,7 +62,7 @@ def locate(paths: Sequence[PathArg] | PathArg | None = None, *, timeline: int | 
         raise UsageError(f"scan must be one of {', '.join(SCANS)}, not {scan!r}")
     if isinstance(paths, (str, os.PathLike)):
         paths = [paths]
-    src = _Source.open(list(paths) if paths else None)
+    src = LocateSource.open(list(paths) if paths else None)
     assert src.cluster is not None
     with_files = {t for t, _s in src.files}
     known = set(with_files) | set(src.histories)
@@ -74,10 +74,10 @@ def locate(paths: Sequence[PathArg] | PathArg | None = None, *, timeline: int | 
     out = []
     for tli in sorted(known) if timeline is None else [timeline]:
         if tli in with_files:
-            res = _Timeline(src, tli, scan, tail_bytes, checkpoint_search_bytes,
+            res = TimelineLocator(src, tli, scan, tail_bytes, checkpoint_search_bytes,
                             commit_search_bytes).locate()
         else:
-            res = _no_segments(tli)
+            res = no_segments(tli)
         out.append(_with_history(res, src.histories))
     cl = src.cluster
     return LocateResult(cl.sysid, cl.pg_major, cl.seg_size, cl.block_size, scan, out)

@@ -8,7 +8,7 @@ from typing import Any
 
 from ..lsn import Lsn
 
-from ..parse.pgtime import format_time, pg_timestamp  # noqa: F401 (re-exported)
+from ..parse.pgtime import format_time
 
 
 # --- results --------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import collections
 import mmap
 import os
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..lsn import Lsn, segment_name
 from ..parse import layout as L
@@ -19,7 +19,8 @@ from ..parse.rmgr.ids import RM_XACT_ID, RM_XLOG_ID
 from ..parse.rmgr.xlog import (CHECKPOINT_ONLINE, CHECKPOINT_SHUTDOWN, SIZEOF_CHECKPOINT,
                                checkpoint as checkpoint_data, is_checkpoint)
 from ..parse.source import SegmentFile, WalSource, map_file, read_file_bytes
-from .results import Beyond, Checkpoint, Commit, Gap, TimelineEnd, pg_timestamp
+from ..parse.pgtime import pg_timestamp
+from .results import Beyond, Checkpoint, Commit, Gap, TimelineEnd
 
 DEFAULT_TAIL_BYTES = 1 << 20
 DEFAULT_CHECKPOINT_SEARCH_BYTES = 1 << 30
@@ -32,6 +33,7 @@ CHECKPOINT_TOT_LEN = L.SIZE_OF_XLOG_RECORD + 2 + SIZEOF_CHECKPOINT
 # xl_tot_len and xl_xid (a checkpoint is written outside any transaction): 8 bytes to search
 # for, rarer in other data (and found faster) than the length alone
 _CKPT_NEEDLE = L.U32.pack(CHECKPOINT_TOT_LEN) + bytes(4)
+_c_rfind_aligned: Callable[[Any, Any, int, int], int] | None
 try:  # the C extension of the reader's walk also searches back for it, 8-byte word by word
     from ..parse._walscan import rfind_aligned as _c_rfind_aligned
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
@@ -65,7 +67,7 @@ def _rfind_needle(buf: Any, hi: int) -> int:
 
 # --- the work -------------------------------------------------------------------------------
 @dataclass
-class _Source(WalSource):
+class LocateSource(WalSource):
     """WalSource that keeps recent segments (several readers visit the same files: the
     checkpoint search, the walk from its redo point, the tail) and names the files it opened.
     Plain files are mapped, not copied (the walk from the redo point reads up to max_wal_size
@@ -118,10 +120,10 @@ class _Break:
     window: _Window | None = None
 
 
-class _Timeline:
+class TimelineLocator:
     """Locate the end of one timeline (through its ancestors, as the reader follows them)."""
 
-    def __init__(self, src: _Source, tli: int, scan: str, tail_bytes: int,
+    def __init__(self, src: LocateSource, tli: int, scan: str, tail_bytes: int,
                  checkpoint_search_bytes: int, commit_search_bytes: int) -> None:
         self.src = src
         self.tli = tli
@@ -452,7 +454,7 @@ class _Timeline:
     def locate(self) -> TimelineEnd:
         """Everything but the history fields, which the caller fills in."""
         if not self.seq:
-            return _no_segments(self.tli)
+            return no_segments(self.tli)
         idx = self.last_current_index()
         last_seg = self.seq[max(idx, 0)]  # nothing current: reading the first segment says why
         last_page = (self.last_current_page(last_seg) if self.probe(last_seg) == "current"
@@ -618,7 +620,7 @@ class _Timeline:
         return min(found, key=lambda x: x.lsn) if found else None
 
 
-def _no_segments(tli: int) -> TimelineEnd:
+def no_segments(tli: int) -> TimelineEnd:
     return TimelineEnd(
         timeline=tli, parent=None, begins_at=None, switched_at=None, next_timeline=None,
         end_lsn=None, last_record_lsn=None, last_segment=None, reason="no_segments",

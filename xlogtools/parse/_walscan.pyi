@@ -2,7 +2,8 @@
 # text columns for export); the signatures are those of its PyArg_ParseTuple formats.
 from _typeshed import ReadableBuffer
 
-# (records counted or appended, nxt, prev, latest_page, latest_tli)
+# (records counted or appended, nxt, prev, latest_page, latest_tli); Builder.decode adds the
+# records walked
 _Walked = tuple[int, int, int, int, int]
 
 def scan(buf: ReadableBuffer, seg_base: int, nxt: int, prev: int, start: int, until: int,
@@ -15,7 +16,8 @@ class Builder:
     def decode(self, buf: ReadableBuffer, seg_base: int, nxt: int, prev: int, start: int,
                until: int, end: int, latest_page: int, latest_tli: int, blcksz: int,
                seg_size: int, magic: int, sysid: int, major: int, max_builtin: int,
-               max_records: int, max_arena: int, /) -> _Walked: ...
+               max_records: int, max_arena: int, only_rmgr: int = -1, /
+               ) -> tuple[int, int, int, int, int, int]: ...
     def add(self, data: ReadableBuffer, lsn: int, end: int, major: int, blcksz: int, /
             ) -> None: ...
     def take(self) -> dict[str, bytes]: ...

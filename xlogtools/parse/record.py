@@ -92,7 +92,7 @@ class Record:
 
     @property
     def rmgr_name(self) -> str:
-        return L.rmgr_name(self.rmid)
+        return str(L.rmgr_name(self.rmid))
 
     @property
     def rec_len(self) -> int:

@@ -15,7 +15,7 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from ..errors import ClusterMismatch, InputError
 from ..lsn import Lsn, parse_segment_name, segment_name
@@ -180,7 +180,7 @@ class WalSource:
 
     # -- construction ---------------------------------------------------------------------
     @classmethod
-    def open(cls, paths: list[str | os.PathLike[str]] | None = None) -> "WalSource":
+    def open(cls, paths: list[str | os.PathLike[str]] | None = None) -> Self:
         if not paths:
             pgdata = os.environ.get("PGDATA")
             if not pgdata:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence, TypeGuard, cast
 
 from ..errors import RecordDataError
 from ..lsn import Lsn
@@ -31,16 +31,18 @@ from ..parse.source import WalSource
 from ..parse.record import Record
 from ..parse.rmgr.xlog import checkpoint
 from .catalog import Catalog, Relation
-from .heap import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, HeapRedo, RawChange
+from ..parse.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, RM_XACT_ID
+from .heap import HeapRedo, RawChange
 from .pages import PageCache
 from .toast import ToastStore
 from . import tuples as _tuples
 from .tuples import MISSING, UNKNOWN, Renderer, TupleError, Undecodable, Unresolved, c_plan, deform
 from .types import OutputContext, bytea_out
-from .xact import RM_XACT_ID, Transaction, XactEnd, XactTracker
+from .xact import Transaction, XactEnd, XactTracker
 
 # the C deformer's deform_render (tuples.deform_render without its wrapper), or None
-_C_DEFORM = _tuples._C.deform_render if _tuples._C is not None else None
+_C_DEFORM: Callable[[Any, Any, object], Any] | None = (
+    _tuples._C.deform_render if _tuples._C is not None else None)
 
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory
@@ -400,7 +402,7 @@ class Replay:
         renderer = renderer or self.renderer
         texts = None
         plan, cplan = self._plan(r, key_only)
-        if cplan is not None and not unknown:
+        if cplan is not None and not unknown and _C_DEFORM is not None:
             res = _C_DEFORM(tup, cplan, MISSING)
             if res is not None:
                 datums, texts = res
@@ -475,7 +477,9 @@ class Replay:
             if len(self._plans) > 4096:
                 self._plans.clear()
             self._plans[id(r)] = entry
-        return entry[4] if key_only else entry[3]
+        plan: tuple[list[tuple[int, str, int, Any]], tuple[Any, ...] | None] = (
+            entry[4] if key_only else entry[3])
+        return plan
 
     def _internal_error(self, lsn: Lsn | None, exc: BaseException) -> None:
         """A decoder raised what it never should (a bug): one warning per kind, the run goes
@@ -581,10 +585,17 @@ class Replay:
         return self.reader.end_of_wal
 
 
-def _is_history(x: Any) -> bool:
+def _is_history(x: Any) -> TypeGuard[SchemaHistory]:
     from .schema_history import SchemaHistory
 
     return isinstance(x, SchemaHistory)
+
+
+def _catalog_source(catalog: "Catalog | SchemaHistory | PathArg") -> "Catalog | SchemaHistory":
+    """A Catalog or SchemaHistory as given, or the catalog file loaded."""
+    if isinstance(catalog, Catalog) or _is_history(catalog):
+        return catalog
+    return Catalog.load(cast("PathArg", catalog))  # (a path, by elimination)
 
 
 def _relstr(rel: tuple[int, int, int]) -> str:
@@ -599,8 +610,7 @@ def replay_changes(paths: Sequence[PathArg] | PathArg | None,
                    timeline: int | None = None, commit_from: Lsn | str | int | None = None
                    ) -> Iterator[RowChange]:
     """Row changes of the WAL in `paths` (see Replay)."""
-    if not isinstance(catalog, Catalog) and not _is_history(catalog):
-        catalog = Catalog.load(catalog)
+    catalog = _catalog_source(catalog)
     yield from Replay(paths, catalog, start=start, end=end, include=include, tables=tables,
                       xids=xids, timezone=timezone, timeline=timeline, commit_from=commit_from)
 
@@ -630,8 +640,7 @@ def changes_by_xid(paths: Sequence[PathArg] | PathArg | None,
     """{top-level xid: [row change dicts (4.4)]} of the given transactions that committed at or
     after `start` (rolled-back subtransactions left out), read from the redo point of the checkpoint before `start` so that old rows come
     from page images (what a gap analysis needs)."""
-    if not isinstance(catalog, Catalog) and not _is_history(catalog):
-        catalog = Catalog.load(catalog)
+    catalog = _catalog_source(catalog)
     redo = checkpoint_redo_before(paths, start, timeline=timeline)
     out: dict[int, list[dict[str, Any]]] = {}
     rp = Replay(paths, catalog, start=redo if redo is not None else start, xids=xids,

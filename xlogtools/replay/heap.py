@@ -266,13 +266,13 @@ class HeapRedo:
                 page.items[o] = tup
                 tuples.append(tup)
         out = []
-        for o, tup in zip(offsets, tuples):
+        for o, got in zip(offsets, tuples):
             if toast:
-                if tup is not None:
-                    self.on_toast(tup)
+                if got is not None:
+                    self.on_toast(got)
                 continue
-            ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "insert", rel, b0.blk, o, new=tup)
-            if tup is None:
+            ch = RawChange(rec.lsn, rec.xid, rec.toplevel_xid, "insert", rel, b0.blk, o, new=got)
+            if got is None:
                 ch.new_missing = "the inserted tuple is neither in the record nor in a page image"
             out.append(ch)
         return out

@@ -32,7 +32,6 @@ import os
 import struct
 from bisect import bisect_right
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from ..errors import InputError, RecordDataError
@@ -40,18 +39,19 @@ from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.record import Record
 from ..parse.rmgr import mxact, smgr
-from ..parse.rmgr.mxact import RM_MULTIXACT_ID
 from . import syscat
 from .catalog import Catalog, Relation
 from .datadir_catalog import CatalogRows, assemble, catalog_filenodes, server_settings
-from .heap import (DELETE, HOT_UPDATE, INIT_PAGE, INPLACE, INSERT, MULTI_INSERT, OPMASK,
-                   RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID, TRUNCATE, UPDATE, HeapRedo, RawChange)
+from ..parse.rmgr.heap import DELETE, HOT_UPDATE, INIT_PAGE, INPLACE, INSERT, OPMASK, TRUNCATE, UPDATE
+from ..parse.rmgr.heap2 import MULTI_INSERT
+from ..parse.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID, RM_MULTIXACT_ID, RM_SMGR_ID, RM_XACT_ID
+from .heap import HeapRedo, RawChange
 from .pages import PageCache, PageFormatError, parse_page
 from .pgdata import (HEAP_LOCK_MASK, HEAP_XMAX_COMMITTED, HEAP_XMAX_EXCL_LOCK,
                      HEAP_XMAX_INVALID, HEAP_XMAX_IS_MULTI, HEAP_XMAX_LOCK_ONLY,
                      HEAP_XMIN_COMMITTED, HEAP_XMIN_FROZEN, HEAP_XMIN_INVALID, DataDir,
                      check_heap_page)
-from .xact import RM_XACT_ID, XactEnd, parse_xact
+from .xact import XactEnd, parse_xact
 
 CATALOGS = ("pg_class", "pg_attribute", "pg_type", "pg_namespace", "pg_index", "pg_enum")
 BEFORE = -1  # "committed before the range"

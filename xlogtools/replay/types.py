@@ -19,7 +19,7 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from ..errors import XlogError
-from ..parse.rmgr._util import PG_EPOCH
+from ..parse.pgtime import PG_EPOCH
 
 # Built-in type OIDs (catalog/pg_type.dat; stable across 13-18).
 BOOL, BYTEA, CHAR, NAME, INT8, INT2, INT2VECTOR, INT4, TEXT, OID, OIDVECTOR = (

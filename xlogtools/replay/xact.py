@@ -44,7 +44,7 @@ class XactEnd:
         """The commit time as text; None when the record's timestamp is outside PostgreSQL's
         range (a damaged record whose CRC was made right). Made once."""
         if _C is not None:
-            return _C.timestamptz_utc(self.time_usecs)  # type: ignore[no-any-return]
+            return _C.timestamptz_utc(self.time_usecs)
         try:
             return timestamptz_usecs_out(self.time_usecs)
         except BadDatum:

@@ -48,7 +48,7 @@ def identify_info(rmid: int, info: int, major: int) -> str | None:
         name = RMGRS[rmid].module.identify(info, major)
     if 0 <= rmid <= 255 and 0 <= info <= 255:  # a name depends on nothing else: keep it
         _names[key] = name
-    return name  # type: ignore[no-any-return]
+    return name
 
 
 # identify() and the describe function by (major << 16 | rmid << 8 | info): a record's type

@@ -4,7 +4,8 @@ from 17 on."""
 from __future__ import annotations
 
 from ..record import Record
-from ._util import main, timestamptz_to_str
+from ..pgtime import timestamptz_to_str
+from ._util import main
 
 ZEROPAGE = 0x00
 TRUNCATE = 0x10

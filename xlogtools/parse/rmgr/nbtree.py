@@ -161,11 +161,11 @@ _OFFNUM = struct.Struct("<H")
 
 
 def _insert_14(rec: Record) -> str:
-    return "off %d" % unpack_main(rec, _OFFNUM)
+    return "off %d" % unpack_main(rec, _OFFNUM)[0]
 
 
 def _insert_16(rec: Record) -> str:
-    return "off: %d" % unpack_main(rec, _OFFNUM)
+    return "off: %d" % unpack_main(rec, _OFFNUM)[0]
 
 
 def describer(info: int, major: int) -> Callable[[Record], str] | None:

@@ -14,8 +14,10 @@ from typing import Callable
 from ...errors import RecordDataError
 from ...lsn import Lsn
 from ..record import Record
-from ._util import (Buf, SIZEOF_INVAL_MSG, invalidations_desc, lsn, main, maxalign, relpathperm,
-                    timestamptz_to_str, unpack_main)
+from ..layout import maxalign
+from ..pgtime import timestamptz_to_str
+from ._util import (Buf, SIZEOF_INVAL_MSG, invalidations_desc, lsn, main, relpathperm,
+                    unpack_main)
 
 COMMIT = 0x00
 PREPARE = 0x10

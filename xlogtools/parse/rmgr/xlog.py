@@ -9,7 +9,8 @@ import struct
 from dataclasses import dataclass
 
 from ..record import Record
-from ._util import lsn, main, timestamptz_to_str
+from ..pgtime import timestamptz_to_str
+from ._util import lsn, main
 from .ids import RM_XLOG_ID
 
 CHECKPOINT_SHUTDOWN = 0x00
