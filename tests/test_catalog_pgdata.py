@@ -19,7 +19,7 @@ import pytest
 
 from xlogtools.replay.api import Replay
 from xlogtools.replay.catalog import Catalog, capture
-from xlogtools.replay.pgdata import catalog_from_datadir
+from xlogtools.replay.datadir_catalog import catalog_from_datadir
 from xlogtools.testing.cluster import Cluster
 
 from test_replay import column_defs, insert_sql, row_values

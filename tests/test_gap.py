@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from xlogtools.gap import Position, _end_of, _open_side, analyze
+from xlogtools.gap import Position, analyze
+from xlogtools.gap.analysis import _end_of, _open_side
 from xlogtools.lsn import Lsn
 from xlogtools.parse.reader import WalReader
 from xlogtools.parse.source import WalSource

@@ -14,7 +14,8 @@ import pytest
 
 from xlogtools.parse.api import open_wal
 from xlogtools.replay.api import Replay
-from xlogtools.replay.pgdata import DataDir, catalog_from_datadir
+from xlogtools.replay.datadir_catalog import catalog_from_datadir
+from xlogtools.replay.pgdata import DataDir
 from xlogtools.replay.schema_history import SchemaHistory
 
 from test_catalog_pgdata import file_digests

@@ -69,7 +69,7 @@ def load_catalog(catalog_path: str | None, pgdata: str | None, dbname: str | Non
 
         return Catalog.load(catalog_path)
     if pgdata:
-        from ..replay.pgdata import catalog_from_datadir
+        from ..replay.datadir_catalog import catalog_from_datadir
 
         problems: list[str] = []
         cat = catalog_from_datadir(pgdata, dbname, problems)

@@ -31,7 +31,7 @@ def catalog(dbname: str | None, pgdata: str | None, output: str) -> None:
     from ..errors import UsageError
 
     if pgdata:
-        from ..replay.pgdata import catalog_from_datadir
+        from ..replay.datadir_catalog import catalog_from_datadir
 
         problems: list[str] = []
         cat = catalog_from_datadir(pgdata, dbname, problems)

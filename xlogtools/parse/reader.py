@@ -17,7 +17,7 @@ from ..lsn import Lsn
 from . import layout as L
 from .batch import PyBuilder, Run, WalBatch
 from .record import BlockRef, DecodeError, Record, decode_fragments
-from .record import _DATA_SHORT, _HAS_DATA, _ONE_BLOCK, _ONE_BLOCK_END, _SIMPLE_MASK
+from .record import DATA_SHORT_ID, ONE_BLOCK, ONE_BLOCK_END, SIMPLE_BLOCK_MASK
 from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ _PAGEHDR = L.PAGE_HEADER.unpack_from
 _U32 = L.U32.unpack_from
 _CRC_OFF = L.XL_CRC_OFFSET
 _XLOG_SWITCH = L.XLOG_SWITCH
-_ONE_BLOCK_HDR = _ONE_BLOCK.unpack_from
+_ONE_BLOCK_HDR = ONE_BLOCK.unpack_from
 
 
 class WalReader:
@@ -344,20 +344,20 @@ class WalReader:
                         end = _lsn(Lsn, nxt + ((tot_len + 7) & ~7))
                         # simple_fragments(), inlined: most records have one of its layouts
                         blocks = None
-                        if tot_len > _SZREC and data[_SZREC] == _DATA_SHORT:
+                        if tot_len > _SZREC and data[_SZREC] == DATA_SHORT_ID:
                             if tot_len >= _SZREC + 2 and data[_SZREC + 1] == tot_len - _SZREC - 2:
                                 blocks = []
                                 main_len = tot_len - _SZREC - 2
-                        elif tot_len >= _ONE_BLOCK_END:
+                        elif tot_len >= ONE_BLOCK_END:
                             (bid, fork_flags, data_len, spc, db, rel, blk, data_id,
                              main_len) = _ONE_BLOCK_HDR(data, _SZREC)
-                            if (bid == 0 and data_id == _DATA_SHORT
-                                    and not fork_flags & _SIMPLE_MASK
-                                    and tot_len - _ONE_BLOCK_END == data_len + main_len
-                                    and (data_len != 0) == (fork_flags & _HAS_DATA != 0)):
+                            if (bid == 0 and data_id == DATA_SHORT_ID
+                                    and not fork_flags & SIMPLE_BLOCK_MASK
+                                    and tot_len - ONE_BLOCK_END == data_len + main_len
+                                    and (data_len != 0) == (fork_flags & L.BKPBLOCK_HAS_DATA != 0)):
                                 blocks = [BlockRef(0, fork_flags, spc, db, rel, blk, data_len,
                                                    False, 0, 0, 0, 0, False, None, 0,
-                                                   _ONE_BLOCK_END if data_len else 0)]
+                                                   ONE_BLOCK_END if data_len else 0)]
                         if blocks is not None:
                             rec = Record(cur, end, prev_obj, xid, info, rmid, tot_len, crc, tli,
                                          seg_name, major, data, blocks, tot_len - main_len,

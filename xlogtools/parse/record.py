@@ -124,7 +124,7 @@ class Record:
 
 _BH = L.BLOCK_HEADER.unpack_from  # fork_flags, data_length
 _SZREC = L.SIZE_OF_XLOG_RECORD
-_DATA_SHORT = L.XLR_BLOCK_ID_DATA_SHORT
+DATA_SHORT_ID = L.XLR_BLOCK_ID_DATA_SHORT
 _DATA_LONG = L.XLR_BLOCK_ID_DATA_LONG
 _ORIGIN = L.XLR_BLOCK_ID_ORIGIN
 _TOPXID = L.XLR_BLOCK_ID_TOPLEVEL_XID
@@ -140,9 +140,9 @@ def _short() -> DecodeError:
 
 # Block 0's header, its RelFileLocator and block number, then XLR_BLOCK_ID_DATA_SHORT and the
 # main data length: the whole fragment header of most records (one block, no image).
-_ONE_BLOCK = struct.Struct("<BBHIIIIBB")
-_ONE_BLOCK_END = _SZREC + _ONE_BLOCK.size  # where its block data starts
-_SIMPLE_MASK = _HAS_IMAGE | _SAME_REL
+ONE_BLOCK = struct.Struct("<BBHIIIIBB")
+ONE_BLOCK_END = _SZREC + ONE_BLOCK.size  # where its block data starts
+SIMPLE_BLOCK_MASK = _HAS_IMAGE | _SAME_REL
 
 
 def simple_fragments(data: bytes, tot_len: int) -> tuple[list[BlockRef], int] | None:
@@ -156,16 +156,16 @@ def simple_fragments(data: bytes, tot_len: int) -> tuple[list[BlockRef], int] | 
     """
     if tot_len <= _SZREC:
         return None
-    if data[_SZREC] == _DATA_SHORT:
+    if data[_SZREC] == DATA_SHORT_ID:
         if tot_len >= _SZREC + 2 and data[_SZREC + 1] == tot_len - _SZREC - 2:
             return [], tot_len - _SZREC - 2
-    elif tot_len >= _ONE_BLOCK_END:
-        bid, fork_flags, data_len, spc, db, rel, blk, nxt, main_len = _ONE_BLOCK.unpack_from(data, _SZREC)
-        if (bid == 0 and nxt == _DATA_SHORT and not fork_flags & _SIMPLE_MASK
-                and tot_len - _ONE_BLOCK_END == data_len + main_len
+    elif tot_len >= ONE_BLOCK_END:
+        bid, fork_flags, data_len, spc, db, rel, blk, nxt, main_len = ONE_BLOCK.unpack_from(data, _SZREC)
+        if (bid == 0 and nxt == DATA_SHORT_ID and not fork_flags & SIMPLE_BLOCK_MASK
+                and tot_len - ONE_BLOCK_END == data_len + main_len
                 and (data_len != 0) == (fork_flags & _HAS_DATA != 0)):
             return [BlockRef(0, fork_flags, spc, db, rel, blk, data_len, False, 0, 0, 0, 0, False,
-                             None, 0, _ONE_BLOCK_END if data_len else 0)], main_len
+                             None, 0, ONE_BLOCK_END if data_len else 0)], main_len
     return None
 
 
@@ -226,7 +226,7 @@ def decode_fragments(rec: Record) -> None:
             pos += 4
             remaining -= 4
             blocks.append(b)
-        elif block_id == _DATA_SHORT:
+        elif block_id == DATA_SHORT_ID:
             if remaining < 1:
                 raise _short()
             rec.main_data_len = data[pos]

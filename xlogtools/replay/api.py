@@ -42,7 +42,7 @@ from .xact import Transaction, XactEnd, XactTracker
 
 # the C deformer's deform_render (tuples.deform_render without its wrapper), or None
 _C_DEFORM: Callable[[Any, Any, object], Any] | None = (
-    _tuples._C.deform_render if _tuples._C is not None else None)
+    _tuples.NATIVE.deform_render if _tuples.NATIVE is not None else None)
 
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory

@@ -342,7 +342,7 @@ def _mapped(relmap: dict[int, int], relid: int, dd: DataDir, where: str) -> int:
 
 def _array_to_string(cat: Catalog, body: bytes, tz: str) -> str:
     """array_to_string(attmissingval, ''): the elements' text, NULLs left out."""
-    from .tuples import Renderer, _align, detoast, read_varlena
+    from .tuples import Renderer, align_to, detoast, read_varlena
     from .types import OutputContext
 
     try:
@@ -367,15 +367,28 @@ def _array_to_string(cat: Catalog, body: bytes, tz: str) -> str:
         if bitmap is not None and not (bitmap[i >> 3] >> (i & 7)) & 1:
             continue
         if elen == -1:
-            pos = _align(pos + 4, ealign) - 4
+            pos = align_to(pos + 4, ealign) - 4
             v, size = read_varlena(body, pos, cat.major)
             val = detoast(v, None)
         elif elen == -2:
             size = body.index(b"\0", pos) - pos + 1
             val = body[pos:pos + size - 1]
         else:
-            pos = _align(pos + 4, ealign) - 4
+            pos = align_to(pos + 4, ealign) - 4
             size, val = elen, body[pos:pos + elen]
         out.append(rend.output(val, elem, t.name if t else str(elem)))
         pos += size
     return "".join(out)
+
+
+def catalog_from_datadir(path: str | os.PathLike[str], dbname: str | None = None,
+                         problems: list[str] | None = None) -> "Catalog":
+    """The catalog snapshot of database `dbname` (see datadir_catalog.pick_database for the
+    default) read from the files of a data directory; what had to be skipped or guessed
+    (pages failing their checksum, statuses missing from pg_xact) is appended to `problems`."""
+    dd = DataDir(path)
+    try:
+        return build(dd, dbname)
+    finally:
+        if problems is not None:
+            problems.extend(dict.fromkeys(dd.problems))

@@ -26,16 +26,15 @@ from .pages import DEAD, Key, Page, PageCache
 
 # The record codes and flags are access/heapam_xlog.h's and catalog/storage_xlog.h's, declared
 # once in the rmgr modules.
-from ..parse.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID  # noqa: F401
-from ..parse.rmgr.heap import (CONFIRM, DELETE, HOT_UPDATE, INIT_PAGE, INPLACE,  # noqa: F401
-                               INSERT, LOCK, OPMASK, TRUNCATE, UPDATE,
+from ..parse.rmgr.ids import RM_HEAP2_ID, RM_HEAP_ID, RM_SMGR_ID
+from ..parse.rmgr.heap import (DELETE, HOT_UPDATE, INIT_PAGE, INPLACE, INSERT, OPMASK, TRUNCATE,
+                               UPDATE,
                                XLH_DELETE_CONTAINS_OLD_KEY, XLH_DELETE_CONTAINS_OLD_TUPLE,
                                XLH_DELETE_IS_SUPER, XLH_INSERT_IS_SPECULATIVE,
                                XLH_UPDATE_CONTAINS_OLD_KEY, XLH_UPDATE_CONTAINS_OLD_TUPLE,
                                XLH_UPDATE_PREFIX_FROM_OLD, XLH_UPDATE_SUFFIX_FROM_OLD)
 from ..parse.rmgr import heap2 as _heap2
-from ..parse.rmgr.heap2 import (MULTI_INSERT, VISIBLE, XLHP_HAS_CONFLICT_HORIZON,  # noqa: F401
-                                XLHP_HAS_DEAD_ITEMS, XLHP_HAS_FREEZE_PLANS,
+from ..parse.rmgr.heap2 import (MULTI_INSERT, XLHP_HAS_DEAD_ITEMS, XLHP_HAS_FREEZE_PLANS,
                                 XLHP_HAS_NOW_UNUSED_ITEMS, XLHP_HAS_REDIRECTIONS)
 from ..parse.rmgr.smgr import SMGR_TRUNCATE_HEAP, TRUNCATE as XLOG_SMGR_TRUNCATE
 

@@ -14,13 +14,10 @@ import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import Iterator
 
 from ..errors import InputError
 from .pages import PageFormatError, parse_page
-
-if TYPE_CHECKING:
-    from .catalog import Catalog
 
 SUPPORTED_MAJORS = range(13, 19)
 FLOATFORMAT_VALUE = 1234567.0
@@ -405,19 +402,3 @@ class DataDir:
                                      f"{len(tup)} bytes", file=str(path))
                 if self.tuple_visible(tup):
                     yield tup
-
-
-
-def catalog_from_datadir(path: str | os.PathLike[str], dbname: str | None = None,
-                         problems: list[str] | None = None) -> "Catalog":
-    """The catalog snapshot of database `dbname` (see datadir_catalog.pick_database for the
-    default) read from the files of a data directory; what had to be skipped or guessed
-    (pages failing their checksum, statuses missing from pg_xact) is appended to `problems`."""
-    from .datadir_catalog import build
-
-    dd = DataDir(path)
-    try:
-        return build(dd, dbname)
-    finally:
-        if problems is not None:
-            problems.extend(dict.fromkeys(dd.problems))

@@ -10,26 +10,10 @@ from __future__ import annotations
 import struct
 from typing import Callable
 
-from ..parse.pglz import pglz_decompress
 from .tuples import SIZEOF_HEAP_TUPLE_HEADER, ToastPointer, TupleError, Unresolved, read_varlena
 
 _u32 = struct.Struct("<I").unpack_from
 _i32 = struct.Struct("<i").unpack_from
-
-
-def decompress(method: int, data: bytes, rawsize: int) -> bytes:
-    """toast_decompress_datum: 0 pglz, 1 lz4."""
-    try:
-        if method == 0:
-            return pglz_decompress(data, rawsize, True)
-        if method == 1:
-            import lz4.block
-
-            out: bytes = lz4.block.decompress(data, uncompressed_size=rawsize)
-            return out
-    except Exception as exc:
-        raise TupleError(f"compressed value does not decompress ({exc})") from None
-    raise TupleError(f"unknown compression method id {method}")
 
 
 def parse_chunk(tup: bytes, major: int) -> tuple[int, int, bytes]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from ..errors import XlogError
+from ..parse.pglz import pglz_decompress
 from . import types as T
 
 if TYPE_CHECKING:
@@ -46,13 +47,13 @@ class _Deformer(Protocol):
                       ) -> tuple[list[Datum], list[str | None]] | None: ...
 
 
-_C: _Deformer | None
+NATIVE: _Deformer | None
 try:  # the optional C deformer (_deform.c): same datums, and the text of common types
-    from . import _deform as _C
+    from . import _deform as NATIVE
 except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
-    _C = None
+    NATIVE = None
 if os.environ.get("XLOGTOOLS_NO_C"):
-    _C = None
+    NATIVE = None
 
 
 class TupleError(XlogError, ValueError):
@@ -159,7 +160,7 @@ def read_varlena(b: bytes, pos: int, major: int) -> tuple[Datum, int]:
     return bytes(b[pos + 4:pos + n]), n
 
 
-def _align(off: int, align: str) -> int:
+def align_to(off: int, align: str) -> int:
     a = _ALIGN.get(align, 1)
     return (off + a - 1) & ~(a - 1)
 
@@ -199,8 +200,8 @@ def deform(tup: bytes, columns: list["Column"], major: int,
             if lost:
                 values.append(UNKNOWN)
                 continue
-            start = off if attlen == -1 else _align(off, col.attalign)
-            aligned = _align(off, col.attalign)
+            start = off if attlen == -1 else align_to(off, col.attalign)
+            aligned = align_to(off, col.attalign)
             span = next(((a, b) for a, b in unknown
                          if a <= start < b or (attlen == -1 and a <= aligned < b)), None)
             if span is not None or (attlen > 0 and any(a < start + attlen <= b or
@@ -216,20 +217,20 @@ def deform(tup: bytes, columns: list["Column"], major: int,
             if off >= n:
                 raise TupleError(f"column {col.attnum} starts beyond the tuple's end")
             if tup[off] == 0:  # a pad byte: aligned 4-byte header follows
-                off = _align(off, col.attalign)
+                off = align_to(off, col.attalign)
             v, size = read_varlena(tup, off, major)
             if unknown and any(a < off + size and off < b for a, b in unknown):
                 v = UNKNOWN  # its header is known, some of its bytes are not
             off += size
         elif attlen == -2:
-            off = _align(off, col.attalign)
+            off = align_to(off, col.attalign)
             end = tup.find(b"\0", off)
             if end < 0:
                 raise TupleError(f"column {col.attnum} (a C string) has no end")
             v = bytes(tup[off:end])
             off = end + 1
         else:
-            off = _align(off, col.attalign)
+            off = align_to(off, col.attalign)
             if off + attlen > n:
                 raise TupleError(f"column {col.attnum} ({attlen} bytes) runs past the tuple's "
                                  f"end at {n}")
@@ -357,11 +358,24 @@ class Undecodable(XlogError):
 DATA_ERRORS = (ValueError, IndexError, struct.error, OverflowError, RecursionError)
 
 
+def decompress(method: int, data: bytes, rawsize: int) -> bytes:
+    """toast_decompress_datum: 0 pglz, 1 lz4."""
+    try:
+        if method == 0:
+            return pglz_decompress(data, rawsize, True)
+        if method == 1:
+            import lz4.block
+
+            out: bytes = lz4.block.decompress(data, uncompressed_size=rawsize)
+            return out
+    except Exception as exc:
+        raise TupleError(f"compressed value does not decompress ({exc})") from None
+    raise TupleError(f"unknown compression method id {method}")
+
+
 def detoast(v: Datum, toast: "ToastStore | None") -> bytes:
     if type(v) is bytes:
         return v
-    from .toast import decompress
-
     if isinstance(v, ToastPointer):
         if toast is None:
             raise Unresolved("TOAST value without a TOAST store")
@@ -507,7 +521,7 @@ class Renderer:
                 texts.append(None)
                 continue
             if elen == -1:
-                pos = _align(pos + 4, ealign) - 4  # array elements: nominal alignment
+                pos = align_to(pos + 4, ealign) - 4  # array elements: nominal alignment
                 if pos >= n:
                     raise T.BadDatum(f"array element {i + 1} starts past the datum")
                 v, size = read_varlena(body, pos, self.ctx.major)
@@ -520,7 +534,7 @@ class Renderer:
                 e = self.ctx.text(body[pos:end])
                 pos = end + 1
             else:
-                pos = _align(pos + 4, ealign) - 4
+                pos = align_to(pos + 4, ealign) - 4
                 if pos + elen > n:
                     raise T.BadDatum(f"array element {i + 1} runs past the datum")
                 e = self.output(body[pos:pos + elen], elem_oid, ename)

@@ -15,16 +15,9 @@ from dataclasses import dataclass, field
 from ..lsn import Lsn
 from ..parse.record import Record
 from .types import BadDatum, timestamptz_usecs_out
-from .tuples import _C  # the optional C deformer, for the commit time in UTC
+from .tuples import NATIVE  # the optional C deformer, for the commit time in UTC
 
 from ..parse.rmgr import xact as _xact
-from ..parse.rmgr.ids import RM_XACT_ID  # noqa: F401
-# The record codes and xinfo flags are access/xact.h's, declared once in the rmgr module.
-from ..parse.rmgr.xact import (ABORT, ABORT_PREPARED, ASSIGNMENT, COMMIT,  # noqa: F401
-                               COMMIT_PREPARED, HAS_INFO, OPMASK, PREPARE, XINFO_HAS_AE_LOCKS,
-                               XINFO_HAS_DBINFO, XINFO_HAS_DROPPED_STATS, XINFO_HAS_GID,
-                               XINFO_HAS_INVALS, XINFO_HAS_ORIGIN, XINFO_HAS_RELFILENODES,
-                               XINFO_HAS_SUBXACTS, XINFO_HAS_TWOPHASE)
 
 
 @dataclass
@@ -43,8 +36,8 @@ class XactEnd:
     def time(self) -> str | None:
         """The commit time as text; None when the record's timestamp is outside PostgreSQL's
         range (a damaged record whose CRC was made right). Made once."""
-        if _C is not None:
-            return _C.timestamptz_utc(self.time_usecs)
+        if NATIVE is not None:
+            return NATIVE.timestamptz_utc(self.time_usecs)
         try:
             return timestamptz_usecs_out(self.time_usecs)
         except BadDatum:

@@ -16,8 +16,7 @@ from types import ModuleType
 from typing import Callable
 
 from ..record import Record
-from .ids import (RM_MAX_BUILTIN_ID, RM_MAX_CUSTOM_ID, RM_MIN_CUSTOM_ID, RMGR_NAMES,  # noqa: F401
-                  rmgr_name)
+from .ids import RM_MAX_BUILTIN_ID, RMGR_NAMES, rmgr_name
 from . import (brin, clog, committs, dbase, generic, gin, gist, hash, heap, heap2, logicalmsg,
                mxact, nbtree, relmap, replorigin, seq, smgr, spgist, standby, tblspc, xact, xlog)
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import struct
 from typing import Any, Callable, Iterable, Sequence
 
-from ..layout import FORK_NAMES, maxalign  # noqa: F401 (the rmgr modules import them from here)
+from ..layout import FORK_NAMES
 from ..record import Record
 
 _S = {fmt: struct.Struct("<" + fmt) for fmt in ("B", "b", "H", "h", "I", "i", "Q", "q", "d")}
@@ -209,9 +209,6 @@ def cmod(a: int, b: int) -> int:
     return a - b * cdiv(a, b)
 
 
-# PostgreSQL's timestamps and their texts: parse/pgtime.py (these names are kept here for the
-# modules that import them from here).
-from ..pgtime import PG_EPOCH, format_time, pg_timestamp, timestamptz_to_str  # noqa: E402,F401
 
 
 GLOBALTABLESPACE_OID = 1664

@@ -5,7 +5,6 @@ from __future__ import annotations
 import struct
 
 from ..record import Record
-from .ids import RM_MULTIXACT_ID  # noqa: F401 (schema_history imports it from here)
 from ._util import main, table_identify
 
 ZERO_OFF_PAGE = 0x00

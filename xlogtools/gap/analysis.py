@@ -15,15 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from . import __version__
-from .errors import ClusterMismatch, InputError
-from .lsn import Lsn
-from .parse.pgtime import format_time, pg_timestamp
-from .parse.reader import WalReader
-from .parse.record import Record
-from .parse.rmgr import xact
-from .parse.rmgr.ids import RM_XACT_ID
-from .parse.source import WalSource
+from .. import __version__
+from ..errors import ClusterMismatch, InputError
+from ..lsn import Lsn
+from ..parse.pgtime import format_time, pg_timestamp
+from ..parse.reader import WalReader
+from ..parse.record import Record
+from ..parse.rmgr import xact
+from ..parse.rmgr.ids import RM_XACT_ID
+from ..parse.source import WalSource
 
 
 def pg_time(ts: int) -> str:
@@ -33,7 +33,7 @@ def pg_time(ts: int) -> str:
     text = format_time(pg_timestamp(ts))
     if text is not None:
         return text
-    from .replay.types import timestamptz_usecs_out
+    from ..replay.types import timestamptz_usecs_out
 
     try:
         return timestamptz_usecs_out(ts)
@@ -161,7 +161,7 @@ def _locate_side(side: _Side, paths: Sequence[str | os.PathLike[str]], scan: str
                  ) -> Any:
     """locate's answer for one side (by default every record from the last checkpoint's redo
     point, as the server's own crash recovery reads)."""
-    from .locate import locate
+    from ..locate import locate
 
     return locate(list(paths), timeline=side.timeline, scan=scan).timeline(side.timeline)
 
@@ -476,7 +476,7 @@ def analyze(primary: Sequence[str | os.PathLike[str]], standby: Sequence[str | o
 
 def _progressing(reader: WalReader, label: str, enabled: bool | None) -> Iterator[Record]:
     """The reader's records, with a progress line on stderr (export/progress.py)."""
-    from .export.progress import Progress, wal_span
+    from ..export.progress import Progress, wal_span
 
     bar = Progress(label, enabled, *wal_span(reader))
     if not bar.enabled:
@@ -516,7 +516,7 @@ def _relation_namer(catalog: Any) -> Callable[[tuple[int, int, int]], str | None
     catalog or sequence by its own name."""
     if catalog is None:
         return lambda r: None
-    from .replay.catalog import Catalog
+    from ..replay.catalog import Catalog
 
     cat = catalog if isinstance(catalog, Catalog) else Catalog.from_json(catalog)
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 import html
 from typing import Any
 
-from .gap import GapReport, Transaction
-from .gapreport import LostRows, render_sql, sql_parts
-from .lsn import Lsn
-from .replay.display import changed_columns, cut
+from .analysis import GapReport, Transaction
+from .report import LostRows, render_sql, sql_parts
+from ..lsn import Lsn
+from ..replay.display import changed_columns, cut
 
 HTML_VALUE_WIDTH = 80
 

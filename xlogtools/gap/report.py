@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .gap import GapReport, Transaction
-from .replay.display import change_parts, wrap
+from .analysis import GapReport, Transaction
+from ..replay.display import change_parts, wrap
 
 
 def render_json(r: GapReport) -> str:
@@ -98,7 +98,7 @@ class LostRows:
                  history_from: tuple[Any, str | None] | None = None) -> None:
         """`history_from`: (data directory, database name) to follow the schema through the
         primary's WAL (replay/schema_history.py); `catalog` is then that directory's."""
-        from .replay.sql import SqlWriter
+        from ..replay.sql import SqlWriter
 
         self.catalog = catalog
         self.timezone = timezone
@@ -114,13 +114,13 @@ class LostRows:
         """{xid: [row change dicts]} of the given transactions. Read from the first WAL there
         is, not from `start`: page images from before the lost transactions are what let the
         old values be known."""
-        from .replay.api import Replay
+        from ..replay.api import Replay
 
         wanted = set(xids)
         source: Any = self.catalog
         if self.history_from is not None:
-            from .replay.api import checkpoint_redo_before
-            from .replay.schema_history import SchemaHistory
+            from ..replay.api import checkpoint_redo_before
+            from ..replay.schema_history import SchemaHistory
 
             # from the redo point before the lost transactions: every catalog page they
             # change has its image from there on
@@ -212,10 +212,3 @@ def conflict_guard(change: Any, key: list[str], qname: str) -> str | None:
     msg = f"xlogtools gap: conflict: {qname} changed on the new primary too ({what})"
     return (f"DO $xlogtools$ BEGIN IF {test} THEN RAISE EXCEPTION '%', "
             f"{lit(msg)}; END IF; END $xlogtools$;")
-
-
-def render_html(r: GapReport, rows: LostRows | None = None) -> str:
-    """The self-contained HTML page (gaphtml.py)."""
-    from .gaphtml import render_html as html_page
-
-    return html_page(r, rows)
