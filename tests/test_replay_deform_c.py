@@ -20,7 +20,7 @@ from xlogtools.replay import api, tuples  # noqa: E402
 from xlogtools.replay import types as T  # noqa: E402
 from xlogtools.replay.api import Replay  # noqa: E402
 
-pytestmark = pytest.mark.skipif(tuples._C is None, reason="the C deformer is not built "
+pytestmark = pytest.mark.skipif(tuples.NATIVE is None, reason="the C deformer is not built "
                                                           "(or XLOGTOOLS_NO_C=1)")
 
 
@@ -34,7 +34,7 @@ def _rows(sc: dict[str, Any], timezone: str) -> tuple[list[Any], list[str], list
 def test_c_and_python_paths_give_the_same_rows(scenario: dict[str, Any], tz: str,  # noqa: F811
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     calls = []
-    real = tuples._C
+    real = tuples.NATIVE
 
     def counting(*a: Any) -> Any:
         res = real.deform_render(*a)
@@ -75,7 +75,7 @@ def _mutations(tup: bytes, rnd: random.Random) -> list[bytes]:
 def test_mutated_tuples_c_declines_or_agrees(scenario: dict[str, Any],  # noqa: F811
                                              monkeypatch: pytest.MonkeyPatch) -> None:
     seen: list[tuple[bytes, Any]] = []
-    real = tuples._C
+    real = tuples.NATIVE
 
     def recording(tup: bytes, plan: Any, missing: Any) -> Any:
         seen.append((bytes(tup), plan))
@@ -116,7 +116,7 @@ def test_mutated_tuples_c_declines_or_agrees(scenario: dict[str, Any],  # noqa: 
 
 
 def test_odd_arguments_do_not_crash() -> None:
-    C = tuples._C
+    C = tuples.NATIVE
     assert C.deform_render(b"", (), None) is None
     assert C.deform_render(bytes(23), ((4, 3, 3),), None) is None  # t_hoff 0
     with pytest.raises(TypeError):
@@ -143,4 +143,4 @@ def test_commit_time_text_equals_the_python_output() -> None:
             want = T.timestamptz_usecs_out(v)
         except T.BadDatum:
             want = None
-        assert tuples._C.timestamptz_utc(v) == want, v
+        assert tuples.NATIVE.timestamptz_utc(v) == want, v

@@ -1,6 +1,6 @@
 """Renderings of a GapReport: a readable text summary, JSON (DESIGN.md 4.5), SQL that
 re-applies the lost changes (with a conflict guard before each change), and the
-self-contained HTML page (gaphtml.py)."""
+self-contained HTML page (htmlpage.py)."""
 from __future__ import annotations
 
 import json
