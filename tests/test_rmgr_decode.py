@@ -95,3 +95,15 @@ def test_pgtime() -> None:
     assert pgtime.format_time(t) == "2000-01-01 00:00:01.500000+00"
     assert pgtime.pg_timestamp(2 ** 62) is None and pgtime.format_time(None) is None
     assert pgtime.unix_time(0) == dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
+
+
+def test_gap_tracker_ends_a_circle_of_parents() -> None:
+    """Damaged records can name a transaction its own top-level one, or make two each other's:
+    the gap tracker's walk to the top ends instead of looping."""
+    from xlogtools.gap.analysis import _Tracker
+
+    t = _Tracker(0, lambda rel: None)
+    t.parent.update({5: 5, 7: 8, 8: 7, 10: 11, 11: 12})
+    assert t.top(5) == 5
+    assert t.top(7) in (7, 8)
+    assert t.top(10) == 12 and t.top(3) == 3

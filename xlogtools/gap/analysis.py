@@ -265,8 +265,23 @@ class _Tracker:
         self.prepared: dict[int, _Open] = {}
 
     def top(self, xid: int) -> int:
+        """The top-level transaction of xid. A circle of parents (only damaged records make
+        one: a record naming itself or a subtransaction as its top) ends the walk where it
+        closes, instead of walking it forever."""
+        seen: set[int] | None = None
+        steps = 0
         while xid in self.parent:
-            xid = self.parent[xid]
+            steps += 1
+            if steps > 64:  # deeper than real nesting goes in practice: watch for a circle
+                if seen is None:
+                    seen = set()
+                if xid in seen:
+                    break
+                seen.add(xid)
+            nxt = self.parent[xid]
+            if nxt == xid:
+                break
+            xid = nxt
         return xid
 
     def feed(self, rec: Record) -> None:
