@@ -27,6 +27,7 @@ from ..parse.batch import COMPRESSIONS, WalBatch
 from ..parse.rmgr import describer, identify_info
 from ..parse.rmgr import xact as X
 from ..parse.pgtime import PG_EPOCH
+from ..parse.rmgr.ids import RM_XACT_ID
 from . import rows
 from .filters import RecordFilter
 
@@ -114,7 +115,7 @@ def _indices(mask: Any) -> list[int]:
 def _xact_records(batch: WalBatch, ops: Sequence[int]) -> list[int]:
     """Indexes of the Transaction records of these ops (commit, abort, ...)."""
     op = pc.bit_wise_and(batch.arrow("info"), pa.scalar(X.OPMASK, pa.uint8()))
-    mask = pc.and_(pc.equal(batch.arrow("rmid"), pa.scalar(rows.RM_XACT_ID, pa.uint8())),
+    mask = pc.and_(pc.equal(batch.arrow("rmid"), pa.scalar(RM_XACT_ID, pa.uint8())),
                    pc.is_in(op, value_set=pa.array(ops, pa.uint8())))
     return _indices(mask)
 

@@ -12,10 +12,8 @@ from ..parse.record import Record
 from ..parse.rmgr import describe, identify
 from ..parse.rmgr import xact as X
 from ..parse.pgtime import format_time, pg_timestamp
+from ..parse.rmgr.ids import RM_XACT_ID
 
-pg_time = pg_timestamp  # (a name of this module: export.writers imports it from here)
-
-RM_XACT_ID = 1
 # xid -> TimestampTz (microseconds since 2000-01-01 UTC) of its top-level commit
 CommitTimes = dict[int, int]
 # (tablespace, database, relfilenode) -> schema.name, from a catalog (Catalog.file_names)
@@ -76,7 +74,7 @@ def commit_times(records: Iterable[Record]) -> CommitTimes:
 
 def time_text(usec: int | None) -> str | None:
     """As psql prints a timestamptz with TimeZone UTC: 2025-01-31 12:00:00.123456+00."""
-    return format_time(pg_time(usec))
+    return format_time(pg_timestamp(usec))
 
 
 def record_times(rec: Record, times: CommitTimes | None) -> tuple[int | None, int | None]:

@@ -10,14 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable, Iterable, Sequence
 
+from ..parse.layout import FORK_NAMES as _FORKS
 from ..parse.record import BlockRef, Record
 from ..parse.rmgr import describer, identify, identify_info, rmgr_name
-from ..parse.rmgr.ids import RM_MAX_BUILTIN_ID, RM_MIN_CUSTOM_ID
+from ..parse.rmgr.ids import RM_MAX_BUILTIN_ID, RM_MIN_CUSTOM_ID, RM_XACT_ID
 
 __all__ = ["format_record", "format_records", "format_stats", "record_line", "block_refs"]
 
-RM_XACT_ID = 1
-_FORKS = ("main", "fsm", "vm", "init")
 
 
 def _fork_name(b: BlockRef) -> str:

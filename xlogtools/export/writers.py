@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, IO, Any, Callable, Sequence
 
 from ..errors import InputError
 from ..parse import layout as L
+from ..parse.pgtime import pg_timestamp
 from ..parse.record import Record
 from . import rows
 from .text import format_record as text_line
@@ -204,7 +205,7 @@ def arrow_batch(records: Sequence[Record], times: rows.CommitTimes | None = None
             [t - f for t, f in zip(tot_len, fpi_len)], tot_len, fpi_len, desc, blocks,
             [r.origin for r in records]]
     stamps = [rows.record_times(r, times) for r in records]
-    cols += [[rows.pg_time(x) for x, _c in stamps], [rows.pg_time(c) for _x, c in stamps]]
+    cols += [[pg_timestamp(x) for x, _c in stamps], [pg_timestamp(c) for _x, c in stamps]]
     if names is not None:
         cols.append([rows.relation_name(r, names) for r in records])
     arrays = [c if isinstance(c, pa.Array) else pa.array(c, schema.field(i).type)
