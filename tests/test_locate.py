@@ -25,6 +25,7 @@ import zstandard
 
 from xlogtools.locate import TimelineEnd, locate
 from xlogtools.lsn import Lsn
+from xlogtools.parse.record import Record
 from xlogtools.parse import layout as L
 from xlogtools.parse.api import open_wal
 from xlogtools.testing import pgbin
@@ -436,7 +437,16 @@ def damage_after_redo(kind: str, crash: Crash, wal: Path) -> tuple[str, Lsn | No
         return f"pages {Lsn(first)} .. {Lsn(first + 3 * 8192)} zeroed", None
     assert kind == "torn"
     # a long record (a logical message of 10-75 kB): tear its second page
-    victim = next(r for r in mid if r.tot_len > 3 * 8192)
+    # (in the middle of that segment when one starts there; the crash's workload does not
+    # always put one there: then the first one after the redo point whose second page is in
+    # its own segment, before the last segment)
+    last_seg = max(int(r.lsn) >> 20 for r in recs)
+
+    def tearable(r: Record) -> bool:
+        second = int(r.lsn) // 8192 * 8192 + 8192
+        return r.tot_len > 3 * 8192 and second >> 20 == int(r.lsn) >> 20 < last_seg
+
+    victim = next((r for r in mid if tearable(r)), None) or next(r for r in recs if tearable(r))
     page = int(victim.lsn) // 8192 * 8192 + 8192
     seg = wal / victim.segment
     buf = bytearray(seg.read_bytes())
