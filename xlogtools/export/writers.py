@@ -377,13 +377,16 @@ class Sink:
         while pos < len(view):  # decoded in pieces that end at a newline (never in a character)
             end = min(len(view), pos + TEXT_PIECE)
             if end < len(view):
-                piece = bytes(view[pos:end])
-                cut = piece.rfind(b"\n")
-                if cut < 0:  # a line longer than a piece: to its end
-                    nxt = bytes(view[end:]).find(b"\n")
-                    end = len(view) if nxt < 0 else end + nxt + 1
-                else:
+                cut = bytes(view[pos:end]).rfind(b"\n")
+                if cut >= 0:
                     end = pos + cut + 1
+                else:  # a line longer than a piece: on, piece by piece, to its end
+                    while end < len(view):
+                        nl = bytes(view[end:end + TEXT_PIECE]).find(b"\n")
+                        if nl >= 0:
+                            end += nl + 1
+                            break
+                        end = min(len(view), end + TEXT_PIECE)
             self._text.write(str(view[pos:end], "utf-8"))
             pos = end
 

@@ -7,15 +7,8 @@ from __future__ import annotations
 import math
 import struct
 
-from .typeerr import BadDatum, need
-
-_i16 = struct.Struct("<h").unpack_from
-_u16 = struct.Struct("<H").unpack_from
-_u32 = struct.Struct("<I").unpack_from
-_i64 = struct.Struct("<q").unpack_from
-_u64 = struct.Struct("<Q").unpack_from
-_f32 = struct.Struct("<f").unpack_from
-_f64 = struct.Struct("<d").unpack_from
+from .typebase import BadDatum, f32 as _f32, f64 as _f64, i16 as _i16, i64 as _i64, need, \
+    u16 as _u16, u32 as _u32, u64 as _u64
 
 
 def _shortest(value: float, digits_repr: str, fixed_max_exp: int) -> str:

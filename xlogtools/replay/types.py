@@ -18,7 +18,8 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 from ..parse.pgtime import PG_EPOCH
-from .typeerr import BadDatum as BadDatum, need as need
+from .typebase import BadDatum as BadDatum, i16 as _i16, i32 as _i32, i64 as _i64, need as need, \
+    u32 as _u32
 from .typenum import (cash_out as cash_out, float4out as float4out, float8out as float8out,
                       numeric_out as numeric_out)
 
@@ -36,14 +37,6 @@ USECS_PER_DAY = 86_400_000_000
 INT32_MAX, INT32_MIN = 2**31 - 1, -2**31
 INT64_MAX, INT64_MIN = 2**63 - 1, -2**63
 
-_i16 = struct.Struct("<h").unpack_from
-_u16 = struct.Struct("<H").unpack_from
-_i32 = struct.Struct("<i").unpack_from
-_u32 = struct.Struct("<I").unpack_from
-_i64 = struct.Struct("<q").unpack_from
-_u64 = struct.Struct("<Q").unpack_from
-_f32 = struct.Struct("<f").unpack_from
-_f64 = struct.Struct("<d").unpack_from
 
 
 
