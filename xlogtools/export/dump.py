@@ -173,7 +173,7 @@ def _dump_sequential(paths: Sequence[str], reader: WalReader, opts: DumpOptions,
 
 def _batch_commit_times(reader: WalReader) -> Any:
     """The commit times of the range, for the batch path (a columns.CommitIndex)."""
-    from ..parse.layout import RM_XACT_ID
+    from ..parse.rmgr.ids import RM_XACT_ID
     from .columns import commit_index
 
     return commit_index(reader.batches(rmgr=RM_XACT_ID))
@@ -336,19 +336,28 @@ class _Commits:
 
 
 def _commit_work(args: tuple[list[str], DumpOptions, int, int | None, int]) -> _Commits:
-    """The commit times of one range (the first pass of the batch formats, in a worker)."""
+    """The commit times of one range (the first pass of the batch formats, in a worker): its
+    Transaction records only, as the one-process pass reads them; the range's first record
+    (its link to the range before) is read on its own."""
+    from ..parse.rmgr.ids import RM_XACT_ID
     from .columns import CommitIndex
 
     paths, opts, lo, until, timeline = args
-    reader = open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
-                      timeline=timeline, until=until)
+
+    def range_reader() -> WalReader:
+        return open_wal(paths or None, start=max(lo, int(opts.start or 0)), end=opts.end,
+                        timeline=timeline, until=until)
+
+    reader = range_reader()
     idx = CommitIndex()
-    first_lsn = first_prev = last_lsn = None
-    for batch in reader.batches():
-        if first_lsn is None:
-            first_lsn, first_prev = batch.column("lsn")[0], batch.column("prev")[0]
-        last_lsn = batch.column("lsn")[batch.n - 1]
+    for batch in reader.batches(rmgr=RM_XACT_ID):
         idx.add_batch(batch)
+    first_lsn = first_prev = last_lsn = None
+    if reader.records_read and reader.last_record_lsn is not None:
+        last_lsn = int(reader.last_record_lsn)
+        head = next(iter(range_reader()), None)
+        if head is not None:
+            first_lsn, first_prev = int(head.lsn), int(head.prev)
     return _Commits(idx._xids, idx._times, first_lsn, first_prev, last_lsn, reader.end_of_wal)
 
 
