@@ -13,7 +13,6 @@ from xlogtools.errors import XlogError
 
 # Private control-flow exceptions: raised and caught inside one module, never seen by a caller.
 _CONTROL_FLOW = {
-    "xlogtools.parse.reader._Stop",  # the end of reading, turned into an EndOfWal by the reader
     "xlogtools.parse.reader._Overwritten",  # a continuation overwritten: read on from the page
 }
 

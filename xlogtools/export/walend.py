@@ -23,7 +23,7 @@ from typing import Sequence
 from typing import TYPE_CHECKING
 
 from ..lsn import Lsn
-from ..parse.reader import EndOfWal, EndReason
+from ..parse.endofwal import EndOfWal, EndReason
 
 if TYPE_CHECKING:
     from ..locate import TimelineEnd

@@ -8,9 +8,7 @@ the end of valid WAL is where every live pg_wal stops.
 """
 from __future__ import annotations
 
-import enum
 import os
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterator, Protocol, cast
 
 from ..lsn import Lsn
@@ -18,7 +16,11 @@ from . import layout as L
 from .batch import PyBuilder, Run, WalBatch
 from .record import BlockRef, DecodeError, Record, decode_fragments
 from .record import DATA_SHORT_ID, ONE_BLOCK, ONE_BLOCK_END, SIMPLE_BLOCK_MASK
-from .source import ClusterInfo, MemorySource, SegmentFile, WalSource
+from .endofwal import EndOfWal, EndReason, WalStop
+from .segments import SegmentPages
+from .source import ClusterInfo, MemorySource, WalSource
+
+__all__ = ["EndOfWal", "EndReason", "WalReader", "complete_records_end", "crc32c"]
 
 if TYPE_CHECKING:
     from _typeshed import ReadableBuffer
@@ -51,78 +53,17 @@ else:                   # the crc32c package (which reads package metadata at im
 MAX_RECORD_LEN = 1020 * 1024 * 1024  # XLogRecordMaxSize (16+); a garbage length beyond is "too long"
 
 
-class EndReason(str, enum.Enum):
-    ZERO_PAGE = "zero_page"
-    INVALID_LENGTH = "invalid_length"
-    CRC_MISMATCH = "crc_mismatch"
-    INVALID_HEADER = "invalid_header"
-    STALE_PAGE_ADDRESS = "stale_page_address"
-    MISSING_SEGMENT = "missing_segment"
-    TRUNCATED_SEGMENT = "truncated_segment"
-    PREV_LINK_MISMATCH = "prev_link_mismatch"
-    INVALID_RECORD = "invalid_record"
-    MISSING_CONTRECORD = "missing_contrecord"
-    END_LSN_REACHED = "end_lsn_reached"  # the caller's end position, not damage
-
-    def __str__(self) -> str:
-        return self.value
-
-
-@dataclass(frozen=True)
-class EndOfWal:
-    """Why and where reading stopped."""
-
-    reason: EndReason
-    lsn: Lsn  # where the next record would start: the end of the last valid record
-    last_record_lsn: Lsn | None
-    error_lsn: Lsn  # the position the message names (record or page)
-    message: str  # PostgreSQL's wording
-    segment: str | None = None  # segment file name the damage is in
-    file: str | None = None
-    offset: int | None = None  # byte offset in that segment
-    timeline: int = 0
-
-    @property
-    def is_damage(self) -> bool:
-        return self.reason is not EndReason.END_LSN_REACHED
-
-    def waldump_message(self) -> str:
-        """The message pg_waldump ends with when it cannot read further."""
-        if self.last_record_lsn is None:
-            return f"could not find a valid record after {self.lsn}"
-        return f"error in WAL record at {self.last_record_lsn}: {self.message}"
-
-    def as_dict(self) -> dict[str, object]:
-        return {
-            "reason": self.reason.value, "end_lsn": str(self.lsn),
-            "last_record_lsn": str(self.last_record_lsn) if self.last_record_lsn is not None else None,
-            "error_lsn": str(self.error_lsn), "message": self.message, "segment": self.segment,
-            "file": self.file, "offset": self.offset, "timeline": self.timeline,
-        }
-
-
-class _Stop(Exception):
-    def __init__(self, reason: EndReason, error_lsn: int, message: str,
-                 offset: int | None = None) -> None:
-        super().__init__(message)
-        self.reason = reason
-        self.error_lsn = Lsn(error_lsn)
-        self.message = message
-        self.offset = offset
-
-
 _RECHDR = L.RECORD_HEADER.unpack_from
 _lsn = int.__new__  # _lsn(Lsn, value): an Lsn without Lsn.__new__'s parsing (hot path)
 _SZREC = L.SIZE_OF_XLOG_RECORD
 _RM_MAX_BUILTIN = L.RM_MAX_BUILTIN_ID
-_PAGEHDR = L.PAGE_HEADER.unpack_from
 _U32 = L.U32.unpack_from
 _CRC_OFF = L.XL_CRC_OFFSET
 _XLOG_SWITCH = L.XLOG_SWITCH
 _ONE_BLOCK_HDR = ONE_BLOCK.unpack_from
 
 
-class WalReader:
+class WalReader(SegmentPages):
     """Iterate over the records of a WalSource on one timeline (and its ancestors).
 
     start: first record at or after this LSN (default: the first record of the earliest
@@ -140,14 +81,7 @@ class WalReader:
                  end: Lsn | int | None = None, timeline: int | None = None,
                  verify_crc: bool = True, until: Lsn | int | None = None,
                  exact_start: bool = False, prev_lsn: Lsn | int | None = None) -> None:
-        self.source = source
-        self.seg_size = source.seg_size
-        self.blcksz = source.block_size
-        assert source.cluster is not None
-        self.sysid = source.cluster.sysid
-        tlis = source.timelines()
-        self.timeline = timeline if timeline is not None else max(tlis)
-        self.expected = source.expected_timelines(self.timeline)
+        super().__init__(source, timeline)
         self.end = Lsn(end) if end is not None else None
         # until: stop before the first record that starts at or after it (a range boundary
         # for parallel readers: each record belongs to the range it starts in)
@@ -162,116 +96,9 @@ class WalReader:
         self.end_of_wal: EndOfWal | None = None
         self.last_record_lsn: Lsn | None = None
         self.records_read = 0
-        # current segment
-        self._segno = -1
-        self._seg: SegmentFile | None = None
-        self._buf: bytes = b""
-        self._major = source.cluster.pg_major
-        # validated page state
-        self._page = -1  # LSN of the last validated page
-        self._page_hdr = 0
-        self._latest_page = -1
-        self._latest_tli = 0
-        self._page_info = 0
-        self._page_rem = 0
         self._tli = self.timeline
         self._tli_lo = 0
         self._tli_hi = 0
-
-    # -- segments -----------------------------------------------------------------------------
-    def _first_segment_start(self) -> int:
-        tlis = {t for t, _b, _e in self.expected}
-        segs = [s for (t, s) in self.source.files if t in tlis]
-        if not segs:
-            return 0
-        return min(segs) * self.seg_size
-
-    def _load_segment(self, segno: int, lsn: int) -> None:
-        src = self.source
-        tli = src.timeline_of_segment(segno, self.expected)
-        c = src.segment(tli, segno)
-        name = src.name_of(tli, segno)
-        self._segno = segno
-        self._seg = None
-        self._buf = b""
-        if c is None:
-            raise _Stop(EndReason.MISSING_SEGMENT, lsn, f"could not find file \"{name}\"",
-                        lsn % self.seg_size)
-        self._buf = src.read(c)
-        self._seg = c
-        self._major = src.cluster.pg_major if src.cluster else self._major
-        if len(self._buf) > self.seg_size:
-            raise _Stop(EndReason.INVALID_HEADER, lsn,
-                        f"WAL file \"{c.path}\" is {len(self._buf)} bytes, larger than the "
-                        f"segment size {self.seg_size}", 0)
-        # Whenever we switch to a new segment, validate its first page (long header) too.
-        seg_start = segno * self.seg_size
-        if lsn != seg_start:
-            self._validate_page(seg_start)
-
-    def _validate_page(self, pageptr: int) -> int:
-        """Check the header of the page at pageptr (loading its segment); return its size."""
-        blcksz = self.blcksz
-        segno = pageptr // self.seg_size
-        if segno != self._segno or self._seg is None:
-            self._load_segment(segno, pageptr)
-        buf = self._buf
-        off = pageptr % self.seg_size
-        seg = self._seg
-        assert seg is not None
-        if len(buf) < off + L.SIZE_OF_SHORT_PHD:
-            raise _Stop(EndReason.TRUNCATED_SEGMENT, pageptr,
-                        f"could not read file \"{seg.name}\", offset {off}: read "
-                        f"{max(0, len(buf) - off)} of {blcksz}", off)
-        magic, info, tli, pageaddr, rem_len = _PAGEHDR(buf, off)
-        name = self.source.name_of(seg.tli, segno)
-        where = f"in WAL segment {name}, LSN {Lsn(pageptr)}, offset {off}"
-        if magic != L.MAJOR_TO_PAGE_MAGIC.get(self._major, -1):
-            if not any(buf[off:off + L.SIZE_OF_SHORT_PHD]):
-                raise _Stop(EndReason.ZERO_PAGE, pageptr, f"invalid magic number 0000 {where}", off)
-            raise _Stop(EndReason.INVALID_HEADER, pageptr, f"invalid magic number {magic:04X} {where}", off)
-        if info & ~L.XLP_ALL_FLAGS:
-            raise _Stop(EndReason.INVALID_HEADER, pageptr, f"invalid info bits {info:04X} {where}", off)
-        if info & L.XLP_LONG_HEADER:
-            if len(buf) < off + L.SIZE_OF_LONG_PHD:
-                raise _Stop(EndReason.TRUNCATED_SEGMENT, pageptr,
-                            f"could not read file \"{name}\", offset {off}: read "
-                            f"{len(buf) - off} of {blcksz}", off)
-            _m, _i, _t, _a, _r, sysid, seg_size, xlog_blcksz = L.LONG_PAGE_HEADER.unpack_from(buf, off)
-            if sysid != self.sysid:
-                raise _Stop(EndReason.INVALID_HEADER, pageptr,
-                            f"WAL file is from different database system: WAL file database system "
-                            f"identifier is {sysid}, pg_control database system identifier is "
-                            f"{self.sysid}", off)
-            if seg_size != self.seg_size:
-                raise _Stop(EndReason.INVALID_HEADER, pageptr,
-                            "WAL file is from different database system: incorrect segment size in page header", off)
-            if xlog_blcksz != blcksz:
-                raise _Stop(EndReason.INVALID_HEADER, pageptr,
-                            "WAL file is from different database system: incorrect XLOG_BLCKSZ in page header", off)
-            hdr = L.SIZE_OF_LONG_PHD
-        elif off == 0:
-            raise _Stop(EndReason.INVALID_HEADER, pageptr, f"invalid info bits {info:04X} {where}", off)
-        else:
-            hdr = L.SIZE_OF_SHORT_PHD
-        if pageaddr != pageptr:
-            raise _Stop(EndReason.STALE_PAGE_ADDRESS, pageptr,
-                        f"unexpected pageaddr {Lsn(pageaddr)} {where}", off)
-        if pageptr > self._latest_page:
-            if tli < self._latest_tli:
-                raise _Stop(EndReason.INVALID_HEADER, pageptr,
-                            f"out-of-sequence timeline ID {tli} (after {self._latest_tli}) {where}", off)
-            self._latest_page = pageptr
-            self._latest_tli = tli
-        if len(buf) < off + blcksz:
-            # A .partial or truncated file: the header is fine but the page is not all there.
-            raise _Stop(EndReason.TRUNCATED_SEGMENT, pageptr,
-                        f"could not read file \"{name}\", offset {off}: read {len(buf) - off} of {blcksz}", off)
-        self._page = pageptr
-        self._page_hdr = hdr
-        self._page_info = info
-        self._page_rem = rem_len
-        return hdr
 
     # -- finding the first record ---------------------------------------------------------------
     def _find_first(self, target: int) -> int:
@@ -294,7 +121,7 @@ class WalReader:
     def __iter__(self) -> Iterator[Record]:
         try:
             nxt = self._find_first(self.start)
-        except _Stop as stop:
+        except WalStop as stop:
             self._finish(stop, Lsn(self.start))
             return
         rand = self.prev_lsn is None
@@ -324,7 +151,7 @@ class WalReader:
         # Skip records before the requested start, as pg_waldump does.
         while True:
             if nxt >= until_lim:
-                self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
+                self._finish(WalStop(EndReason.END_LSN_REACHED, nxt,
                                    f"end of requested range {Lsn(until_lim)} reached"), Lsn(nxt))
                 return
             off = nxt - page
@@ -413,7 +240,7 @@ class WalReader:
             return n
         try:
             nxt = self._find_first(self.start)
-        except _Stop as stop:
+        except WalStop as stop:
             self._finish(stop, Lsn(self.start))
             return 0
         start = int(self.start)
@@ -435,7 +262,7 @@ class WalReader:
                     n += got
                     self.last_record_lsn = Lsn(prev)
             if nxt >= until:
-                self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
+                self._finish(WalStop(EndReason.END_LSN_REACHED, nxt,
                                    f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
                 break
             rec = self._step(nxt, prev, rand)
@@ -472,7 +299,7 @@ class WalReader:
             return
         try:
             nxt = self._find_first(self.start)
-        except _Stop as stop:
+        except WalStop as stop:
             self._finish(stop, Lsn(self.start))
             return
         builder = _CBuilder()
@@ -514,7 +341,7 @@ class WalReader:
                     yield take()
                     continue
             if nxt >= until:
-                self._finish(_Stop(EndReason.END_LSN_REACHED, nxt,
+                self._finish(WalStop(EndReason.END_LSN_REACHED, nxt,
                                    f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
                 break
             rec = self._step(nxt, prev, rand)
@@ -561,13 +388,13 @@ class WalReader:
         prev is unchanged); or None when reading ended (end_of_wal is set)."""
         try:
             return self._read(nxt, prev, rand)
-        except _Stop as stop:
+        except WalStop as stop:
             self._finish(stop, Lsn(nxt))
             return None
         except _Overwritten as ow:
             return ow.pageptr
 
-    def _finish(self, stop: _Stop, next_lsn: Lsn) -> None:
+    def _finish(self, stop: WalStop, next_lsn: Lsn) -> None:
         seg_size = self.seg_size
         segno = int(stop.error_lsn) // seg_size
         tli = self.source.timeline_of_segment(segno, self.expected)
@@ -594,9 +421,9 @@ class WalReader:
             if rp == pageptr:
                 rp += hdr
                 if self._page_info & L.XLP_FIRST_IS_CONTRECORD:
-                    raise _Stop(EndReason.MISSING_CONTRECORD, rp, f"contrecord is requested by {Lsn(rp)}")
+                    raise WalStop(EndReason.MISSING_CONTRECORD, rp, f"contrecord is requested by {Lsn(rp)}")
             elif rp % blcksz < hdr:
-                raise _Stop(EndReason.INVALID_RECORD, rp,
+                raise WalStop(EndReason.INVALID_RECORD, rp,
                             f"invalid record offset at {Lsn(rp)}: expected at least {hdr}, got {rp % blcksz}")
         elif rp == pageptr:  # cannot happen: a validated page has its header before any record
             rp += self._page_hdr
@@ -605,7 +432,7 @@ class WalReader:
         pos = rp % seg_size
         page_off = rp % blcksz
         if end is not None and rp + L.SIZE_OF_XLOG_RECORD > end:
-            raise _Stop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
+            raise WalStop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
         if page_off <= blcksz - L.SIZE_OF_XLOG_RECORD:
             tot_len, xid, xprev, info, rmid, crc = _RECHDR(buf, pos)
             if tot_len < _SZREC or rmid > _RM_MAX_BUILTIN or (xprev >= rp if rand else xprev != prev):
@@ -614,25 +441,25 @@ class WalReader:
         else:
             tot_len = _U32(buf, pos)[0]
             if tot_len < L.SIZE_OF_XLOG_RECORD:
-                raise _Stop(EndReason.INVALID_LENGTH, rp,
+                raise WalStop(EndReason.INVALID_LENGTH, rp,
                             f"invalid record length at {Lsn(rp)}: expected at least "
                             f"{L.SIZE_OF_XLOG_RECORD}, got {tot_len}")
             gotheader = False
         if page_off + tot_len <= blcksz:
             if end is not None and rp + tot_len > end:
-                raise _Stop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
+                raise WalStop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
             data = buf[pos:pos + tot_len]
             nxt = rp + ((tot_len + 7) & ~7)
         else:
             if tot_len > MAX_RECORD_LEN:
-                raise _Stop(EndReason.INVALID_LENGTH, rp, f"record length {tot_len} at {Lsn(rp)} too long")
+                raise WalStop(EndReason.INVALID_LENGTH, rp, f"record length {tot_len} at {Lsn(rp)} too long")
             data, nxt = self._assemble(rp, tot_len, prev, rand, gotheader)
             if not gotheader:
                 tot_len, xid, xprev, info, rmid, crc = _RECHDR(data, 0)
         if self.verify_crc:
             c = crc32c(data[:L.XL_CRC_OFFSET], crc32c(memoryview(data)[L.SIZE_OF_XLOG_RECORD:]))
             if c != crc:
-                raise _Stop(EndReason.CRC_MISMATCH, rp,
+                raise WalStop(EndReason.CRC_MISMATCH, rp,
                             f"incorrect resource manager data checksum in record at {Lsn(rp)}")
         if rmid == L.RM_XLOG_ID and (info & L.XLR_RMGR_INFO_MASK) == L.XLOG_SWITCH:
             # The rest of the segment is unused: the next record starts in the next one.
@@ -646,7 +473,7 @@ class WalReader:
         try:
             decode_fragments(rec)
         except DecodeError as exc:
-            raise _Stop(EndReason.INVALID_RECORD, rp, f"{exc} at {Lsn(rp)}") from None
+            raise WalStop(EndReason.INVALID_RECORD, rp, f"{exc} at {Lsn(rp)}") from None
         return rec
 
     def _set_tli_range(self, lsn: int) -> None:
@@ -663,17 +490,17 @@ class WalReader:
     def _check_header(self, rp: int, tot_len: int, xprev: int, rmid: int, prev: int, rand: bool) -> None:
         """ValidXLogRecordHeader()."""
         if tot_len < L.SIZE_OF_XLOG_RECORD:
-            raise _Stop(EndReason.INVALID_LENGTH, rp,
+            raise WalStop(EndReason.INVALID_LENGTH, rp,
                         f"invalid record length at {Lsn(rp)}: expected at least "
                         f"{L.SIZE_OF_XLOG_RECORD}, got {tot_len}")
         if not L.rmgr_id_valid(rmid, self._major):
-            raise _Stop(EndReason.INVALID_RECORD, rp, f"invalid resource manager ID {rmid} at {Lsn(rp)}")
+            raise WalStop(EndReason.INVALID_RECORD, rp, f"invalid resource manager ID {rmid} at {Lsn(rp)}")
         if rand:
             if not xprev < rp:
-                raise _Stop(EndReason.PREV_LINK_MISMATCH, rp,
+                raise WalStop(EndReason.PREV_LINK_MISMATCH, rp,
                             f"record with incorrect prev-link {Lsn(xprev)} at {Lsn(rp)}")
         elif xprev != prev:
-            raise _Stop(EndReason.PREV_LINK_MISMATCH, rp,
+            raise WalStop(EndReason.PREV_LINK_MISMATCH, rp,
                         f"record with incorrect prev-link {Lsn(xprev)} at {Lsn(rp)}")
 
     def _assemble(self, rp: int, tot_len: int, prev: int, rand: bool, gotheader: bool) -> tuple[bytes, int]:
@@ -690,23 +517,23 @@ class WalReader:
             pageptr += blcksz
             try:
                 hdr = self._validate_page(pageptr)
-            except _Stop as stop:
+            except WalStop as stop:
                 # A lost continuation: the record at rp is the one that is not whole.
-                raise _Stop(stop.reason, stop.error_lsn, stop.message, stop.offset) from None
+                raise WalStop(stop.reason, stop.error_lsn, stop.message, stop.offset) from None
             info = self._page_info
             if info & L.XLP_FIRST_IS_OVERWRITE_CONTRECORD:
                 # The continuation was overwritten after a crash (14+): the record at rp was
                 # never completed; what follows the page header replaces it.
                 raise _Overwritten(pageptr)
             if not info & L.XLP_FIRST_IS_CONTRECORD:
-                raise _Stop(EndReason.MISSING_CONTRECORD, rp, f"there is no contrecord flag at {Lsn(pageptr)}")
+                raise WalStop(EndReason.MISSING_CONTRECORD, rp, f"there is no contrecord flag at {Lsn(pageptr)}")
             rem = self._page_rem
             if rem == 0 or tot_len != rem + gotlen:
-                raise _Stop(EndReason.MISSING_CONTRECORD, rp,
+                raise WalStop(EndReason.MISSING_CONTRECORD, rp,
                             f"invalid contrecord length {rem} (expected {tot_len - gotlen}) at {Lsn(pageptr)}")
             n = min(rem, blcksz - hdr)
             if end is not None and pageptr + hdr + n > end:
-                raise _Stop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
+                raise WalStop(EndReason.END_LSN_REACHED, rp, f"end of requested range {end} reached")
             off = pageptr % seg_size + hdr
             parts.append(self._buf[off:off + n])
             gotlen += n

@@ -43,7 +43,7 @@ from ..export.filters import RecordFilter
 from ..export.writers import format_batch
 from ..lsn import Lsn, segment_name
 from ..parse.api import open_wal
-from ..parse.reader import EndOfWal, EndReason
+from ..parse.endofwal import EndOfWal, EndReason
 from ..parse.source import WalSource
 
 log = logging.getLogger("xlogtools.scale")
@@ -220,7 +220,7 @@ def partition_commit_times(part: WalPartition, flt: RecordFilter,
     commit records in the range and after it, until every such transaction has ended or
     `lookahead` bytes past the range. Read from the reader's batches: the xids of the range's
     records come from the columns, and only commit and abort records are looked at one by one
-    (export/columns.xact_ends)."""
+    (export/commitindex.xact_ends)."""
     return _scan(part, flt, lookahead, keep=False).times
 
 
@@ -229,7 +229,8 @@ def _scan(part: WalPartition, flt: RecordFilter, lookahead: int, keep: bool) -> 
 
     import pyarrow.compute as pc
 
-    from ..export.columns import filter_mask, xact_ends
+    from ..export.columns import filter_mask
+    from ..export.commitindex import xact_ends
 
     reader = _open(part)
     out = _Scan({}, [] if keep else None, False, None)
@@ -330,7 +331,7 @@ def decode_partition(part: WalPartition, flt: RecordFilter, times: rows.CommitTi
     by export/columns.py, as dump's parquet export makes them."""
     import bisect
 
-    from ..export.columns import commit_index_of
+    from ..export.commitindex import commit_index_of
 
     reader = _open(part)
     until = int(part.until) if part.until is not None else 1 << 64
@@ -381,7 +382,7 @@ def read_partition(part: WalPartition, opts: ReadOptions | None = None,
     pass keeps the range's batches (up to KEEP_BATCHES_BYTES) so the range is read once."""
     opts = opts or ReadOptions()
     if opts.wants_commit_time:
-        from ..export.columns import commit_index_of
+        from ..export.commitindex import commit_index_of
 
         scan = _scan(part, opts.filter, opts.commit_lookahead, keep=True)
         if scan.batches is not None:
