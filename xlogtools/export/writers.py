@@ -21,7 +21,7 @@ from . import rows
 from .text import format_record as text_line
 
 if TYPE_CHECKING:
-    from .columns import CommitIndex
+    from .commitindex import CommitIndex
 
 # Records per chunk. Small enough that a chunk's records (three objects each that the cyclic
 # garbage collector tracks) mostly die young: with 20000, collections of the older generations
