@@ -156,6 +156,36 @@ def test_c_text_helpers_write_what_python_writes() -> None:
 
 
 
+def test_c_join_rows_numbers_and_short_pieces() -> None:
+    """join_rows' decimal integers (every digit count, each power of ten and its neighbours,
+    of each width) and its copies of short literals and raw strings (every length up to 40,
+    where fixed-size moves overlap), against Python's str."""
+    from xlogtools.export import columns as C
+
+    if C._c_join_rows is None:
+        pytest.skip("no C extension")
+    rng = random.Random(7)
+    for code, width, top in (("Q", 8, 2**64 - 1), ("I", 4, 2**32 - 1), ("H", 2, 2**16 - 1),
+                             ("B", 1, 255)):
+        vals = {0, 1, top, top - 1}
+        for k in range(1, 21):
+            for v in (10**k - 1, 10**k, 10**k + 1, 2**k, 2**(3 * k) - 1):
+                if v <= top:
+                    vals.add(v)
+        vals |= {rng.randrange(top + 1) for _ in range(500)}
+        ordered = sorted(vals)
+        arr = pa.array(ordered, getattr(pa, f"uint{8 * width}")())
+        _o, d = C._c_join_rows(len(ordered), [C._U(arr), (0, b"|")])
+        assert d.decode().split("|")[:-1] == [str(v) for v in ordered], code
+    texts = ["".join(rng.choice("abcdefgh") for _ in range(n)) for n in range(41)]
+    a = pa.array(texts, pa.string())
+    for lit in texts:
+        offs, d = C._c_join_rows(len(texts), [(0, lit.encode()), C._S(a, 0), (0, b"|")])
+        assert d.decode() == "".join(lit + t + "|" for t in texts)
+        assert list(memoryview(offs).cast("i")) == [
+            sum(len(lit) + len(t) + 1 for t in texts[:i]) for i in range(len(texts) + 1)]
+
+
 def test_c_json_strings_past_eight_bytes_and_repeated_times() -> None:
     """join_rows' 8-bytes-at-a-time JSON copy (an odd character at every position of long
     strings) and time_texts' reuse of a repeated value's text, against Python."""
