@@ -21,9 +21,9 @@ from ..lsn import Lsn
 from ..parse.pgtime import format_time, pg_timestamp
 from ..parse.reader import WalReader
 from ..parse.record import Record
-from ..parse.rmgr import xact
 from ..parse.rmgr.ids import RM_XACT_ID
 from ..parse.source import WalSource
+from ..parse.xacttrack import XactOutcomes
 
 
 def pg_time(ts: int) -> str:
@@ -253,88 +253,69 @@ class _Open:
 
 
 class _Tracker:
-    """Follows transactions through a WAL stream: which xids wrote what, and how they ended."""
+    """Follows transactions through a WAL stream: which xids wrote what, and how they ended.
+    Which transaction an xid belongs to and how it ended is the shared tracker's
+    (parse/xacttrack.py), read leniently as describe reads records (a damaged record's data
+    past its end as zeros); this keeps what gap adds: the relations each open or prepared
+    transaction wrote, the transactions lost after the cut and those aborted after it."""
 
     def __init__(self, cut: int, rel_name: Callable[[tuple[int, int, int]], str | None]) -> None:
         self.cut = cut
         self.rel_name = rel_name
+        self.xacts = XactOutcomes(strict=False)
+        self.parent = self.xacts.top_of  # subtransaction -> its parent
         self.open: dict[int, _Open] = {}
-        self.parent: dict[int, int] = {}
         self.lost: list[Transaction] = []
         self.aborted_after: list[int] = []
         self.prepared: dict[int, _Open] = {}
 
     def top(self, xid: int) -> int:
-        """The top-level transaction of xid. A circle of parents (only damaged records make
-        one: a record naming itself or a subtransaction as its top) ends the walk where it
-        closes, instead of walking it forever."""
-        seen: set[int] | None = None
-        steps = 0
-        while xid in self.parent:
-            steps += 1
-            if steps > 64:  # deeper than real nesting goes in practice: watch for a circle
-                if seen is None:
-                    seen = set()
-                if xid in seen:
-                    break
-                seen.add(xid)
-            nxt = self.parent[xid]
-            if nxt == xid:
-                break
-            xid = nxt
-        return xid
+        """The top-level transaction of xid (a circle of parents ends where it closes)."""
+        return self.xacts.top(xid)
 
     def feed(self, rec: Record) -> None:
-        xid = rec.xid
         if rec.rmid == RM_XACT_ID:
             self._xact(rec)
             return
+        xid = rec.xid
         if not xid:
             return
-        if rec.toplevel_xid:
-            self.parent[xid] = rec.toplevel_xid
-        t = self.open.get(self.top(xid))
+        self.xacts.see(rec)
+        top = self.xacts.top(xid)
+        t = self.open.get(top)
         if t is None:
-            t = self.open[self.top(xid)] = _Open(int(rec.lsn))
+            t = self.open[top] = _Open(int(rec.lsn))
         for b in rec.blocks:
             if b.fork == 0:
                 t.rels.add((b.spc, b.db, b.rel))
 
-    def _merge(self, xid: int, subxacts: list[int], lsn: int) -> _Open:
+    def _merge(self, xid: int, subxacts: tuple[int, ...], lsn: int) -> _Open:
         """The transaction and its committed subtransactions' writes, as one."""
         t = self.open.pop(xid, None) or _Open(lsn)
         for sub in subxacts:
-            self.parent[sub] = xid
             o = self.open.pop(sub, None)
             if o is not None:
                 _merge_into(t, o)
         return t
 
     def _xact(self, rec: Record) -> None:
-        # read as describe reads them: a damaged record's data past its end as zeros
-        r = xact.decode(rec, strict=False)
-        if r is None:
+        ev = self.xacts.feed(rec)
+        if ev is None:
             return
-        if r.kind == "assignment":
-            for sub in r.subxids:
-                self.parent[sub] = r.xid
+        r, xid = ev.record, ev.xid
+        if ev.status == "prepared":
+            self.prepared[xid] = self._merge(xid, r.subxids, int(rec.lsn))
             return
-        if r.kind == "prepare":
-            top = r.twophase_xid or rec.xid
-            self.prepared[top] = self._merge(top, list(r.subxids), int(rec.lsn))
-            return
-        commit = r.is_commit
-        xid = r.twophase_xid if r.kind in ("commit_prepared", "abort_prepared") else rec.xid
-        if not commit and (rec.xid in self.parent or (rec.toplevel_xid and rec.xid != rec.toplevel_xid)):
-            # a subtransaction rolled back inside its parent: its writes are void
-            for sub in [rec.xid, *r.subxids]:
-                self.parent.pop(sub, None)
+        if ev.subxact:
+            # a subtransaction rolled back inside its parent: its writes are void (those its
+            # parent was known for at the time went to the parent, which goes on)
+            for sub in (xid, *r.subxids):
                 self.open.pop(sub, None)
             return
         if xid in self.prepared:
             t = self.prepared.pop(xid)
         else:
-            t = self._merge(xid, list(r.subxids), int(rec.lsn))
+            t = self._merge(xid, r.subxids, int(rec.lsn))
         if int(rec.end) <= self.cut:
             # The whole record lies before the cut: the standby has it. The cut is compared
             # with the record's end, not its start: a live standby's received position
@@ -343,7 +324,7 @@ class _Tracker:
             # of is not committed there. For a cut at a record boundary (the end of the
             # standby's WAL, a timeline switch point) both tests agree.
             return
-        if not commit:
+        if ev.status != "committed":
             self.aborted_after.append(xid)
             return
         rels = sorted(t.rels)

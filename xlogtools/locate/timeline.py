@@ -343,13 +343,12 @@ class TimelineLocator:
         return Checkpoint(rec.lsn, Lsn(cp.redo), cp.timeline, kind, unix_time(cp.time), found_by)
 
     def commit_of(self, rec: Record) -> Commit:
-        """The commit or abort record as a Commit (parse/rmgr/xact's decoder: for COMMIT/ABORT
-        PREPARED the prepared transaction's xid)."""
+        """The commit or abort record as a Commit (parse/rmgr/xact's decoder, whose xid is the
+        transaction the record ends: for COMMIT/ABORT PREPARED the prepared one)."""
         # read as describe reads it: a damaged record's data past its end as zeros
         r = xact.decode(rec, strict=False)
         assert r is not None and r.kind != "assignment" and r.kind != "prepare"
-        xid = r.twophase_xid if r.kind.endswith("_prepared") and r.twophase_xid else rec.xid
-        return Commit(xid, rec.lsn, pg_timestamp(r.time), r.kind)
+        return Commit(r.xid, rec.lsn, pg_timestamp(r.time), r.kind)
 
     def search_checkpoint(self, segno: int, below: int) -> Checkpoint | None:
         """The last checkpoint record in segment segno that starts before `below`: candidates

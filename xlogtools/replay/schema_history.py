@@ -38,6 +38,7 @@ from ..errors import InputError, RecordDataError
 from ..lsn import Lsn
 from ..parse.api import open_wal
 from ..parse.record import Record
+from ..parse.xacttrack import XactOutcomes
 from ..parse.rmgr import mxact, smgr
 from . import syscat
 from .catalog import Catalog, Relation
@@ -51,7 +52,6 @@ from .pgdata import (HEAP_LOCK_MASK, HEAP_XMAX_COMMITTED, HEAP_XMAX_EXCL_LOCK,
                      HEAP_XMAX_INVALID, HEAP_XMAX_IS_MULTI, HEAP_XMAX_LOCK_ONLY,
                      HEAP_XMIN_COMMITTED, HEAP_XMIN_FROZEN, HEAP_XMIN_INVALID, DataDir,
                      check_heap_page)
-from .xact import XactEnd, parse_xact
 
 CATALOGS = ("pg_class", "pg_attribute", "pg_type", "pg_namespace", "pg_index", "pg_enum")
 BEFORE = -1  # "committed before the range"
@@ -109,7 +109,9 @@ class SchemaHistory:
         self.page_first: dict[tuple[str, int], str] = {}  # 'image' | 'init' | 'lossy'
         self.commit_lsn: dict[int, Lsn] = {}
         self.abort_lsn: dict[int, Lsn] = {}
-        self.top_of: dict[int, int] = {}
+        # which transaction each subtransaction belongs to (strict: a damaged transaction
+        # record is a warning, its transaction's catalog changes count as not committed)
+        self.xacts = XactOutcomes(strict=True)
         self.written: set[int] = set()  # xids that wrote any record in the range
         self.multi_updaters: dict[int, int] = {}  # multixact -> updating member (0: none)
         self.moved_before: Lsn | None = None  # a catalog moved to another file there
@@ -240,8 +242,7 @@ class SchemaHistory:
             self.records += 1
             if rec.xid:
                 self.written.add(rec.xid)
-                if rec.toplevel_xid:
-                    self.top_of[rec.xid] = rec.toplevel_xid
+                self.xacts.see(rec)
             rmid = rec.rmid
             if rmid == RM_XACT_ID:
                 self._xact(rec)
@@ -361,31 +362,20 @@ class SchemaHistory:
 
     def _xact(self, rec: Record) -> None:
         try:
-            parsed = parse_xact(rec)
+            ev = self.xacts.feed(rec)
         except RecordDataError as exc:
             self.warnings.append(f"{exc}; that transaction's catalog changes count as not "
                                  f"committed")
             return
-        if parsed is None:
+        if ev is None or ev.status == "prepared":
             return
-        if isinstance(parsed, tuple):
-            top, subs = parsed
-            for s in subs:
-                self.top_of[s] = top
-            return
-        end: XactEnd = parsed
-        if end.kind == "prepare":
-            for s in end.subxacts:
-                self.top_of[s] = end.xid
-            return
-        if end.kind == "commit":
-            for x in (end.xid, *end.subxacts):
-                self.commit_lsn[x] = end.lsn
-                if x != end.xid:
-                    self.top_of[x] = end.xid
+        r = ev.record
+        if ev.status == "committed":
+            for x in (ev.xid, *r.subxids):
+                self.commit_lsn[x] = r.lsn
         else:
-            for x in (end.xid, *end.subxacts):
-                self.abort_lsn.setdefault(x, end.lsn)
+            for x in (ev.xid, *r.subxids):
+                self.abort_lsn.setdefault(x, r.lsn)
 
     def _finish(self) -> None:
         for (cat, blk) in self._file_pages:
@@ -407,7 +397,7 @@ class SchemaHistory:
         for lst in self.own_writes.values():
             lst.sort()
         self.members: dict[int, set[int]] = {}
-        for x in set(self.top_of) | set(self.own_writes):
+        for x in set(self.xacts.top_of) | set(self.own_writes):
             self.members.setdefault(self.top(x), {self.top(x)}).add(x)
         # what the lossy pages hold: their relations, types and schemas are uncertain
         self.uncertain_oids: set[int] = set()
@@ -479,11 +469,7 @@ class SchemaHistory:
         return out
 
     def top(self, xid: int) -> int:
-        seen = 0
-        while xid in self.top_of and self.top_of[xid] != xid and seen < 64:
-            xid = self.top_of[xid]
-            seen += 1
-        return xid
+        return self.xacts.top(xid)
 
     # -- visibility -------------------------------------------------------------------------------
     def _committed_at(self, xid: int, committed_hint: bool, invalid_hint: bool) -> int | None:

@@ -1,11 +1,11 @@
-"""Transaction outcomes from RM_XACT_ID records (access/xact.h; ParseCommitRecord,
-ParseAbortRecord, ParsePrepareRecord of xactdesc.c), PostgreSQL 13-18.
+"""Transaction outcomes as the replay engine keeps them, PostgreSQL 13-18: each commit,
+abort and prepare record as an XactEnd (its commit time as text), each top-level
+transaction's Transaction (what read_transactions returns).
 
-Commit records list the committed subtransactions; a subtransaction rolled back (ROLLBACK TO
-SAVEPOINT) writes its own ABORT record; 2PC writes PREPARE, then COMMIT_PREPARED or
-ABORT_PREPARED naming the prepared xid (xl_xact_twophase). ASSIGNMENT records (and, at
-wal_level=logical, the top-level xid of 14+ records) say which top-level transaction a
-subtransaction belongs to before its commit does.
+Which transaction a subtransaction belongs to and how a record ends one (assignments, the
+top-level xid of records, subtransaction aborts, two-phase commit) is the shared tracker's
+knowledge (parse/xacttrack.py); the records are read by parse/rmgr/xact.decode
+(ParseCommitRecord, ParseAbortRecord, ParsePrepareRecord of xactdesc.c).
 """
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from ..lsn import Lsn
 from ..parse.record import Record
+from ..parse.xacttrack import XactOutcomes
 from .types import BadDatum, timestamptz_usecs_out
 from .tuples import NATIVE  # the optional C deformer, for the commit time in UTC
 
@@ -44,6 +45,14 @@ class XactEnd:
             return None
 
 
+def xact_end(r: _xact.XactRecord) -> XactEnd:
+    """A decoded commit, abort or prepare record as the replay engine keeps it."""
+    kind = "commit" if r.is_commit else "abort" if r.is_abort else "prepare"
+    # the gid as replay has always shown it: undecodable bytes replaced
+    gid = r.gid.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if r.gid else ""
+    return XactEnd(kind, r.xid, list(r.subxids), r.time, r.lsn, gid, r.db_id)
+
+
 def parse_xact(rec: Record) -> XactEnd | tuple[int, list[int]] | None:
     """An XactEnd, an assignment (top xid, subxids), or None for other xact records. A
     record whose counts run past its data raises RecordDataError (naming its LSN).
@@ -53,10 +62,7 @@ def parse_xact(rec: Record) -> XactEnd | tuple[int, list[int]] | None:
         return None
     if r.kind == "assignment":
         return r.xid, list(r.subxids)
-    kind = "commit" if r.is_commit else "abort" if r.is_abort else "prepare"
-    # the gid as replay has always shown it: undecodable bytes replaced
-    gid = r.gid.encode("utf-8", "surrogateescape").decode("utf-8", "replace") if r.gid else ""
-    return XactEnd(kind, r.xid, list(r.subxids), r.time, r.lsn, gid, r.db_id)
+    return xact_end(r)
 
 
 @dataclass
@@ -95,58 +101,42 @@ class Ended:
 
 class XactTracker:
     """Transaction outcomes of a WAL read, fed its transaction records: each top-level xid's
-    Transaction (status, commit LSN and time, subxids, gid, prepared LSN) and which
-    transaction each subtransaction belongs to (`top_of`, which callers may also fill from
-    the top-level xid of other records). The replay engine keeps its row changes by it;
-    read_transactions is what it knows after a read."""
+    Transaction (status, commit LSN and time, subxids, gid, prepared LSN), kept on top of the
+    shared tracker (parse/xacttrack.py, strict: a damaged transaction record raises
+    RecordDataError), which knows which transaction each subtransaction belongs to (`top_of`,
+    which callers may also fill from the top-level xid of other records). The replay engine
+    keeps its row changes by it; read_transactions is what it knows after a read."""
 
     def __init__(self) -> None:
-        self.top_of: dict[int, int] = {}
+        self.outcomes = XactOutcomes(strict=True)
+        self.top_of: dict[int, int] = self.outcomes.top_of
         self.transactions: dict[int, Transaction] = {}
 
     def top(self, xid: int) -> int:
         """The top-level xid of xid as far as known (xid itself when it is one)."""
-        top = self.top_of.get(xid, xid)
-        while top in self.top_of and self.top_of[top] != top:
-            top = self.top_of[top]
-        return top
+        return self.outcomes.top(xid)
 
     def feed(self, rec: Record) -> Ended | None:
         """Take a transaction record in: an Ended for a commit or abort, None for the others
         (assignments and prepares are only noted). A record whose data does not add up
         raises RecordDataError and changes nothing."""
-        parsed = parse_xact(rec)
-        if parsed is None:
+        ev = self.outcomes.feed(rec)
+        if ev is None:
             return None
-        if isinstance(parsed, tuple):
-            top, subs = parsed
-            for s in subs:
-                self.top_of[s] = top
-            return None
-        end = parsed
-        if rec.toplevel_xid and end.kind == "abort":
-            self.top_of[end.xid] = rec.toplevel_xid
-        if end.kind == "prepare":
-            for s in end.subxacts:
-                self.top_of[s] = end.xid
+        end = xact_end(ev.record)
+        if ev.status == "prepared":
             t = self.transactions.setdefault(end.xid, Transaction(end.xid, "in_progress"))
             t.gid, t.prepared_lsn = end.gid, end.lsn
             t.subxids = sorted(set(t.subxids) | set(end.subxacts))
             return None
-        top = end.xid
-        is_sub = end.kind == "abort" and top in self.top_of and not end.gid \
-            and self.top_of[top] != top
-        for s in end.subxacts:
-            self.top_of[s] = self.top_of.get(top, top) if is_sub else top
-        status = "committed" if end.kind == "commit" else "aborted"
-        if is_sub:
-            return Ended(end, self.top_of[top], status, True)
-        t = self.transactions.setdefault(top, Transaction(top, status))
-        t.status = status
+        if ev.subxact:
+            return Ended(end, ev.parent, ev.status, True)
+        t = self.transactions.setdefault(ev.xid, Transaction(ev.xid, ev.status))
+        t.status = ev.status
         t.commit_lsn = end.lsn
         t.commit_time = end.time
         t.subxids = sorted(set(t.subxids) | set(end.subxacts))
-        return Ended(end, top, status, False)
+        return Ended(end, ev.xid, ev.status, False)
 
     def in_progress(self, xid: int) -> int:
         """The top-level transaction of xid, still open at the end of the read: known as
@@ -154,4 +144,3 @@ class XactTracker:
         top = self.top(xid)
         self.transactions.setdefault(top, Transaction(top, "in_progress"))
         return top
-
