@@ -709,7 +709,7 @@ def test_checkpoint_search_c_equals_python(monkeypatch) -> None:
     """The C search back for a checkpoint record's first 8 bytes (8-byte-aligned offsets only)
     finds what the Python path (bytes.rfind plus an alignment check) finds, on random buffers
     with the needle planted at aligned and unaligned offsets and every kind of upper bound."""
-    import xlogtools.locate.timeline as loc
+    import xlogtools.locate.ckptsearch as loc
     if os.environ.get("XLOGTOOLS_NO_C"):
         pytest.skip("XLOGTOOLS_NO_C is set: the Python path is under test")
     try:

@@ -4,10 +4,8 @@ docstring for the steps)."""
 from __future__ import annotations
 
 import collections
-import mmap
-import os
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from ..lsn import Lsn, segment_name
 from ..parse import layout as L
@@ -16,10 +14,10 @@ from ..parse.reader import EndOfWal, EndReason, WalReader
 from ..parse.record import Record
 from ..parse.rmgr import xact
 from ..parse.rmgr.ids import RM_XACT_ID, RM_XLOG_ID
-from ..parse.rmgr.xlog import (CHECKPOINT_ONLINE, CHECKPOINT_SHUTDOWN, SIZEOF_CHECKPOINT,
-                               checkpoint as checkpoint_data, is_checkpoint)
+from ..parse.rmgr.xlog import CHECKPOINT_SHUTDOWN, checkpoint as checkpoint_data, is_checkpoint
 from ..parse.source import SegmentFile, WalSource, map_file, read_file_bytes
 from ..parse.pgtime import pg_timestamp
+from .ckptsearch import checkpoint_candidates
 from .results import Beyond, Checkpoint, Commit, Gap, TimelineEnd
 
 DEFAULT_TAIL_BYTES = 1 << 20
@@ -28,42 +26,6 @@ DEFAULT_COMMIT_SEARCH_BYTES = 16 << 20
 SCANS = ("recovery", "tail", "all")
 HEADER_SIZES = (0, L.SIZE_OF_SHORT_PHD, L.SIZE_OF_LONG_PHD)  # next record after a page header
 
-# XLogRecord + XLR_BLOCK_ID_DATA_SHORT + length byte + CheckPoint: every checkpoint record.
-CHECKPOINT_TOT_LEN = L.SIZE_OF_XLOG_RECORD + 2 + SIZEOF_CHECKPOINT
-# xl_tot_len and xl_xid (a checkpoint is written outside any transaction): 8 bytes to search
-# for, rarer in other data (and found faster) than the length alone
-_CKPT_NEEDLE = L.U32.pack(CHECKPOINT_TOT_LEN) + bytes(4)
-_c_rfind_aligned: Callable[[Any, Any, int, int], int] | None
-try:  # the C extension of the reader's walk also searches back for it, 8-byte word by word
-    from ..parse._walscan import rfind_aligned as _c_rfind_aligned
-except ImportError:  # pragma: no cover - exercised by XLOGTOOLS_NO_C=1 test runs
-    _c_rfind_aligned = None
-if os.environ.get("XLOGTOOLS_NO_C"):
-    _c_rfind_aligned = None
-
-
-def _drop_pages(buf: Any) -> None:
-    """Let go of a mapped segment's pages (they stay in the page cache; touching them again
-    maps them again): a search back through many segments without a checkpoint would
-    otherwise hold every page it looked at, in the process's resident memory."""
-    if isinstance(buf, mmap.mmap) and hasattr(mmap, "MADV_DONTNEED"):
-        try:
-            buf.madvise(mmap.MADV_DONTNEED)
-        except (OSError, ValueError):
-            pass
-
-
-def _rfind_needle(buf: Any, hi: int) -> int:
-    """The last 8-byte-aligned offset p with p + 8 <= hi where _CKPT_NEEDLE stands (records
-    are MAXALIGNed), or -1."""
-    if _c_rfind_aligned is not None:
-        return int(_c_rfind_aligned(buf, _CKPT_NEEDLE, 0, hi))
-    pos = hi
-    while True:
-        pos = buf.rfind(_CKPT_NEEDLE, 0, pos)
-        if pos < 0 or pos % 8 == 0:
-            return int(pos)
-        pos += len(_CKPT_NEEDLE) - 1  # a hit starting before this one
 
 # --- the work -------------------------------------------------------------------------------
 @dataclass
@@ -352,37 +314,15 @@ class TimelineLocator:
 
     def search_checkpoint(self, segno: int, below: int) -> Checkpoint | None:
         """The last checkpoint record in segment segno that starts before `below`: candidates
-        by their fixed xl_tot_len, confirmed by the reader from their page's first record."""
-        buf = self.src.read(self.files[segno])
+        by their fixed xl_tot_len (locate/ckptsearch.py), confirmed by the reader from their
+        page's first record."""
         seg_start = segno * self.seg
-        pos = min(len(buf), below - seg_start + len(_CKPT_NEEDLE) - 1)  # hits starting < below
-        while True:
-            pos = _rfind_needle(buf, pos)
-            if pos < 0:
-                _drop_pages(buf)  # searched through, most likely not read again
-                return None
-            if pos % self.blcksz >= L.SIZE_OF_SHORT_PHD:
-                head = self.peek(buf, pos, 26)
-                # info without XLR flags, rmid XLOG, main data of CheckPoint's size
-                if head is None or (head[17] == RM_XLOG_ID and head[16] in (
-                        CHECKPOINT_SHUTDOWN, CHECKPOINT_ONLINE)
-                        and head[24] == L.XLR_BLOCK_ID_DATA_SHORT
-                        and head[25] == SIZEOF_CHECKPOINT):
-                    cp = self.confirm_checkpoint(seg_start + pos)
-                    if cp is not None:
-                        return cp
-            pos += len(_CKPT_NEEDLE) - 1  # look for hits starting before this one next
-
-    def peek(self, buf: bytes, pos: int, n: int) -> bytes | None:
-        """n bytes of a record starting at segment offset pos, across a page header; None
-        when they run into the next segment (the reader decides those)."""
-        room = self.blcksz - pos % self.blcksz
-        if room >= n:
-            return buf[pos:pos + n]
-        nxt = pos + room
-        if nxt >= len(buf):
-            return None
-        return buf[pos:nxt] + buf[nxt + L.SIZE_OF_SHORT_PHD:nxt + L.SIZE_OF_SHORT_PHD + n - room]
+        buf = self.src.read(self.files[segno])
+        for pos in checkpoint_candidates(buf, below - seg_start, self.blcksz):
+            cp = self.confirm_checkpoint(seg_start + pos)
+            if cp is not None:
+                return cp
+        return None
 
     def confirm_checkpoint(self, lsn: int) -> Checkpoint | None:
         reader = WalReader(self.src, start=Lsn(lsn), timeline=self.tli)
