@@ -15,6 +15,7 @@ from xlogtools.parse import layout as L
 from xlogtools.parse import pgtime
 from xlogtools.parse.api import open_wal
 from xlogtools.parse.rmgr import RMGRS, ids, xact, xlog
+from xlogtools.parse.xacttrack import XactOutcomes
 from xlogtools.replay.xact import XactTracker, parse_xact
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
@@ -78,6 +79,50 @@ def test_tracker_knows_every_outcome(records: list) -> None:
     assert ends and all(t.transactions[x].status == s for x, s in ends.items())
     for x, tx in t.transactions.items():
         assert all(t.top(s) == x for s in tx.subxids)
+
+
+def test_shared_tracker_strict_and_lenient_agree(records: list) -> None:
+    """On valid WAL the strict (replay) and lenient (gap) readings of the shared tracker give
+    the same events and the same subtransaction map, and replay's tracker ends what it ends;
+    a record cut short raises in the strict one and changes nothing, the lenient one reads it."""
+    strict, lenient, replay = XactOutcomes(strict=True), XactOutcomes(strict=False), XactTracker()
+    events = []
+    for rec in records:
+        for t in (strict, lenient, replay.outcomes):
+            t.see(rec)  # the top-level xid records carry (wal_level=logical)
+        if rec.rmid != ids.RM_XACT_ID:
+            continue
+        e, f = strict.feed(rec), lenient.feed(rec)
+        assert e == f
+        ended = replay.feed(rec)
+        if e is not None:
+            events.append(e)
+            if e.status == "prepared":
+                assert ended is None
+            else:
+                assert ended is not None and (ended.top, ended.status, ended.subxact) == \
+                    (e.parent, e.status, e.subxact)
+    assert strict.top_of == lenient.top_of
+    assert {e.status for e in events} == {"committed", "aborted", "prepared"}
+    if records[0].pg_major >= 14:  # a rolled-back savepoint, its record naming its top (14+)
+        assert any(e.subxact for e in events)
+    for e in events:
+        if e.subxact:
+            assert e.parent != e.xid and strict.top(e.xid) == strict.top(e.parent)
+    end = next(rec for rec in records if rec.rmid == ids.RM_XACT_ID
+               and xact.decode(rec) is not None and xact.decode(rec).kind == "commit")
+    short = dataclasses.replace(end, main_data_len=min(end.main_data_len, 5))
+    before = dict(strict.top_of)
+    with pytest.raises(RecordDataError):
+        strict.feed(short)
+    assert strict.top_of == before
+    assert lenient.feed(short) is not None
+
+
+def test_shared_tracker_ends_a_circle_of_parents() -> None:
+    t = XactOutcomes()
+    t.top_of.update({5: 5, 7: 8, 8: 7, 10: 11, 11: 12})
+    assert t.top(5) == 5 and t.top(7) in (7, 8) and t.top(10) == 12 and t.top(3) == 3
 
 
 def test_checkpoint(records: list) -> None:
