@@ -367,12 +367,21 @@ static PyObject *scan(PyObject *self, PyObject *args) {
  * columns with list offsets) and a copy of the assembled record (header included) in the
  * arena, each record 8-aligned.  add() appends one record the Python reader read (the
  * unusual ones scan stops before).  take() hands the columns out as bytes and starts over. */
-typedef struct { uint8_t *p; size_t len, cap; } Buf;
+/* A growable buffer: malloc'd, or (owner set) the storage of a bytes object being filled,
+ * which is then handed out as it is instead of copied. */
+typedef struct { uint8_t *p; size_t len, cap; PyObject *owner; } Buf;
 
 static int buf_grow(Buf *b, size_t more) {
     size_t cap = b->cap ? b->cap : 4096;
     while (cap < b->len + more)
         cap *= 2;
+    if (b->owner != NULL) {
+        if (_PyBytes_Resize(&b->owner, (Py_ssize_t)cap) < 0)
+            return -1;  /* (the bytes object is freed, owner NULL) */
+        b->p = (uint8_t *)PyBytes_AS_STRING(b->owner);
+        b->cap = cap;
+        return 0;
+    }
     uint8_t *p = realloc(b->p, cap);
     if (p == NULL)
         return -1;
@@ -731,11 +740,6 @@ typedef struct {
     int has_a, has_b, has_c, has_d;
 } Part;
 
-/* join_rows' output: a scratch buffer kept from call to call (join_rows holds the GIL), so
- * that each batch's text is not written to freshly mapped pages; copied into the bytes
- * returned. */
-static uint8_t *jb_scratch = NULL;
-static size_t jb_scratch_cap = 0;
 
 /* n bytes from s to w. Most pieces of a line are short (a literal like ,"xid": or an LSN
  * text): those are copied with a few fixed-size moves (overlapping where n is not a power of
@@ -949,9 +953,7 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     if (parts == NULL)
         return PyErr_NoMemory();
     PyObject *result = NULL;
-    Buf out = {jb_scratch, 0, jb_scratch_cap};
-    jb_scratch = NULL;
-    jb_scratch_cap = 0;
+    Buf out = {NULL, 0, 0, NULL};  /* the text, written straight into the bytes returned */
     PyObject *offsobj = NULL;
     if (n < 0 || n > (PY_SSIZE_T_MAX / 4) - 1) {
         PyErr_SetString(PyExc_ValueError, "bad row count");
@@ -1023,10 +1025,13 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
         }
     }
     offsobj = PyBytes_FromStringAndSize(NULL, (n + 1) * 4);
-    if (offsobj == NULL || buf_reserve(&out, est)) {
-        if (!PyErr_Occurred()) PyErr_NoMemory();
+    if (offsobj == NULL)
         goto done;
-    }
+    out.owner = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)est);
+    if (out.owner == NULL)
+        goto done;
+    out.p = (uint8_t *)PyBytes_AS_STRING(out.owner);
+    out.cap = est;
     int32_t *offs = (int32_t *)PyBytes_AS_STRING(offsobj);
     offs[0] = 0;
     int rc = 0;
@@ -1092,20 +1097,12 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     if (rc == -2) { PyErr_SetString(PyExc_UnicodeError, "not UTF-8"); goto done; }
     if (rc == -3) { PyErr_SetString(PyExc_ValueError, "offsets out of range"); goto done; }
     if (rc == -4) { PyErr_SetString(PyExc_OverflowError, "more than 2 GB of text"); goto done; }
-    PyObject *dataobj = PyBytes_FromStringAndSize((const char *)out.p, (Py_ssize_t)out.len);
-    if (dataobj != NULL) {
-        result = PyTuple_Pack(2, offsobj, dataobj);
-        Py_DECREF(dataobj);
-    }
+    if (_PyBytes_Resize(&out.owner, (Py_ssize_t)out.len) == 0)
+        result = PyTuple_Pack(2, offsobj, out.owner);
 done:
     parts_release(parts, np);
     free(parts);
-    if (out.cap <= ((size_t)256 << 20) && jb_scratch == NULL) {  /* kept for the next call */
-        jb_scratch = out.p;
-        jb_scratch_cap = out.cap;
-    } else {
-        free(out.p);
-    }
+    Py_XDECREF(out.owner);
     Py_XDECREF(offsobj);
     return result;
 }
