@@ -16,7 +16,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_replay_edge_values import ZONES, scenario  # noqa: E402,F401 - the module fixture
 
-from xlogtools.replay import api, tuples  # noqa: E402
+from xlogtools.replay import engine, tuples  # noqa: E402
 from xlogtools.replay import types as T  # noqa: E402
 from xlogtools.replay.api import Replay  # noqa: E402
 
@@ -41,10 +41,10 @@ def test_c_and_python_paths_give_the_same_rows(scenario: dict[str, Any], tz: str
         calls.append(res is not None)
         return res
 
-    monkeypatch.setattr(api, "_C_DEFORM", counting)
+    monkeypatch.setattr(engine, "_C_DEFORM", counting)
     with_c = _rows(scenario, tz)
     assert calls and any(calls), "the C path was not used"
-    monkeypatch.setattr(api, "_C_DEFORM", None)
+    monkeypatch.setattr(engine, "_C_DEFORM", None)
     without = _rows(scenario, tz)
     assert with_c == without
 
@@ -81,7 +81,7 @@ def test_mutated_tuples_c_declines_or_agrees(scenario: dict[str, Any],  # noqa: 
         seen.append((bytes(tup), plan))
         return real.deform_render(tup, plan, missing)
 
-    monkeypatch.setattr(api, "_C_DEFORM", recording)
+    monkeypatch.setattr(engine, "_C_DEFORM", recording)
     _rows(scenario, "UTC")
     assert seen
     cat = scenario["cat"]
