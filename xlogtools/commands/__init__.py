@@ -56,26 +56,15 @@ def handled(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def warn(text: str) -> None:
+    """A warning of a library function on stderr, as every command writes one."""
+    click.echo(f"xlogtools: warning: {text}", err=True)
+
+
 def load_catalog(catalog_path: str | None, pgdata: str | None, dbname: str | None,
                  required: bool = True) -> Any:
-    """The Catalog of `--catalog FILE` or `--pgdata DIR` (one of them; `--dbname` picks the
-    database of a data directory); what reading the files skipped goes to stderr as warnings."""
-    if catalog_path and pgdata:
-        raise UsageError("give --catalog FILE or --pgdata DIR, not both")
-    if dbname and not pgdata:
-        raise UsageError("--dbname picks a database of --pgdata DIR")
-    if catalog_path:
-        from ..replay.catalog import Catalog
+    """The Catalog of `--catalog FILE` or `--pgdata DIR` (replay.catalog_source.load_catalog);
+    what reading the files skipped goes to stderr as warnings."""
+    from ..replay.catalog_source import load_catalog as load
 
-        return Catalog.load(catalog_path)
-    if pgdata:
-        from ..replay.datadir_catalog import catalog_from_datadir
-
-        problems: list[str] = []
-        cat = catalog_from_datadir(pgdata, dbname, problems)
-        for p in problems:
-            click.echo(f"xlogtools: warning: {p}", err=True)
-        return cat
-    if required:
-        raise UsageError("give --catalog FILE or --pgdata DIR")
-    return None
+    return load(catalog_path, pgdata, dbname, required=required, warn=warn)

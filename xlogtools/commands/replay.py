@@ -1,12 +1,10 @@
 """`xlogtools replay`: row changes with old and new values, reconstructed from WAL."""
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from ..lsn import Lsn
-from . import LSN, handled, load_catalog
+from . import LSN, handled, warn
 
 
 @click.command()
@@ -65,39 +63,12 @@ def replay(paths: tuple[str, ...], catalog_path: str | None, pgdata: str | None,
       xlogtools replay --pgdata /evidence/oldprimary/data --dbname app --format jsonl
       xlogtools replay --pgdata /evidence/data --no-schema-history   # the files' schema only
     """
-    from ..errors import UsageError
-    from ..replay.api import Replay
-    from ..replay.writers import write_changes
+    from ..replay.run import ReplayOptions, write_replay
 
-    if fmt == "parquet" and not output:
-        raise UsageError("--format parquet needs -o/--output")
-    try:
-        from zoneinfo import ZoneInfo
-
-        ZoneInfo(timezone)
-    except Exception:
-        raise UsageError(f"unknown time zone {timezone!r}") from None
-    # no PATHS with --pgdata: that directory's WAL (a data directory means its pg_wal)
-    wal = list(paths) or ([pgdata] if pgdata else [])
-    source: Any
-    if pgdata and schema_history and not catalog_path:
-        from ..replay.schema_history import SchemaHistory
-
-        source = SchemaHistory.from_datadir(pgdata, wal, dbname=dbname, start=start, end=end,
-                                            timeline=timeline)
-        cat = source.start_catalog  # its problems come with the replay's warnings
-    else:
-        cat = source = load_catalog(catalog_path, pgdata, dbname)
-    rp = Replay(wal, source, start=start, end=end, timeline=timeline, tables=tables,
-                xids=xids, include="all" if include_all else "committed", timezone=timezone,
-                all_relations=all_relations, progress=progress)
-    for w in rp.warnings:
-        click.echo(f"xlogtools: warning: {w}", err=True)
-    shown = len(rp.warnings)
-    n = write_changes(rp, fmt, output, catalog=cat, timezone=timezone)
-    for w in rp.warnings[shown:]:
-        click.echo(f"xlogtools: warning: {w}", err=True)
-    eow = rp.end_of_wal
-    where = f"; WAL read ends at {eow.lsn} ({eow.reason})" if eow is not None else ""
-    click.echo(f"xlogtools: {n} row change(s) from {rp.stats['records']} records{where}",
-               err=True)
+    opts = ReplayOptions(format=fmt, output=output, catalog=catalog_path, pgdata=pgdata,
+                         dbname=dbname, schema_history=schema_history, tables=tables,
+                         xids=xids, start=start, end=end, timeline=timeline,
+                         include="all" if include_all else "committed",
+                         all_relations=all_relations, progress=progress, timezone=timezone)
+    summary = write_replay(paths, opts, warn=warn)
+    click.echo(f"xlogtools: {summary}", err=True)
