@@ -1,12 +1,8 @@
 """`xlogtools serve`: a walsender that streams an archive directory to standbys."""
 from __future__ import annotations
 
-import asyncio
 import getpass
-import logging
 import os
-import signal
-import sys
 
 import click
 
@@ -68,9 +64,9 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
     backoff while DIR is served; a refusal (authentication, pg_hba, a missing slot) or
     another cluster's WAL in DIR ends serve with exit 1.
     """
-    from ..stream.sender import ServeError, ServeOptions
-    from ..stream.serving import serve as run_serve
-    from ..stream.users import add_user as add_user_fn, load_users
+    from ..stream.sender import ServeOptions
+    from ..stream.serving import serve_archive
+    from ..stream.users import add_user as add_user_fn
 
     if add_user:
         if not auth_file:
@@ -79,50 +75,10 @@ def serve(directory: str, host: str, port: int, auth_file: str | None, trust: bo
         add_user_fn(auth_file, add_user, pw)
         click.echo(f"added user \"{add_user}\" to {auth_file}", err=True)
         return
-    if (slot or create_slot) and not upstream:
-        raise UsageError(f"{'--slot' if slot else '--create-slot'} needs --upstream")
-    if create_slot and not slot:
-        raise UsageError("--create-slot needs a slot to be specified using --slot")
-    if trust and auth_file:
-        raise UsageError("--auth and --trust exclude each other")
-    if not trust and not auth_file:
-        raise UsageError("name a users file with --auth FILE, or --trust (loopback only)")
-    if not os.path.isdir(directory):
-        raise UsageError(f"directory \"{directory}\" does not exist")
-    logging.basicConfig(level=logging.INFO if verbose or status_interval else logging.WARNING,
-                        format="%(asctime)s xlogtools serve: %(message)s", stream=sys.stderr)
-    # the receiver's own progress (each finished segment...) only with -v; its warnings always
-    logging.getLogger("xlogtools.stream").setLevel(logging.INFO if verbose else logging.WARNING)
-    opts = ServeOptions(directory, host=host, port=port,
-                        users=load_users(auth_file) if auth_file else None, trust=trust,
-                        timeout=timeout, status_file=status_file,
-                        status_interval=status_interval, poll_interval=poll_interval,
-                        ssl_cert=ssl_cert, ssl_key=ssl_key)
-    try:
-        opts.validate()
-    except ServeError as exc:
-        raise UsageError(str(exc)) from None
-    recv_opts = None
-    if upstream:
-        from ..stream.recvopts import ReceiveOptions
-
-        recv_opts = ReceiveOptions(directory=directory, conninfo=upstream, slot=slot,
-                                   ensure_slot=create_slot, verbose=verbose, status_line=False)
-        recv_opts.validate()  # a bad slot name is a usage error, before listening
-
-    def ready(sender: object) -> None:
-        click.echo(f"xlogtools serve: listening on {host}:{sender.port}", err=True)  # type: ignore[attr-defined]
-
-    async def main() -> None:
-        task = asyncio.ensure_future(run_serve(opts, ready=ready, upstream=recv_opts))
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, task.cancel)
-        try:
-            await task
-        except asyncio.CancelledError:
-            pass
-
-    from ..stream.loop import run as run_loop
-
-    run_loop(main())
+    opts = ServeOptions(directory, host=host, port=port, trust=trust, timeout=timeout,
+                        status_file=status_file, status_interval=status_interval,
+                        poll_interval=poll_interval, ssl_cert=ssl_cert, ssl_key=ssl_key)
+    serve_archive(opts, auth_file=auth_file, upstream=upstream, slot=slot,
+                  create_slot=create_slot, verbose=verbose,
+                  ready=lambda sender: click.echo(
+                      f"xlogtools serve: listening on {host}:{sender.port}", err=True))
