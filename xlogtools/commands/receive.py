@@ -2,31 +2,11 @@
 pg_receivewal (same options), verifying every record as it arrives."""
 from __future__ import annotations
 
-import re
-
 import click
 
 from ..errors import UsageError
 from ..lsn import Lsn
 from . import LSN, handled
-
-
-def parse_compress(value: str | None) -> tuple[str | None, int | None]:
-    """-Z METHOD[:LEVEL | :level=LEVEL] or a gzip level 0-9 (0 and 'none': off)."""
-    if value is None:
-        return None, None
-    v = value.strip().lower()
-    if v.isdigit():
-        level = int(v)
-        if level > 9:
-            raise UsageError(f"invalid compression level \"{value}\" (0-9 means gzip)")
-        return ("gzip", level) if level else (None, None)
-    m = re.fullmatch(r"(gzip|lz4|zstd|none)(?::(?:level=)?(\d+))?", v)
-    if not m:
-        raise UsageError(f"invalid compression specification \"{value}\": use gzip, lz4, zstd "
-                         "or none, optionally with :LEVEL")
-    method = None if m.group(1) == "none" else m.group(1)
-    return method, int(m.group(2)) if m.group(2) and method else None
 
 
 @click.command()
@@ -99,11 +79,11 @@ def receive(directory: str, conninfo: str | None, host: str | None, port: str | 
           -S arch1 --synchronous
     """
     from ..stream.receiving import run_receiver
-    from ..stream.recvopts import ReceiveOptions
+    from ..stream.recvopts import ReceiveOptions, parse_compression
 
     if no_password and password_prompt:
         raise UsageError("cannot use --no-password together with --password")
-    method, level = parse_compress(compress)
+    method, level = parse_compression(compress)
     opts = ReceiveOptions(directory=directory, conninfo=conninfo, host=host, port=port,
                           user=username, password_prompt=password_prompt, slot=slot,
                           create_slot=create_slot, drop_slot=drop_slot,

@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -85,6 +86,25 @@ class ReceiveOptions:
             raise UsageError(f"invalid status interval \"{self.status_interval}\"")
 
 
+def parse_compression(value: str | None) -> tuple[str | None, int | None]:
+    """(compression, compression_level) of ReceiveOptions from pg_receivewal's -Z text:
+    METHOD[:LEVEL | :level=LEVEL] or a gzip level 0-9 (0 and 'none': off)."""
+    if value is None:
+        return None, None
+    v = value.strip().lower()
+    if v.isdigit():
+        level = int(v)
+        if level > 9:
+            raise UsageError(f"invalid compression level \"{value}\" (0-9 means gzip)")
+        return ("gzip", level) if level else (None, None)
+    m = re.fullmatch(r"(gzip|lz4|zstd|none)(?::(?:level=)?(\d+))?", v)
+    if not m:
+        raise UsageError(f"invalid compression specification \"{value}\": use gzip, lz4, zstd "
+                         "or none, optionally with :LEVEL")
+    method = None if m.group(1) == "none" else m.group(1)
+    return method, int(m.group(2)) if m.group(2) and method else None
+
+
 def valid_slot_name(name: str) -> bool:
     return 0 < len(name) < 64 and all(c.islower() and c.isascii() or c.isdigit() or c == "_"
                                       for c in name)
@@ -120,4 +140,4 @@ class ReceiverProgress:
 
 __all__ = ["VERIFY_BATCH", "VERIFY_BATCH_SYNC", "VERIFY_DELAY", "VERIFY_DELAY_SYNC",
            "ReceiveError", "ReceiveOptions", "ReceiveResult", "ReceiverProgress",
-           "valid_slot_name"]
+           "parse_compression", "valid_slot_name"]
