@@ -6,7 +6,7 @@ import sys
 import click
 
 from ..lsn import Lsn
-from . import LSN, handled, load_catalog
+from . import LSN, handled, warn
 
 FORMATS = ("text", "waldump", "table", "jsonl", "csv", "parquet")
 
@@ -73,52 +73,17 @@ def dump(paths: tuple[str, ...], start: Lsn | None, end: Lsn | None, timeline: i
       xlogtools dump pg_wal --stats=record
       xlogtools dump pg_wal --format jsonl --catalog app.json
     """
-    from ..export.dump import DumpOptions, dump as run_dump
-    from ..export.filters import RecordFilter, parse_fork, parse_relation, parse_rmgr
+    from ..export.dump import DumpOptions
+    from ..export.filters import record_filter
+    from ..export.run import run_dump
 
-    if block is not None and relation is None:
-        raise click.UsageError("option -B/--block needs -R/--relation")
-    flt = RecordFilter(
-        rmgrs=frozenset(parse_rmgr(r) for r in rmgrs) if rmgrs else None, xid=xid,
-        relation=parse_relation(relation) if relation else None, block=block,
-        fork=parse_fork(fork) if fork else None, fullpage=fullpage)
-    if fmt == "parquet" and not output:
-        raise click.UsageError("--format parquet needs -o/--output FILE")
-    if partition_by is not None:
-        return _dataset(paths, output, fmt, partition_by, flt, start, end, timeline, jobs,
-                        limit is not None or follow or bool(stats) or bool(catalog_path or pgdata))
-    names = None
-    if catalog_path or pgdata or dbname:
-        if fmt == "waldump" or stats:
-            raise click.UsageError("--format waldump and --stats are pg_waldump's own output: "
-                                   "they have no relation names (drop --catalog/--pgdata)")
-        names = load_catalog(catalog_path, pgdata, dbname).file_names()
+    flt = record_filter(rmgrs, xid, relation, block, fork, fullpage)
     opts = DumpOptions(format=fmt, output=output, start=start, end=end, timeline=timeline,
                        limit=limit, filter=flt, bkp_details=bkp_details, stats=stats, jobs=jobs,
-                       follow=follow, progress=progress, relation_names=names)
-    result = run_dump(list(paths), opts)
-    eow = result.end_of_wal
-    if result.verdict is not None:
-        if result.verdict.message:
-            sys.stdout.flush()
-            click.echo(f"xlogtools: {result.verdict.message}", err=True)
-    elif eow is not None and eow.is_damage:
+                       follow=follow, progress=progress)
+    ended = run_dump(paths, opts, partition_by=partition_by, catalog=catalog_path,
+                     pgdata=pgdata, dbname=dbname, warn=warn)
+    if ended.message is not None:
         sys.stdout.flush()
-        click.echo(f"xlogtools: end of WAL: {eow.waldump_message()} [{eow.reason}]", err=True)
-    sys.exit(result.exit_status)
-
-
-def _dataset(paths: tuple[str, ...], output: str | None, fmt: str, partition_by: str, flt: object,
-             start: Lsn | None, end: Lsn | None, timeline: int | None, jobs: int,
-             unsupported: bool) -> None:
-    from ..scale.dataset import parse_partition_by, write_dataset
-    from ..scale.partition import ReadOptions
-
-    if fmt != "parquet" or not output or unsupported:
-        raise click.UsageError("--partition-by needs --format parquet and -o DIR, and takes "
-                               "no --limit, --follow, --stats, --catalog or --pgdata")
-    res = write_dataset(list(paths), output, partition_by=parse_partition_by(partition_by),
-                        jobs=jobs, start=start, end=end, timeline=timeline,
-                        opts=ReadOptions(filter=flt))  # type: ignore[arg-type]
-    click.echo(f"xlogtools: {res.records} records in {res.files} files of {res.partitions} "
-               f"segment ranges in {res.directory}", err=True)
+        click.echo(f"xlogtools: {ended.message}", err=True)
+    sys.exit(ended.exit_status)

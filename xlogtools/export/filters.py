@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterable
 
 from ..errors import UsageError
 from ..parse import layout as L
@@ -75,3 +76,17 @@ def parse_fork(name: str) -> int:
     except ValueError:
         raise UsageError(f"invalid value {name!r} for option -F/--fork: valid names are "
                          + ", ".join(L.FORK_NAMES)) from None
+
+
+def record_filter(rmgrs: Iterable[str] = (), xid: int | None = None,
+                  relation: str | None = None, block: int | None = None,
+                  fork: str | None = None, fullpage: bool = False) -> RecordFilter:
+    """The RecordFilter of pg_waldump's options as text: resource manager names (-r), a
+    T/D/R relation (-R), a block of it (-B, only with -R) and a fork name (-F)."""
+    if block is not None and relation is None:
+        raise UsageError("option -B/--block needs -R/--relation")
+    rmgrs = list(rmgrs)
+    return RecordFilter(
+        rmgrs=frozenset(parse_rmgr(r) for r in rmgrs) if rmgrs else None, xid=xid,
+        relation=parse_relation(relation) if relation else None, block=block,
+        fork=parse_fork(fork) if fork else None, fullpage=fullpage)
