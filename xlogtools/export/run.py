@@ -13,17 +13,17 @@ exit status that goes with it.
 from __future__ import annotations
 
 import dataclasses
-import os
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from ..errors import UsageError
+from ..parse.api import PathArg
 from .dump import DumpOptions, DumpResult, dump
-
-PathArg = str | os.PathLike[str]
 
 
 @dataclass(frozen=True)
+
+
 class DumpEnd:
     """The line a dump run ends with on stderr (None: nothing to say) and its exit status
     (DumpResult.exit_status; 0 for a dataset written)."""

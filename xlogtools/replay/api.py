@@ -17,12 +17,11 @@ importable from here too, the path callers use. This module holds the functions 
 """
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, TypeGuard, cast
 
 from ..errors import RecordDataError
 from ..lsn import Lsn
-from ..parse.api import open_wal
+from ..parse.api import PathArg, open_wal
 from ..parse.record import Record
 from ..parse.rmgr.ids import RM_XACT_ID
 from ..parse.rmgr.xlog import checkpoint
@@ -34,7 +33,6 @@ from .xact import Transaction, XactTracker
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory
 
-PathArg = str | os.PathLike[str]
 STATUSES = ("committed", "aborted", "in_progress")
 
 

@@ -4,13 +4,11 @@ its database). `dump`, `replay` and `gap` all take these options; this is their 
 """
 from __future__ import annotations
 
-import os
 from typing import Callable
 
 from ..errors import UsageError
+from ..parse.api import PathArg
 from .catalog import Catalog
-
-PathArg = str | os.PathLike[str]
 
 
 def load_catalog(catalog_path: PathArg | None = None, pgdata: PathArg | None = None,

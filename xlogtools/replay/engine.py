@@ -14,13 +14,12 @@ the WAL read is reported `in_progress`. The functions over it that most callers 
 """
 from __future__ import annotations
 
-import os
 from collections import Counter
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Sequence
 
 from ..errors import RecordDataError
 from ..lsn import Lsn
-from ..parse.api import open_wal
+from ..parse.api import PathArg, open_wal
 from ..parse.source import WalSource
 from ..parse.record import Record
 from .catalog import Catalog, Relation
@@ -40,8 +39,6 @@ _C_DEFORM: Callable[[Any, Any, object], Any] | None = (
 
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory
-
-PathArg = str | os.PathLike[str]
 
 
 class Replay:

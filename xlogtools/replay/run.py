@@ -11,20 +11,20 @@ they come, and a summary of what was read.
 """
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ..errors import UsageError
+from ..parse.api import PathArg
 from ..lsn import Lsn
 from ..parse.reader import EndOfWal
 from .catalog_source import load_catalog
 from .engine import Replay
 
-PathArg = str | os.PathLike[str]
-
 
 @dataclass(frozen=True)
+
+
 class ReplayOptions:
     """What `xlogtools replay` takes (see its --help for each option). `catalog` is a snapshot
     file, `pgdata` a data directory to read the catalog from instead (and, with no WAL paths,
@@ -61,6 +61,8 @@ class ReplayOptions:
 
 
 @dataclass(frozen=True)
+
+
 class ReplaySummary:
     """What a run wrote (changes, or SQL statements) out of how many records, and where and
     why the WAL read ended (None where it stopped at `end`)."""
