@@ -22,8 +22,6 @@ from .dump import DumpOptions, DumpResult, dump
 
 
 @dataclass(frozen=True)
-
-
 class DumpEnd:
     """The line a dump run ends with on stderr (None: nothing to say) and its exit status
     (DumpResult.exit_status; 0 for a dataset written)."""

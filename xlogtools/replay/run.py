@@ -15,16 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from ..errors import UsageError
-from ..parse.api import PathArg
 from ..lsn import Lsn
+from ..parse.api import PathArg
 from ..parse.reader import EndOfWal
 from .catalog_source import load_catalog
 from .engine import Replay
 
 
 @dataclass(frozen=True)
-
-
 class ReplayOptions:
     """What `xlogtools replay` takes (see its --help for each option). `catalog` is a snapshot
     file, `pgdata` a data directory to read the catalog from instead (and, with no WAL paths,
@@ -61,8 +59,6 @@ class ReplayOptions:
 
 
 @dataclass(frozen=True)
-
-
 class ReplaySummary:
     """What a run wrote (changes, or SQL statements) out of how many records, and where and
     why the WAL read ended (None where it stopped at `end`)."""
