@@ -211,6 +211,11 @@ def test_killed_cluster_catalog_equals_capture_and_replays_alike(scene: dict[str
     import psycopg
 
     c: Cluster = scene["cluster"]
+    # A checkpoint first, so that the first change of each catalog page after redo_start
+    # carries its full-page image: without one, whether a page's history is known (and the
+    # --pgdata replay's rows schema_uncertain) depended on where the server's last
+    # checkpoint happened to fall among the module's earlier DDL.
+    c.execute("CHECKPOINT;")
     redo_start = c.current_lsn()
     c.execute("CREATE TABLE t_late (id int PRIMARY KEY, v text); "
               "ALTER TABLE t_mod DROP COLUMN b; DROP TABLE t_renamed_now; "
