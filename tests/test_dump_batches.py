@@ -186,6 +186,47 @@ def test_c_join_rows_numbers_and_short_pieces() -> None:
             sum(len(lit) + len(t) + 1 for t in texts[:i]) for i in range(len(texts) + 1)]
 
 
+def test_c_join_rows_lsns_tables_and_times() -> None:
+    """join_rows' LSN, string-table and time parts against Python: %X/%08X of edge LSNs; table
+    entries by code (a code out of the table is an error, not a read past it); times as
+    rows.time_text writes them, quoted or not, nulls, repeats, and Columns' choice of the
+    text path for values outside the years 1000-9999."""
+    from xlogtools.export import columns as C
+    from xlogtools.export import rows
+
+    if C._c_join_rows is None:
+        pytest.skip("no C extension")
+    rng = random.Random(3)
+    lsns = [0, 1, 0xFFFFFFFF, 1 << 32, 2**64 - 1, 0x0000000A_00000028] + \
+        [rng.randrange(2**64) for _ in range(300)]
+    a = pa.array(lsns, pa.uint64())
+    _o, d = C._c_join_rows(len(a), [C._LSN(a), (0, b"|")])
+    assert d.decode().split("|")[:-1] == ["%X/%08X" % (v >> 32, v & 0xFFFFFFFF) for v in lsns]
+    table = ['"Heap"', '"a,b"', "", "\u00e9"]
+    codes = [rng.randrange(len(table)) for _ in range(500)]
+    _o, d = C._c_join_rows(len(codes), [C._D(pa.array(codes, pa.int32()), table), (0, b"|")])
+    assert d.decode().split("|")[:-1] == [table[c] for c in codes]
+    with pytest.raises(ValueError):
+        C._c_join_rows(1, [C._D(pa.array([len(table)], pa.int32()), table)])
+    lo, hi = C._Y1000_US, C._MAX_US
+    times: list[int | None] = [lo, hi, 0, -1, 1, None, None, 5, 5, 5, None, 5] + \
+        [rng.randrange(lo, hi) for _ in range(300)]
+    t = pa.array(times, pa.int64())
+    for quoted, null in ((True, b"null"), (False, b"")):
+        _o, d = C._c_join_rows(len(t), [C._T(t, null, quoted), (0, b"|")])
+        want = [null.decode() if v is None else
+                (f'"{rows.time_text(v)}"' if quoted else rows.time_text(v)) for v in times]
+        assert d.decode().split("|")[:-1] == want
+    with pytest.raises(ValueError):  # outside the years the C text is for
+        C._c_join_rows(1, [C._T(pa.array([hi + 1], pa.int64()), b"", False)])
+    assert C._in_text_years(t) and C._in_text_years(pa.nulls(3, pa.int64()))
+    for odd in (lo - 1, hi + 1):
+        assert not C._in_text_years(pa.array([0, odd, None], pa.int64()))
+        part = C._time_part(pa.array([odd, None], pa.int64()), 1)
+        _o, d = C._c_join_rows(2, [part, (0, b"|")])
+        assert d.decode() == f"{json.dumps(rows.time_text(odd))}|null|"
+
+
 def test_c_json_strings_past_eight_bytes_and_repeated_times() -> None:
     """join_rows' 8-bytes-at-a-time JSON copy (an odd character at every position of long
     strings) and time_texts' reuse of a repeated value's text, against Python."""

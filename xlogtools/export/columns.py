@@ -12,6 +12,7 @@ commit record) is made by that code for those records only.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import os
@@ -69,21 +70,19 @@ def lsn_text(values: Any) -> Any:
                     pa.string())
 
 
-def _runs(batch: WalBatch) -> tuple[Any, Any]:
-    """The timeline and segment columns from the batch's runs."""
+def _runs(batch: WalBatch) -> tuple[Any, list[int], list[str]]:
+    """The batch's runs (timeline and segment) as each record's run number (int32) and the
+    runs' timelines and segment names."""
     bounds = [r.first for r in batch.runs] + [batch.n]
-    tl, seg = [], []
-    for k, r in enumerate(batch.runs):
-        size = bounds[k + 1] - r.first
-        tl.append(pa.repeat(pa.scalar(r.timeline, pa.uint32()), size))
-        seg.append(pa.repeat(pa.scalar(r.segment, pa.string()), size))
-    if not tl:
-        return pa.array([], pa.uint32()), pa.array([], pa.string())
-    return pa.concat_arrays(tl), pa.concat_arrays(seg)
+    codes = [pa.repeat(pa.scalar(k, pa.int32()), bounds[k + 1] - r.first)
+             for k, r in enumerate(batch.runs)]
+    return (pa.concat_arrays(codes) if codes else pa.array([], pa.int32()),
+            [r.timeline for r in batch.runs], [r.segment for r in batch.runs])
 
 
-def _kinds(batch: WalBatch) -> tuple[Any, Any]:
-    """rmgr and record_type: one lookup per kind of record (rmid, info) in the batch."""
+def _kinds(batch: WalBatch) -> tuple[Any, list[str], list[str]]:
+    """rmgr and record_type: one lookup per kind of record (rmid, info) in the batch; each
+    record's kind number (int32) and the kinds' rmgr names and record types."""
     kind = pc.add(pc.shift_left(pc.cast(batch.arrow("rmid"), pa.uint32()), 8),
                   pc.cast(batch.arrow("info"), pa.uint32()))
     uniq = pc.unique(kind)
@@ -98,8 +97,7 @@ def _kinds(batch: WalBatch) -> tuple[Any, Any]:
                 L.rmgr_name(rmid), name if name is not None else f"UNKNOWN ({info & 0xF0:x})")
         names.append(got[0])
         types.append(got[1])
-    idx = pc.index_in(kind, value_set=uniq)
-    return pa.array(names, pa.string()).take(idx), pa.array(types, pa.string()).take(idx)
+    return pc.index_in(kind, value_set=uniq), names, types
 
 
 def _indices(mask: Any) -> list[int]:
@@ -240,14 +238,16 @@ class Columns:
         self.n = batch.n if select is None else len(select)
         b = batch
         self.lsn_int = take(b.arrow("lsn"))
-        self.lsn = lsn_text(self.lsn_int)
-        self.end_lsn = lsn_text(take(b.arrow("end")))
-        self.prev_lsn = lsn_text(take(b.arrow("prev")))
-        timeline, segment = _runs(b)
-        self.timeline, self.segment = take(timeline), take(segment)
+        self.end_int, self.prev_int = take(b.arrow("end")), take(b.arrow("prev"))
+        # timeline and segment by run, rmgr and record_type by kind: a code per record and a
+        # table of values (the string columns are made from them when asked for; the text
+        # formats write the table's entries, escaped once)
+        run_codes, timelines, self.segments = _runs(b)
+        self.run_codes = take(run_codes)
+        self.timeline = pa.array(timelines, pa.uint32()).take(self.run_codes)
         self.xid, self.toplevel_xid = take(b.arrow("xid")), take(b.arrow("toplevel_xid"))
-        rmgr, rtype = _kinds(b)
-        self.rmgr, self.record_type = take(rmgr), take(rtype)
+        kind_codes, self.rmgr_names, self.type_names = _kinds(b)
+        self.kind_codes = take(kind_codes)
         self.info = take(b.arrow("info"))
         self.tot_len, self.fpi_len = take(b.arrow("tot_len")), take(b.arrow("fpi_len"))
         self.rec_len = pc.subtract(self.tot_len, self.fpi_len)
@@ -272,6 +272,30 @@ class Columns:
         }
         self._offsets = b.arrow("block_offsets")
 
+    @functools.cached_property
+    def lsn(self) -> Any:
+        return lsn_text(self.lsn_int)
+
+    @functools.cached_property
+    def end_lsn(self) -> Any:
+        return lsn_text(self.end_int)
+
+    @functools.cached_property
+    def prev_lsn(self) -> Any:
+        return lsn_text(self.prev_int)
+
+    @functools.cached_property
+    def segment(self) -> Any:
+        return pa.array(self.segments, pa.string()).take(self.run_codes)
+
+    @functools.cached_property
+    def rmgr(self) -> Any:
+        return pa.array(self.rmgr_names, pa.string()).take(self.kind_codes)
+
+    @functools.cached_property
+    def record_type(self) -> Any:
+        return pa.array(self.type_names, pa.string()).take(self.kind_codes)
+
     def blocks(self, values: Any) -> Any:
         """A list array of per-block values (in block order), one list per kept record."""
         lists = pa.ListArray.from_arrays(self._offsets, values)
@@ -295,37 +319,8 @@ class Columns:
 
     # -- text ------------------------------------------------------------------------------
     def _time_texts(self, values: Any) -> Any:
-        """rows.time_text of each value (null for null): in C, or by pyarrow's strftime, for
-        years 1000-9999 (the same text); by time_text itself for the rest."""
-        if _c_time_texts is not None:
-            valid = pc.is_valid(values) if values.null_count else None
-            offs, data, odd_flags = _c_time_texts(
-                _buf(pc.fill_null(values, 0), 8, len(values)),
-                pc.cast(valid, pa.uint8()).buffers()[1] if valid is not None else None)
-            out = pa.Array.from_buffers(pa.string(), len(values), [
-                valid.buffers()[1] if valid is not None else None, pa.py_buffer(offs),
-                pa.py_buffer(data)], null_count=values.null_count)
-            if not any(odd_flags):
-                return out
-            texts = out.to_pylist()
-            src = values.to_pylist()
-            for i, flag in enumerate(odd_flags):
-                if flag:
-                    texts[i] = rows.time_text(src[i])
-            return pa.array(texts, pa.string())
-        ok = pc.fill_null(pc.and_(pc.greater_equal(values, _Y1000_US),
-                                  pc.less_equal(values, _MAX_US)), False)
-        ts = pc.cast(pc.add(pc.if_else(ok, values, pa.scalar(None, pa.int64())), _EPOCH_US),
-                     pa.timestamp("us", tz="UTC"))
-        out = _join([pc.strftime(ts, format="%Y-%m-%d %H:%M:%S"), "+00"])
-        odd = _indices(pc.and_(pc.invert(ok), pc.is_valid(values)))
-        if odd:
-            texts = out.to_pylist()
-            src = values.to_pylist()
-            for i in odd:
-                texts[i] = rows.time_text(src[i])
-            out = pa.array(texts, pa.string())
-        return out
+        """rows.time_text of each value (null for null): time_text_array."""
+        return time_text_array(values)
 
     def _blocks_json(self) -> Any:
         """Each record's blocks as the JSON list text of jsonl (and of csv's blocks field),
@@ -392,18 +387,20 @@ class Columns:
 
     def _jsonl_c(self) -> bytes:
         assert _c_join_rows is not None  # jsonl() checked it
-        parts = [_L('{"lsn":'), _S(self.lsn, 1), _L(',"lsn_int":'), _U(self.lsn_int),
-                 _L(',"end_lsn":'), _S(self.end_lsn, 1), _L(',"prev_lsn":'),
-                 _S(self.prev_lsn, 1), _L(',"timeline":'), _U(self.timeline),
-                 _L(',"segment":'), _S(self.segment, 1), _L(',"xid":'), _U(self.xid),
-                 _L(',"toplevel_xid":'), _U(self.toplevel_xid), _L(',"rmgr":'),
-                 _S(self.rmgr, 1), _L(',"record_type":'), _S(self.record_type, 1),
+        dumps = json.dumps
+        parts = [_L('{"lsn":"'), _LSN(self.lsn_int), _L('","lsn_int":'), _U(self.lsn_int),
+                 _L(',"end_lsn":"'), _LSN(self.end_int), _L('","prev_lsn":"'),
+                 _LSN(self.prev_int), _L('","timeline":'), _U(self.timeline),
+                 _L(',"segment":'), _D(self.run_codes, [dumps(g) for g in self.segments]),
+                 _L(',"xid":'), _U(self.xid), _L(',"toplevel_xid":'), _U(self.toplevel_xid),
+                 _L(',"rmgr":'), _D(self.kind_codes, [dumps(r) for r in self.rmgr_names]),
+                 _L(',"record_type":'), _D(self.kind_codes, [dumps(t) for t in self.type_names]),
                  _L(',"info":'), _U(self.info), _L(',"rec_len":'), _U(self.rec_len),
                  _L(',"tot_len":'), _U(self.tot_len), _L(',"fpi_len":'), _U(self.fpi_len),
                  _L(',"desc":'), _S(self.desc, 1), _L(',"blocks":'), self._blocks_part(),
                  _L(',"origin":'), _U(self.origin), _L(',"xact_time":'),
-                 _S(self._time_texts(self.xact_time), 1), _L(',"commit_time":'),
-                 _S(self._time_texts(self.commit_time), 1)]
+                 _time_part(self.xact_time, 1), _L(',"commit_time":'),
+                 _time_part(self.commit_time, 1)]
         if self.relation is not None:
             parts += [_L(',"relation":'), _S(self.relation, 1)]
         parts.append(_L("}\n"))
@@ -415,12 +412,14 @@ class Columns:
         offs, data = _c_join_rows(self.n, [self._blocks_part()])
         blocks = pa.Array.from_buffers(pa.string(), self.n, [None, pa.py_buffer(offs),
                                                              pa.py_buffer(data)])
-        parts = [_S(self.lsn, 2), u(self.lsn_int), _S(self.end_lsn, 2), _S(self.prev_lsn, 2),
-                 u(self.timeline), _S(self.segment, 2), u(self.xid), u(self.toplevel_xid),
-                 _S(self.rmgr, 2), _S(self.record_type, 2), u(self.info), u(self.rec_len),
-                 u(self.tot_len), u(self.fpi_len), _S(self.desc, 2), _S(blocks, 2),
-                 u(self.origin), _S(self._time_texts(self.xact_time), 2),
-                 _S(self._time_texts(self.commit_time), 2)]
+        parts = [_LSN(self.lsn_int), u(self.lsn_int), _LSN(self.end_int), _LSN(self.prev_int),
+                 u(self.timeline), _D(self.run_codes, [_csv_text(g) for g in self.segments]),
+                 u(self.xid), u(self.toplevel_xid),
+                 _D(self.kind_codes, [_csv_text(r) for r in self.rmgr_names]),
+                 _D(self.kind_codes, [_csv_text(t) for t in self.type_names]), u(self.info),
+                 u(self.rec_len), u(self.tot_len), u(self.fpi_len), _S(self.desc, 2),
+                 _S(blocks, 2), u(self.origin), _time_part(self.xact_time, 2),
+                 _time_part(self.commit_time, 2)]
         if self.relation is not None:
             parts.append(_S(self.relation, 2))
         out: list[Any] = []
@@ -435,8 +434,9 @@ class Columns:
             return b""
         if _c_join_rows is not None:
             # a carriage return (see below) is looked for in the free-text columns only
-            cr = [self.desc, self.segment] + ([self.relation] if self.relation is not None else [])
-            if not any(pc.any(pc.match_substring(c, "\r")).as_py() for c in cr):
+            cr = [self.desc] + ([self.relation] if self.relation is not None else [])
+            if not any("\r" in g for g in self.segments) and \
+                    not any(pc.any(pc.match_substring(c, "\r")).as_py() for c in cr):
                 try:
                     return self._csv_c()
                 except UnicodeError:
@@ -475,6 +475,49 @@ class Columns:
         return _text(lines)
 
 
+def time_text_array(values: Any) -> Any:
+    """rows.time_text of each value (null for null): in C, or by pyarrow's strftime, for
+    years 1000-9999 (the same text); by time_text itself for the rest."""
+    if _c_time_texts is not None:
+        valid = pc.is_valid(values) if values.null_count else None
+        offs, data, odd_flags = _c_time_texts(
+            _buf(pc.fill_null(values, 0), 8, len(values)),
+            pc.cast(valid, pa.uint8()).buffers()[1] if valid is not None else None)
+        out = pa.Array.from_buffers(pa.string(), len(values), [
+            valid.buffers()[1] if valid is not None else None, pa.py_buffer(offs),
+            pa.py_buffer(data)], null_count=values.null_count)
+        if not any(odd_flags):
+            return out
+        texts = out.to_pylist()
+        src = values.to_pylist()
+        for i, flag in enumerate(odd_flags):
+            if flag:
+                texts[i] = rows.time_text(src[i])
+        return pa.array(texts, pa.string())
+    ok = pc.fill_null(pc.and_(pc.greater_equal(values, _Y1000_US),
+                              pc.less_equal(values, _MAX_US)), False)
+    ts = pc.cast(pc.add(pc.if_else(ok, values, pa.scalar(None, pa.int64())), _EPOCH_US),
+                 pa.timestamp("us", tz="UTC"))
+    out = _join([pc.strftime(ts, format="%Y-%m-%d %H:%M:%S"), "+00"])
+    odd = _indices(pc.and_(pc.invert(ok), pc.is_valid(values)))
+    if odd:
+        texts = out.to_pylist()
+        src = values.to_pylist()
+        for i in odd:
+            texts[i] = rows.time_text(src[i])
+        out = pa.array(texts, pa.string())
+    return out
+
+
+def _time_part(values: Any, mode: int) -> tuple[Any, ...]:
+    """join_rows' part for a time column, JSON (mode 1: quoted, null as null) or CSV
+    (mode 2: as it is, null empty): the C text itself when every value is within the
+    years it writes (1000-9999), else the texts of time_text_array."""
+    if _in_text_years(values):
+        return _T(values, b"null" if mode == 1 else b"", mode == 1)
+    return _S(time_text_array(values), mode)
+
+
 def _L(text: str) -> tuple[Any, ...]:
     return (0, text.encode())
 
@@ -504,6 +547,45 @@ def _S(a: Any, mode: int) -> tuple[Any, ...]:
 def _B(a: Any) -> tuple[Any, ...]:
     """join_rows' part for a boolean column: true / false."""
     return (3, pc.cast(a, pa.uint8()).buffers()[1], b"true", b"false")
+
+
+def _LSN(a: Any) -> tuple[Any, ...]:
+    """join_rows' part for a uint64 LSN column (no nulls): %X/%08X."""
+    if a.null_count or a.type != pa.uint64():
+        raise TypeError(a.type)
+    return (5, _buf(a, 8, len(a)))
+
+
+def _D(codes: Any, texts: list[str]) -> tuple[Any, ...]:
+    """join_rows' part for a column given as int32 codes (no nulls) into `texts`, which are
+    written as they are (escaped already)."""
+    table = pa.array(texts, pa.string())
+    return (6, _buf(codes, 4, len(codes)), _buf(table, 4, len(table) + 1),
+            table.buffers()[2] or b"")
+
+
+def _T(values: Any, null_text: bytes, quoted: bool) -> tuple[Any, ...]:
+    """join_rows' part for an int64 TimestampTz column (nulls allowed; every value within the
+    years 1000-9999: _in_text_years) as rows.time_text writes it."""
+    valid = pc.cast(pc.is_valid(values), pa.uint8()).buffers()[1] if values.null_count else None
+    filled = pc.fill_null(values, 0) if values.null_count else values
+    return (7, _buf(filled, 8, len(filled)), valid, null_text, quoted)
+
+
+def _in_text_years(values: Any) -> bool:
+    """Every non-null TimestampTz value of the column is within 1000-01-01 .. 9999-12-31."""
+    if values.null_count == len(values):
+        return True
+    lo, hi = pc.min_max(values).values()
+    return bool(lo.as_py() >= _Y1000_US and hi.as_py() <= _MAX_US)
+
+
+def _csv_text(text: str) -> str:
+    """A CSV field as csv.writer (QUOTE_MINIMAL) writes one without a carriage return:
+    quoted when it holds a comma, a quote or a newline."""
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def _str(a: Any) -> Any:

@@ -640,6 +640,21 @@ static PyTypeObject BuilderType = {
 
 /* lsn_texts(u64 values) -> (offsets: n+1 int32, data): each value as "%X/%08X", the offsets
  * and data buffers of an Arrow string array. */
+/* An LSN as pg_waldump writes it, %X/%08X (at most 17 bytes); the end of what was written. */
+static inline char *put_lsn_text(char *p, uint64_t x) {
+    static const char hex[] = "0123456789ABCDEF";
+    uint32_t hi = (uint32_t)(x >> 32), lo = (uint32_t)x;
+    char t[8];
+    int k = 0;
+    do { t[k++] = hex[hi & 15]; hi >>= 4; } while (hi);
+    while (k)
+        *p++ = t[--k];
+    *p++ = '/';
+    for (int j = 7; j >= 0; j--)
+        *p++ = hex[(lo >> (4 * j)) & 15];
+    return p;
+}
+
 static PyObject *lsn_texts(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view))
@@ -653,22 +668,12 @@ static PyObject *lsn_texts(PyObject *self, PyObject *args) {
         PyBuffer_Release(&view);
         return NULL;
     }
-    static const char hex[] = "0123456789ABCDEF";
     int32_t *o = (int32_t *)PyBytes_AS_STRING(offs);
     char *d = PyBytes_AS_STRING(data), *p = d;
     const uint8_t *v = view.buf;
     o[0] = 0;
     for (Py_ssize_t i = 0; i < n; i++) {
-        uint64_t x = rd64(v + 8 * i);
-        uint32_t hi = (uint32_t)(x >> 32), lo = (uint32_t)x;
-        char t[8];
-        int k = 0;
-        do { t[k++] = hex[hi & 15]; hi >>= 4; } while (hi);
-        while (k)
-            *p++ = t[--k];
-        *p++ = '/';
-        for (int j = 7; j >= 0; j--)
-            *p++ = hex[(lo >> (4 * j)) & 15];
+        p = put_lsn_text(p, rd64(v + 8 * i));
         o[i + 1] = (int32_t)(p - d);
     }
     PyBuffer_Release(&view);
@@ -720,6 +725,33 @@ done:
     return out;
 }
 
+/* TimestampTz values (microseconds since 2000-01-01 UTC) whose text time_text writes in
+ * the 29 bytes of put_time_text: the years 1000-9999. */
+#define TIME_TEXT_LO (-30610224000000000LL - 946684800000000LL)   /* 1000-01-01 */
+#define TIME_TEXT_HI (253402300799999999LL - 946684800000000LL)   /* 9999-12-31 23:59:59.999999 */
+
+/* v (TIME_TEXT_LO..TIME_TEXT_HI) as psql prints a timestamptz with TimeZone UTC,
+ * "%04d-%02d-%02d %02d:%02d:%02d.%06d+00": 29 bytes at w. */
+static void put_time_text(char *w, int64_t v) {
+    PgTm tm;
+    pg_ts2tm(v, &tm);
+    int64_t mm = tm.month, dd = tm.day;
+    int hh = tm.hour, mi = tm.minute, ss = tm.second;
+    int f = tm.usec, yy = (int)tm.year;
+    w[0] = (char)('0' + yy / 1000); w[1] = (char)('0' + yy / 100 % 10);
+    w[2] = (char)('0' + yy / 10 % 10); w[3] = (char)('0' + yy % 10); w[4] = '-';
+    w[5] = (char)('0' + mm / 10); w[6] = (char)('0' + mm % 10); w[7] = '-';
+    w[8] = (char)('0' + dd / 10); w[9] = (char)('0' + dd % 10); w[10] = ' ';
+    w[11] = (char)('0' + hh / 10); w[12] = (char)('0' + hh % 10); w[13] = ':';
+    w[14] = (char)('0' + mi / 10); w[15] = (char)('0' + mi % 10); w[16] = ':';
+    w[17] = (char)('0' + ss / 10); w[18] = (char)('0' + ss % 10); w[19] = '.';
+    for (int j = 25; j >= 20; j--) {
+        w[j] = (char)('0' + f % 10);
+        f /= 10;
+    }
+    w[26] = '+'; w[27] = '0'; w[28] = '0';
+}
+
 /* ---- join_rows: text lines from columns (dump's jsonl and csv of a batch) ----
  *
  * join_rows(n, parts) -> (offsets: n+1 int32, data): row i is the concatenation of each
@@ -732,12 +764,23 @@ done:
  *        csv.writer's QUOTE_MINIMAL field (mode 2: quoted when it holds , " or \n; null empty)
  *   (3, flags, true_text, false_text)         n uint8: one text or the other
  *   (4, list_offsets, offsets, data)          a list of strings per row: [a,b,...]
+ *   (5, values)                               n uint64 LSNs as %X/%08X
+ *   (6, codes, offsets, data)                 n int32 codes into a string table (Arrow
+ *        offsets and data), each entry written as it is (the caller escapes it once)
+ *   (7, values, valid, null_text, quoted)     n int64 TimestampTz (valid: n uint8 or None)
+ *        as time_texts writes them, in double quotes when `quoted`; null_text for a null.
+ *        Every valid value must be within TIME_TEXT_LO..TIME_TEXT_HI (the caller checks;
+ *        others are an error here)
  */
 typedef struct {
     int kind, mode;
     char code;
     Py_buffer a, b, c, d;
     int has_a, has_b, has_c, has_d;
+    Py_ssize_t entries;     /* kind 6: the string table's size */
+    int has_last;           /* kind 7: the last value written, and its text */
+    int64_t last;
+    char last_text[29];
 } Part;
 
 
@@ -967,7 +1010,8 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
             goto done;
         }
         q->kind = (int)PyLong_AsLong(PyTuple_GET_ITEM(t, 0));
-        Py_ssize_t need = q->kind == 0 ? 2 : q->kind == 1 ? 3 : q->kind == 2 ? 5 : 4;
+        Py_ssize_t need = q->kind == 0 || q->kind == 5 ? 2 : q->kind == 1 ? 3
+                        : q->kind == 2 || q->kind == 7 ? 5 : 4;
         if (PyTuple_GET_SIZE(t) != need) {
             PyErr_SetString(PyExc_TypeError, "wrong part size");
             goto done;
@@ -1007,6 +1051,29 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
                 get_buf(PyTuple_GET_ITEM(t, 2), &q->b, &q->has_b) ||
                 get_buf(PyTuple_GET_ITEM(t, 3), &q->c, &q->has_c)) goto done;
             if (q->a.len < (n + 1) * 4) { PyErr_SetString(PyExc_ValueError, "short column"); goto done; }
+        } else if (q->kind == 5) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a)) goto done;
+            if (q->a.len < n * 8) { PyErr_SetString(PyExc_ValueError, "short column"); goto done; }
+        } else if (q->kind == 6) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a) ||
+                get_buf(PyTuple_GET_ITEM(t, 2), &q->b, &q->has_b) ||
+                get_buf(PyTuple_GET_ITEM(t, 3), &q->c, &q->has_c)) goto done;
+            q->entries = q->b.len / 4 - 1;
+            if (q->a.len < n * 4 || q->entries < 0) {
+                PyErr_SetString(PyExc_ValueError, "short column");
+                goto done;
+            }
+        } else if (q->kind == 7) {
+            if (get_buf(PyTuple_GET_ITEM(t, 1), &q->a, &q->has_a) ||
+                get_buf(PyTuple_GET_ITEM(t, 3), &q->b, &q->has_b)) goto done;
+            if (PyTuple_GET_ITEM(t, 2) != Py_None &&
+                get_buf(PyTuple_GET_ITEM(t, 2), &q->c, &q->has_c)) goto done;
+            q->mode = PyObject_IsTrue(PyTuple_GET_ITEM(t, 4));
+            if (q->mode < 0) goto done;
+            if (q->a.len < n * 8 || (q->has_c && q->c.len < n)) {
+                PyErr_SetString(PyExc_ValueError, "short column");
+                goto done;
+            }
         } else {
             PyErr_SetString(PyExc_ValueError, "unknown part kind");
             goto done;
@@ -1017,7 +1084,8 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
     for (Py_ssize_t k = 0; k < np; k++) {
         Part *q = &parts[k];
         size_t per = q->kind == 0 ? (size_t)q->a.len : q->kind == 1 ? 8
-                   : q->kind == 3 ? (size_t)(q->b.len > q->c.len ? q->b.len : q->c.len) : 4;
+                   : q->kind == 3 ? (size_t)(q->b.len > q->c.len ? q->b.len : q->c.len)
+                   : q->kind == 5 ? 17 : q->kind == 6 ? 12 : q->kind == 7 ? 31 : 4;
         est += per * (size_t)n;
         if (q->kind == 2 || q->kind == 4) {
             size_t data = (size_t)(q->kind == 2 ? q->b.len : q->c.len);
@@ -1086,6 +1154,44 @@ static PyObject *join_rows(PyObject *self, PyObject *args) {
                     rc = out_put(&out, "]", 1);
                 break;
             }
+            case 5:
+                if (buf_reserve(&out, 17)) { rc = -1; break; }
+                out.len = (size_t)((uint8_t *)put_lsn_text((char *)out.p + out.len, rd64(a + 8 * i))
+                                   - out.p);
+                break;
+            case 6: {
+                int32_t code = (int32_t)rd32(a + 4 * i);
+                const uint8_t *eo = q->b.buf;
+                if (code < 0 || code >= q->entries) { rc = -3; break; }
+                int32_t s0 = (int32_t)rd32(eo + 4 * code), s1 = (int32_t)rd32(eo + 4 * (code + 1));
+                if (s0 < 0 || s1 < s0 || s1 > q->c.len) { rc = -3; break; }
+                rc = out_put(&out, (const uint8_t *)q->c.buf + s0, (size_t)(s1 - s0));
+                break;
+            }
+            case 7: {
+                if (q->has_c && !((const uint8_t *)q->c.buf)[i]) {
+                    rc = out_put(&out, q->b.buf, (size_t)q->b.len);
+                    break;
+                }
+                int64_t v;
+                memcpy(&v, a + 8 * i, 8);
+                if (v < TIME_TEXT_LO || v > TIME_TEXT_HI) { rc = -3; break; }
+                if (buf_reserve(&out, 31)) { rc = -1; break; }
+                uint8_t *w = out.p + out.len;
+                if (!q->has_last || v != q->last) {  /* a transaction's records share a time */
+                    put_time_text(q->last_text, v);
+                    q->last = v;
+                    q->has_last = 1;
+                }
+                if (q->mode)
+                    *w++ = '"';
+                memcpy(w, q->last_text, 29);
+                w += 29;
+                if (q->mode)
+                    *w++ = '"';
+                out.len = (size_t)(w - out.p);
+                break;
+            }
             }
         }
         if (rc == 0) {
@@ -1140,8 +1246,7 @@ static PyObject *time_texts(PyObject *self, PyObject *args) {
     int32_t *o = (int32_t *)PyBytes_AS_STRING(offs);
     char *d = PyBytes_AS_STRING(data), *p = d;
     uint8_t *od = (uint8_t *)PyBytes_AS_STRING(odd);
-    const int64_t lo = -30610224000000000LL - 946684800000000LL;   /* 1000-01-01 */
-    const int64_t hi = 253402300799999999LL - 946684800000000LL;   /* 9999-12-31 23:59:59.999999 */
+    const int64_t lo = TIME_TEXT_LO, hi = TIME_TEXT_HI;
     /* the text of the last value written (records of a transaction share a commit time) */
     int64_t last = 0;
     const char *last_p = NULL;
@@ -1160,25 +1265,7 @@ static PyObject *time_texts(PyObject *self, PyObject *args) {
             last_p = p;
             p += 29;
         } else if (ok) {
-            PgTm tm;
-            pg_ts2tm(v, &tm);
-            int64_t mm = tm.month, dd = tm.day;
-            /* "%04d-%02d-%02d %02d:%02d:%02d.%06d+00": 29 bytes, y in 1000..9999 */
-            int hh = tm.hour, mi = tm.minute, ss = tm.second;
-            int f = tm.usec, yy = (int)tm.year;
-            char *w = p;
-            w[0] = (char)('0' + yy / 1000); w[1] = (char)('0' + yy / 100 % 10);
-            w[2] = (char)('0' + yy / 10 % 10); w[3] = (char)('0' + yy % 10); w[4] = '-';
-            w[5] = (char)('0' + mm / 10); w[6] = (char)('0' + mm % 10); w[7] = '-';
-            w[8] = (char)('0' + dd / 10); w[9] = (char)('0' + dd % 10); w[10] = ' ';
-            w[11] = (char)('0' + hh / 10); w[12] = (char)('0' + hh % 10); w[13] = ':';
-            w[14] = (char)('0' + mi / 10); w[15] = (char)('0' + mi % 10); w[16] = ':';
-            w[17] = (char)('0' + ss / 10); w[18] = (char)('0' + ss % 10); w[19] = '.';
-            for (int j = 25; j >= 20; j--) {
-                w[j] = (char)('0' + f % 10);
-                f /= 10;
-            }
-            w[26] = '+'; w[27] = '0'; w[28] = '0';
+            put_time_text(p, v);
             last = v;
             last_p = p;
             p += 29;
