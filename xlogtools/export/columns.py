@@ -488,25 +488,15 @@ def time_text_array(values: Any) -> Any:
             pa.py_buffer(data)], null_count=values.null_count)
         if not any(odd_flags):
             return out
-        texts = out.to_pylist()
-        src = values.to_pylist()
-        for i, flag in enumerate(odd_flags):
-            if flag:
-                texts[i] = rows.time_text(src[i])
-        return pa.array(texts, pa.string())
+        return _patched(out, [i for i, flag in enumerate(odd_flags) if flag], values,
+                        rows.time_text)
     ok = pc.fill_null(pc.and_(pc.greater_equal(values, _Y1000_US),
                               pc.less_equal(values, _MAX_US)), False)
     ts = pc.cast(pc.add(pc.if_else(ok, values, pa.scalar(None, pa.int64())), _EPOCH_US),
                  pa.timestamp("us", tz="UTC"))
     out = _join([pc.strftime(ts, format="%Y-%m-%d %H:%M:%S"), "+00"])
     odd = _indices(pc.and_(pc.invert(ok), pc.is_valid(values)))
-    if odd:
-        texts = out.to_pylist()
-        src = values.to_pylist()
-        for i in odd:
-            texts[i] = rows.time_text(src[i])
-        out = pa.array(texts, pa.string())
-    return out
+    return _patched(out, odd, values, rows.time_text) if odd else out
 
 
 def _time_part(values: Any, mode: int) -> tuple[Any, ...]:
@@ -604,12 +594,18 @@ def _json_str(a: Any) -> Any:
     odd = pc.fill_null(pc.match_substring_regex(a, "[^\\x20-\\x7e]"), False)
     redo = _indices(odd)
     if redo:
-        vals = out.to_pylist()
-        src = a.to_pylist()
-        for i in redo:
-            vals[i] = json.dumps(src[i])
-        out = pa.array(vals, pa.string())
+        out = _patched(out, redo, a, json.dumps)
     return pc.fill_null(out, "null")
+
+
+def _patched(texts: Any, idx: list[int], values: Any, make: Callable[[Any], Any]) -> Any:
+    """The string array `texts` with entry i (for i in idx) made anew by make(values[i]): the
+    rare values the bulk path does not write as the record path does."""
+    out = texts.to_pylist()
+    src = values.to_pylist()
+    for i in idx:
+        out[i] = make(src[i])
+    return pa.array(out, pa.string())
 
 
 def _csv_field(a: Any) -> Any:
