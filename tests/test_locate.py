@@ -349,16 +349,31 @@ def test_truncated_last_segment(pg_major: int, crashes, tmp_path: Path) -> None:
     """The last segment cut at a page boundary inside its WAL: the end is the last record that
     is whole before the cut, for the reason truncated_segment; pg_waldump fails on the same
     short read after printing the same last record."""
-    # the crash whose end lies deepest in its segment, so that there is WAL to cut
-    ends = {c.n: locate([c.wal]).overall for c in crashes(pg_major)}
-    n = max(ends, key=lambda k: int(ends[k].end_lsn) % 2**20)  # type: ignore[arg-type]
-    crash, t = crashes(pg_major)[n], ends[n]
+    # The crash with the most pages to cut in its last segment: between its first record
+    # there and the end's page, and after the last checkpoint record when that is in the
+    # segment too (with the checkpoint cut away, locate, which has no pg_control, finds an
+    # older checkpoint whose redo segment may be recycled already: missing_segment, rightly).
+    def room(c: Crash) -> tuple[int, int, int, list[Record]]:
+        t = locate([c.wal]).overall
+        recs = [r for r in records_from(c.wal, c.redo)
+                if int(r.lsn) >> 20 == segno(t.last_segment)]  # type: ignore[arg-type]
+        if not recs:
+            return -1, 0, 0, recs
+        first_page = int(recs[0].lsn) % 2**20 // 8192
+        cp = t.last_checkpoint
+        for r in recs:
+            if cp is not None and r.lsn == cp.lsn:
+                first_page = max(first_page, (int(r.end) - 1) % 2**20 // 8192)
+        last_page = int(recs[-1].lsn) % 2**20 // 8192
+        return last_page - first_page, first_page, last_page, recs
+
+    rooms = {c.n: room(c) for c in crashes(pg_major)}
+    n = max(rooms, key=lambda k: rooms[k][0])
+    crash, t = crashes(pg_major)[n], locate([crashes(pg_major)[n].wal]).overall
+    _room, first_page, last_page, recs = rooms[n]
+    assert last_page - first_page >= 2, "every crash ended at the start of a segment"
     wal = tmp_path / "wal"
     shutil.copytree(crash.wal, wal)
-    recs = [r for r in records_from(wal, crash.redo)
-            if int(r.lsn) >> 20 == segno(t.last_segment)]  # type: ignore[arg-type]
-    first_page, last_page = int(recs[0].lsn) % 2**20 // 8192, int(recs[-1].lsn) % 2**20 // 8192
-    assert last_page - first_page >= 2, "every crash ended at the start of a segment"
     cut = (first_page + last_page) // 2 * 8192 + 8192  # a page boundary before the end's page
     seg = wal / t.last_segment  # type: ignore[operator]
     seg.write_bytes(seg.read_bytes()[:cut])
