@@ -597,7 +597,15 @@ def test_missing_segments(pg_major: int, crashes, tmp_path: Path) -> None:
     (wal / names[redo_seg + 1]).unlink()
     d = locate([wal]).overall
     assert d.reason == "missing_segment" and not d.exact and "cannot be determined" in d.reason_detail
-    assert d.end_lsn <= Lsn((redo_seg + 1) << 20) and d.end_lsn - Lsn((redo_seg + 1) << 20) > -2**20
+    # the end is in the segment before the missing one; or, where its last record ends at
+    # the segment's end, the missing segment's first record would start after its long page
+    # header: that is where the next record would be written
+    gap_start = Lsn((redo_seg + 1) << 20)
+    assert d.end_lsn <= gap_start + L.SIZE_OF_LONG_PHD and d.end_lsn - gap_start > -2**20
+    if d.end_lsn > gap_start:
+        assert d.end_lsn == gap_start + L.SIZE_OF_LONG_PHD and d.last_record_lsn is not None
+        last = next(r for r in open_wal(crash.wal, start=d.last_record_lsn))
+        assert last.lsn == d.last_record_lsn and last.end == gap_start
     assert d.wal_beyond_end is not None and d.wal_beyond_end.end_lsn == clean.end_lsn
     assert [g.first for g in d.gaps if g.on_recovery_path] == [names[redo_seg + 1]]
     proc = waldump(pg_major, wal, "-q", "-s", str(crash.redo))
