@@ -243,12 +243,7 @@ class WalReader(SegmentPages):
         except WalStop as stop:
             self._finish(stop, Lsn(self.start))
             return 0
-        start = int(self.start)
-        until = self.until if self.until is not None else (1 << 64) - 1
-        end = int(self.end) if self.end is not None else (1 << 64) - 1
-        magic = L.MAJOR_TO_PAGE_MAGIC.get(self._major, 0)
-        rand = self.prev_lsn is None
-        prev = self.prev_lsn or 0
+        start, until, end, magic, rand, prev = self._walk_bounds()
         n = 0
         seg_size = self.seg_size
         while True:
@@ -261,18 +256,13 @@ class WalReader(SegmentPages):
                 if got:
                     n += got
                     self.last_record_lsn = Lsn(prev)
-            if nxt >= until:
-                self._finish(WalStop(EndReason.END_LSN_REACHED, nxt,
-                                   f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
-                break
-            rec = self._step(nxt, prev, rand)
+            rec = self._step_on(nxt, prev, rand, until)
             if isinstance(rec, int):
                 nxt = rec
                 continue
             if rec is None:
                 break
             nxt, prev, rand = int(rec.end), int(rec.lsn), False
-            self.last_record_lsn = rec.lsn
             if prev >= start:
                 n += 1
         self.records_read += n
@@ -292,7 +282,6 @@ class WalReader(SegmentPages):
 
         (max_arena is kept well under glibc's largest mmap threshold, 32 MB: the batches'
         buffers are then reused from the heap rather than mapped and zeroed afresh.)"""
-        major = self._major
         only = -1 if rmgr is None else rmgr
         if _CBuilder is None or not self.verify_crc or _cscan is None:
             yield from self._batches_py(max_records, max_arena, rmgr)
@@ -304,12 +293,7 @@ class WalReader(SegmentPages):
             return
         builder = _CBuilder()
         runs: list[Run] = []
-        start = int(self.start)
-        until = self.until if self.until is not None else (1 << 64) - 1
-        end = int(self.end) if self.end is not None else (1 << 64) - 1
-        magic = L.MAJOR_TO_PAGE_MAGIC.get(major, 0)
-        rand = self.prev_lsn is None
-        prev = self.prev_lsn or 0
+        start, until, end, magic, rand, prev = self._walk_bounds()
         seg_size = self.seg_size
         blcksz = self.blcksz
 
@@ -340,18 +324,13 @@ class WalReader(SegmentPages):
                 if len(builder) >= max_records or builder.arena_size >= max_arena:
                     yield take()
                     continue
-            if nxt >= until:
-                self._finish(WalStop(EndReason.END_LSN_REACHED, nxt,
-                                   f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
-                break
-            rec = self._step(nxt, prev, rand)
+            rec = self._step_on(nxt, prev, rand, until)
             if isinstance(rec, int):
                 nxt = rec
                 continue
             if rec is None:
                 break
             nxt, prev, rand = int(rec.end), int(rec.lsn), False
-            self.last_record_lsn = rec.lsn
             if prev >= start:
                 self.records_read += 1
                 if rmgr is not None and rec.rmid != rmgr:
@@ -381,6 +360,28 @@ class WalReader(SegmentPages):
                 runs = []
         if len(builder):
             yield WalBatch(len(builder), self._major, self.blcksz, builder.take(), runs)
+
+    def _walk_bounds(self) -> tuple[int, int, int, int, bool, int]:
+        """What the C walk of scan() and batches() is given: the start, the range's `until`
+        and `end` (no limit: 2**64 - 1), the major's page magic, whether the first record is
+        found by searching (no prev-link to check) and the prev-link it must have."""
+        until = self.until if self.until is not None else (1 << 64) - 1
+        end = int(self.end) if self.end is not None else (1 << 64) - 1
+        return (int(self.start), until, end, L.MAJOR_TO_PAGE_MAGIC.get(self._major, 0),
+                self.prev_lsn is None, self.prev_lsn or 0)
+
+    def _step_on(self, nxt: int, prev: int, rand: bool, until: int) -> Record | int | None:
+        """Where the C walk of scan() and batches() stops: the end of the requested range
+        (None, end_of_wal set) or, before it, _step() at nxt (a Record read is the last record
+        read now)."""
+        if nxt >= until:
+            self._finish(WalStop(EndReason.END_LSN_REACHED, nxt,
+                                 f"end of requested range {Lsn(until)} reached"), Lsn(nxt))
+            return None
+        rec = self._step(nxt, prev, rand)
+        if isinstance(rec, Record):
+            self.last_record_lsn = rec.lsn
+        return rec
 
     def _step(self, nxt: int, prev: int, rand: bool) -> Record | int | None:
         """The record at nxt, read by _read(); or the LSN to read from instead (the page that
