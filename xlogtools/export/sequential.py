@@ -130,7 +130,7 @@ def selection(batch: Any, flt: RecordFilter) -> list[int] | None:
     """The indexes of the batch's records the filter keeps (None: all of them)."""
     if not flt.active:
         return None
-    from .columns import filter_mask
+    from .batchfilter import filter_mask
     import pyarrow.compute as pc
 
     picked: list[int] = pc.indices_nonzero(filter_mask(batch, flt)).to_pylist()

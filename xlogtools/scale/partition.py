@@ -229,7 +229,7 @@ def _scan(part: WalPartition, flt: RecordFilter, lookahead: int, keep: bool) -> 
 
     import pyarrow.compute as pc
 
-    from ..export.columns import filter_mask
+    from ..export.batchfilter import filter_mask
     from ..export.commitindex import xact_ends
 
     reader = _open(part)
@@ -362,7 +362,7 @@ def _columns(batches: Iterator[tuple[Any, int]], flt: RecordFilter, index: Any,
         if flt.active:
             import pyarrow.compute as pc
 
-            from ..export.columns import filter_mask
+            from ..export.batchfilter import filter_mask
 
             select: list[int] | None = [
                 i for i in pc.indices_nonzero(filter_mask(batch, flt)).to_pylist() if i < k]
