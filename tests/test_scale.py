@@ -16,6 +16,7 @@ from scale_common import (FIXTURES, MAJORS, as_jsonl, assert_same_rows, dump_row
                           xlogtools)
 
 from xlogtools.export import rows
+from xlogtools.export.filters import record_filter
 from xlogtools.lsn import Lsn
 from xlogtools.scale.dataset import partitioning, write_dataset
 from xlogtools.scale.partition import (ReadOptions, WalRangeDamage, plan_partitions,
@@ -58,10 +59,10 @@ def test_the_range_read_twice_when_its_batches_are_too_big_to_keep(
     from xlogtools.scale import partition
 
     kept = library_rows(live_wal)
-    heap = library_rows(live_wal, filter=partition.record_filter(rmgr="Heap"))
+    heap = library_rows(live_wal, filter=record_filter(rmgr="Heap"))
     monkeypatch.setattr(partition, "KEEP_BATCHES_BYTES", 0)
     assert library_rows(live_wal) == kept
-    assert library_rows(live_wal, filter=partition.record_filter(rmgr="Heap")) == heap
+    assert library_rows(live_wal, filter=record_filter(rmgr="Heap")) == heap
     assert_same_rows(kept, dump_rows(live_wal))
     assert heap and all(r["rmgr"] == "Heap" for r in heap)
 

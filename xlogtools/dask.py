@@ -21,9 +21,9 @@ import pyarrow as pa
 
 from .export import rows
 from .lsn import Lsn
+from .export.filters import record_filter
 from .scale.partition import (DEFAULT_COMMIT_LOOKAHEAD, DEFAULT_SEGMENTS_PER_PARTITION,
-                              ReadOptions, WalPartition, plan_partitions, read_partition,
-                              record_filter)
+                              ReadOptions, WalPartition, plan_partitions, read_partition)
 
 
 def _frame(table: pa.Table) -> pd.DataFrame:

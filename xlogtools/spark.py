@@ -29,9 +29,9 @@ from pyspark.sql.types import (ArrayType, BooleanType, DataType, IntegerType, Lo
                                StringType, StructField, StructType, TimestampType)
 
 from .export import rows
+from .export.filters import record_filter
 from .scale.partition import (DEFAULT_COMMIT_LOOKAHEAD, DEFAULT_SEGMENTS_PER_PARTITION,
-                              ReadOptions, WalPartition, plan_partitions, read_partition,
-                              record_filter)
+                              ReadOptions, WalPartition, plan_partitions, read_partition)
 
 # Arrow type of the record schema -> (Spark type, the Arrow type Spark takes for it)
 _INTS: dict[Any, tuple[DataType, Any]] = {

@@ -78,15 +78,18 @@ def parse_fork(name: str) -> int:
                          + ", ".join(L.FORK_NAMES)) from None
 
 
-def record_filter(rmgrs: Iterable[str] = (), xid: int | None = None,
-                  relation: str | None = None, block: int | None = None,
+def record_filter(rmgr: str | Iterable[str] | None = None, xid: int | None = None,
+                  relation: str | tuple[int, int, int] | None = None, block: int | None = None,
                   fork: str | None = None, fullpage: bool = False) -> RecordFilter:
-    """The RecordFilter of pg_waldump's options as text: resource manager names (-r), a
-    T/D/R relation (-R), a block of it (-B, only with -R) and a fork name (-F)."""
+    """The RecordFilter of pg_waldump's options as the command line and the engines' options
+    give them: resource manager names (-r: names, or one text of comma-separated names), a
+    T/D/R relation (-R: text, or the three numbers), a block of it (-B, only with -R), a
+    fork name (-F) and -w."""
     if block is not None and relation is None:
         raise UsageError("option -B/--block needs -R/--relation")
-    rmgrs = list(rmgrs)
+    names = [r for r in rmgr.split(",") if r] if isinstance(rmgr, str) else list(rmgr or ())
     return RecordFilter(
-        rmgrs=frozenset(parse_rmgr(r) for r in rmgrs) if rmgrs else None, xid=xid,
-        relation=parse_relation(relation) if relation else None, block=block,
-        fork=parse_fork(fork) if fork else None, fullpage=fullpage)
+        rmgrs=frozenset(parse_rmgr(r) for r in names) if names else None, xid=xid,
+        relation=parse_relation(relation) if isinstance(relation, str) and relation
+        else relation or None, block=block, fork=parse_fork(fork) if fork else None,
+        fullpage=fullpage)

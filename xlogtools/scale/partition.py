@@ -454,21 +454,3 @@ def read_damage_log(directory: str | os.PathLike[str]) -> list[DamagedRange]:
             with open(os.path.join(directory, name), encoding="utf-8") as f:
                 out.append(DamagedRange.from_dict(json.load(f)))
     return out
-
-
-def record_filter(*, rmgr: str | Sequence[str] | None = None, xid: int | None = None,
-                  relation: str | tuple[int, int, int] | None = None, block: int | None = None,
-                  fork: str | None = None, fullpage: bool = False) -> RecordFilter:
-    """dump's filters (-r, -x, -R, -B, -F, -w) from keyword values as the CLI takes them."""
-    from ..export.filters import parse_fork, parse_relation, parse_rmgr
-
-    if block is not None and relation is None:
-        raise UsageError("block needs relation")
-    if isinstance(rmgr, str):
-        rmgr = [r for r in rmgr.split(",") if r]
-    if isinstance(relation, str):
-        relation = parse_relation(relation)
-    return RecordFilter(
-        rmgrs=frozenset(parse_rmgr(r) for r in rmgr) if rmgr else None, xid=xid,
-        relation=relation, block=block, fork=parse_fork(fork) if fork else None,
-        fullpage=fullpage)
