@@ -151,7 +151,7 @@ def test_c_text_helpers_write_what_python_writes() -> None:
     times = [rng.randrange(-10**17, 10**17) for _ in range(3000)] + [
         None, 0, -1, 1, -63113904000000000, 252423993599999999, 252423993600000000,
         -31557014167219200 - 1, -31557014167219200]
-    got_t = C.Columns._time_texts(None, pa.array(times, pa.int64())).to_pylist()  # type: ignore[arg-type]
+    got_t = C.time_text_array(pa.array(times, pa.int64())).to_pylist()
     assert got_t == [rows.time_text(t) for t in times]
 
 
@@ -251,7 +251,7 @@ def test_c_json_strings_past_eight_bytes_and_repeated_times() -> None:
     base = [rng.randrange(-10**17, 10**17) for _ in range(50)]
     times = [t for t in base for _ in range(rng.randrange(1, 4))]
     times += [None, times[0], 0, 0, None, 0, -63113904000000000, -63113904000000000, 1, 1]
-    got = C.Columns._time_texts(None, pa.array(times, pa.int64())).to_pylist()  # type: ignore[arg-type]
+    got = C.time_text_array(pa.array(times, pa.int64())).to_pylist()
     assert got == [rows.time_text(t) for t in times]
 
 @pytest.mark.pg

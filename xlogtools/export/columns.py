@@ -279,10 +279,6 @@ class Columns:
              for i, c in enumerate(cols)], schema=schema)
 
     # -- text ------------------------------------------------------------------------------
-    def _time_texts(self, values: Any) -> Any:
-        """rows.time_text of each value (null for null): time_text_array."""
-        return time_text_array(values)
-
     def _blocks_json(self) -> Any:
         """Each record's blocks as the JSON list text of jsonl (and of csv's blocks field),
         with pyarrow's string functions (the way without the C join)."""
@@ -316,8 +312,8 @@ class Columns:
                  ',"rec_len":', s(self.rec_len), ',"tot_len":', s(self.tot_len),
                  ',"fpi_len":', s(self.fpi_len), ',"desc":', _json_str(self.desc),
                  ',"blocks":', blocks, ',"origin":', s(self.origin), ',"xact_time":',
-                 _json_str(self._time_texts(self.xact_time)), ',"commit_time":',
-                 _json_str(self._time_texts(self.commit_time))]
+                 _json_str(time_text_array(self.xact_time)), ',"commit_time":',
+                 _json_str(time_text_array(self.commit_time))]
         if self.relation is not None:
             parts += [',"relation":', _json_str(self.relation)]
         parts.append("}\n")
@@ -407,8 +403,8 @@ class Columns:
         fields = [self.lsn, s(self.lsn_int), self.end_lsn, self.prev_lsn, s(self.timeline),
                   self.segment, s(self.xid), s(self.toplevel_xid), self.rmgr, self.record_type,
                   s(self.info), s(self.rec_len), s(self.tot_len), s(self.fpi_len), self.desc,
-                  blocks, s(self.origin), self._time_texts(self.xact_time),
-                  self._time_texts(self.commit_time)]
+                  blocks, s(self.origin), time_text_array(self.xact_time),
+                  time_text_array(self.commit_time)]
         if self.relation is not None:
             fields.append(self.relation)
         quoted = [_csv_field(f) for f in fields]

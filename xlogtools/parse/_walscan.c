@@ -638,8 +638,6 @@ static PyTypeObject BuilderType = {
     .tp_as_sequence = &builder_seq,
 };
 
-/* lsn_texts(u64 values) -> (offsets: n+1 int32, data): each value as "%X/%08X", the offsets
- * and data buffers of an Arrow string array. */
 /* An LSN as pg_waldump writes it, %X/%08X (at most 17 bytes); the end of what was written. */
 static inline char *put_lsn_text(char *p, uint64_t x) {
     static const char hex[] = "0123456789ABCDEF";
@@ -655,6 +653,8 @@ static inline char *put_lsn_text(char *p, uint64_t x) {
     return p;
 }
 
+/* lsn_texts(u64 values) -> (offsets: n+1 int32, data): each value as "%X/%08X", the offsets
+ * and data buffers of an Arrow string array. */
 static PyObject *lsn_texts(PyObject *self, PyObject *args) {
     Py_buffer view;
     if (!PyArg_ParseTuple(args, "y*", &view))
@@ -782,7 +782,6 @@ typedef struct {
     int64_t last;
     char last_text[29];
 } Part;
-
 
 /* n bytes from s to w. Most pieces of a line are short (a literal like ,"xid": or an LSN
  * text): those are copied with a few fixed-size moves (overlapping where n is not a power of
