@@ -41,7 +41,7 @@ from xlogtools.replay.api import Replay  # noqa: E402
 from xlogtools.replay.catalog import Catalog, Column, Relation  # noqa: E402
 from xlogtools.replay.pages import parse_page  # noqa: E402
 from xlogtools.replay.tuples import Renderer, TupleError, Undecodable, Unresolved, deform  # noqa: E402
-from xlogtools.replay.xact import parse_xact  # noqa: E402
+from xlogtools.replay.xact import XactTracker  # noqa: E402
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 MAJORS = [m for m in (13, 14, 15, 16, 17, 18) if (FIXTURES / f"pg{m}" / "meta.json").exists()]
@@ -101,7 +101,7 @@ def decode_record(rec: Record, renderer: Renderer, cols: list[Column]) -> bool:
     format_record(rec, True)
     if rec.rmid == 1:
         try:
-            parse_xact(rec)
+            XactTracker().feed(rec)
         except XlogError:
             pass
     for b in rec.blocks:

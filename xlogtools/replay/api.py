@@ -33,8 +33,6 @@ from .xact import Transaction, XactTracker
 if TYPE_CHECKING:
     from .schema_history import SchemaHistory
 
-STATUSES = ("committed", "aborted", "in_progress")
-
 
 def _is_history(x: Any) -> TypeGuard[SchemaHistory]:
     from .schema_history import SchemaHistory

@@ -53,29 +53,6 @@ def xact_end(r: _xact.XactRecord) -> XactEnd:
     return XactEnd(kind, r.xid, list(r.subxids), r.time, r.lsn, gid, r.db_id)
 
 
-def parse_xact(rec: Record) -> XactEnd | tuple[int, list[int]] | None:
-    """An XactEnd, an assignment (top xid, subxids), or None for other xact records. A
-    record whose counts run past its data raises RecordDataError (naming its LSN).
-    (parse.rmgr.xact.decode read as the replay engine keeps it.)"""
-    r = _xact.decode(rec)
-    if r is None:
-        return None
-    if r.kind == "assignment":
-        return r.xid, list(r.subxids)
-    return xact_end(r)
-
-
-@dataclass
-class XactState:
-    """What the WAL read says about one top-level transaction."""
-
-    xid: int
-    status: str = "in_progress"  # committed | aborted | in_progress
-    end: XactEnd | None = None
-    subxids: set[int] = field(default_factory=set)
-    prepared: XactEnd | None = None
-
-
 @dataclass
 class Transaction:
     """Outcome of a top-level transaction as far as the WAL read shows."""
